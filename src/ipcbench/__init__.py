@@ -1,0 +1,18 @@
+"""ipcbench: honest benchmarks for Python multiprocessing IPC.
+
+Data flows one way: cases -> runner -> result files -> pandas -> stats -> figures -> report.
+Importing the package stays cheap (no numpy/pandas) because every benchmark round starts a fresh
+interpreter that imports it.
+"""
+
+__version__ = "0.1.0"
+
+
+def load(paths):
+    """Read result files and folders into the tidy pandas frame (one row per case x metric).
+
+    ``ipcbench.frame.load_sets`` gives the raw samples, failures and run metadata as frames too.
+    """
+    from .frame import load as _load
+
+    return _load(paths)

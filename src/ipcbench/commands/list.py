@@ -1,0 +1,32 @@
+"""``ipcbench list``: mechanisms with their patterns, patterns, presets and metrics."""
+
+from __future__ import annotations
+
+ORDER = 40
+
+
+def register(sub) -> None:
+    p = sub.add_parser("list", help="list mechanisms, patterns, presets and metrics",
+                       description="List what ipcbench can measure. Example: ipcbench list")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..cases import PATTERNS
+    from ..mechanisms import all_mechanisms
+    from ..presets import PRESETS
+    from ..stats import UNITS
+
+    print("mechanisms:")
+    for m in all_mechanisms():
+        print(f"  {m.name:<18} {','.join(m.patterns):<26} {m.summary}")
+    print("\npatterns:")
+    for name, text in PATTERNS.items():
+        print(f"  {name:<18} {text}")
+    print("\npresets:")
+    for p in PRESETS.values():
+        print(f"  {p.name:<18} {p.description}")
+    print("\nmetrics:")
+    for name, unit in UNITS.items():
+        print(f"  {name:<24} {unit}")
+    return 0

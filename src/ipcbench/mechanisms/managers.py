@@ -1,0 +1,34 @@
+"""Manager proxies: ``manager_dict``, ``manager_list``, ``manager_queue``. Every call is a round trip to
+the manager's server process over a socket; the server is started and warmed before the clock."""
+
+from functools import partial
+
+from .. import patterns
+from ..channels import bounded_size, queue_pair, shared_queue
+from . import Mechanism
+
+
+def _queue_channel(rnd, bounded: bool):
+    mgr = rnd.manager()
+    if bounded:
+        return shared_queue(mgr.Queue(bounded_size(rnd.case.payload_bytes)))
+    return queue_pair(mgr.Queue)
+
+
+def _dict(mgr, payload, n):
+    return mgr.dict({k: payload for k in range(n)})
+
+
+def _list(mgr, payload, n):
+    return mgr.list([payload] * n)
+
+
+MECHANISMS = [
+    Mechanism("manager_dict", "manager", "SyncManager.dict() proxy: clients read d[key]",
+              {"rpc": partial(patterns.rpc, make_proxy=_dict)}),
+    Mechanism("manager_list", "manager", "SyncManager.list() proxy: clients read l[index]",
+              {"rpc": partial(patterns.rpc, make_proxy=_list)}),
+    Mechanism("manager_queue", "manager", "SyncManager.Queue() proxy: put/get through the server",
+              {"roundtrip": partial(patterns.roundtrip, make_channel=_queue_channel),
+               "fanin": partial(patterns.fanin, make_channel=_queue_channel)}),
+]

@@ -1,0 +1,36 @@
+"""``queue``: multiprocessing.Queue (a pipe, a lock, and a feeder thread that pickles in the background)."""
+
+from functools import partial
+
+from .. import patterns
+from ..channels import bounded_size, queue_pair, shared_queue
+from . import Mechanism
+
+
+def _channel(rnd, bounded: bool):
+    if bounded:
+        q = rnd.ctx.Queue(bounded_size(rnd.case.payload_bytes))
+        rnd.stack.callback(_close, q)
+        return shared_queue(q)
+    parent, child = queue_pair(rnd.ctx.Queue)
+    for q in (parent.rx, parent.tx):
+        rnd.stack.callback(_close, q)
+    return parent, child
+
+
+def _close(q) -> None:
+    # Everything was drained by the pattern; never block teardown on a feeder thread.
+    q.cancel_join_thread()
+    q.close()
+
+
+MECHANISMS = [
+    Mechanism(
+        "queue", "queue", "multiprocessing.Queue: put/get, pickled by a feeder thread",
+        {
+            "roundtrip": partial(patterns.roundtrip, make_channel=_channel),
+            "stream": partial(patterns.stream, make_channel=_channel),
+            "fanin": partial(patterns.fanin, make_channel=_channel),
+        },
+    ),
+]

@@ -1,0 +1,160 @@
+"""Machine and run metadata: what makes two result sets comparable (or not).
+
+Everything here is read, never guessed; a value that cannot be read is ``None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import multiprocessing as mp
+import os
+import pickle
+import platform
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGES = ("ipcbench", "numpy", "scipy", "pandas", "matplotlib", "psutil", "pyperf", "pytest-benchmark",
+            "rich", "Jinja2")
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_model() -> str | None:
+    text = _read("/proc/cpuinfo") or ""
+    m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    if m:
+        return m.group(1).strip()
+    return platform.processor() or None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity), which is what the workers dimension goes up to."""
+    if hasattr(os, "process_cpu_count"):
+        n = os.process_cpu_count()
+        if n:
+            return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` (or v1 cfs quota); None where unlimited or unknown."""
+    text = _read("/sys/fs/cgroup/cpu.max")
+    if text:
+        quota, _, period = text.partition(" ")
+        if quota != "max" and period:
+            return int(quota) / int(period)
+        return None
+    quota, period = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    if quota and period and int(quota) > 0:
+        return int(quota) / int(period)
+    return None
+
+
+def virtualization() -> str | None:
+    """systemd-detect-virt when present, else the CPU's hypervisor flag and the DMI vendor."""
+    try:
+        out = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True, timeout=5)
+        if out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    flags = re.search(r"^flags\s*:(.*)$", _read("/proc/cpuinfo") or "", re.M)
+    hyper = bool(flags and " hypervisor" in flags.group(1))
+    vendor = _read("/sys/class/dmi/id/sys_vendor")
+    if hyper:
+        return f"hypervisor ({vendor})" if vendor else "hypervisor"
+    return "none" if flags else None
+
+
+def cpu_governor() -> str | None:
+    return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def git_commit(cwd: str | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=cwd or Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def default_machine_id() -> str:
+    """Hostname plus a short hash of /etc/machine-id (or the hostname and CPU), so two hosts with the
+    same name do not collide."""
+    host = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname()) or "host"
+    seed = _read("/etc/machine-id") or f"{host}|{cpu_model()}|{os.cpu_count()}"
+    return f"{host}-{hashlib.sha256(seed.encode()).hexdigest()[:6]}"
+
+
+def machine_metadata(machine_id: str | None = None) -> dict:
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    try:
+        load = list(os.getloadavg())
+    except (AttributeError, OSError):
+        load = None
+    try:
+        import psutil
+
+        mem = psutil.virtual_memory().total
+    except Exception:  # noqa: BLE001 - metadata is best effort
+        mem = None
+    return {
+        "machine_id": machine_id or default_machine_id(),
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "affinity": affinity,
+        "cgroup_cpu_quota": cgroup_cpu_quota(),
+        "virtualization": virtualization(),
+        "cpu_governor": cpu_governor(),
+        "memory_bytes": mem,
+        "os": platform.system(),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "arch": platform.machine(),
+        "load_average": load,
+    }
+
+
+def python_metadata() -> dict:
+    return {
+        "python_version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "build": list(platform.python_build()),
+        "compiler": platform.python_compiler(),
+        "executable": sys.executable,
+        "gil_disabled": bool(getattr(sys, "_is_gil_enabled", lambda: True)() is False),
+        "default_start_method": mp.get_start_method(allow_none=True) or mp.get_context().get_start_method(),
+        "start_methods": mp.get_all_start_methods(),
+        "pickle_default_protocol": pickle.DEFAULT_PROTOCOL,
+        "pickle_highest_protocol": pickle.HIGHEST_PROTOCOL,
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+    }

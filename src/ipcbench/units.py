@@ -1,0 +1,79 @@
+"""Parsing and formatting of byte sizes and durations (``1KiB``, ``16 MiB``, ``29.4 µs``)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UserError
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kb": 1000, "kib": 1024,
+    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """``"8"`` -> 8, ``"1KiB"``/``"1k"`` -> 1024, ``"1kB"`` -> 1000, ``"16MiB"`` -> 16777216."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        if text.strip().startswith("-"):
+            raise UserError(f"payload size {text.strip()!r} is negative; sizes are 0 or more bytes")
+        raise UserError(f"cannot read payload size {text!r}; use a number of bytes or units like 1KiB, 64KiB, 16MiB")
+    number, unit = m.groups()
+    factor = _UNITS.get(unit.lower())
+    if factor is None:
+        raise UserError(f"unknown size unit {unit!r} in {text!r}; use B, KiB, MiB or GiB")
+    value = float(number) * factor
+    if value != int(value):
+        raise UserError(f"payload size {text!r} is not a whole number of bytes")
+    return int(value)
+
+
+def parse_size_list(text: str) -> list[int]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UserError("--payload-sizes is empty; give a comma list such as 8,1KiB,64KiB")
+    return sorted(set(parse_size(p) for p in parts))
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise UserError(f"{what} {part!r} is not a whole number") from None
+        if value < 1:
+            raise UserError(f"{what} must be 1 or more, got {value}")
+        out.append(value)
+    if not out:
+        raise UserError(f"{what} list is empty")
+    return sorted(set(out))
+
+
+def format_size(n: int) -> str:
+    """Binary units, exact where possible: 8 B, 1 KiB, 16 KiB, 1.5 MiB."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= factor:
+            value = n / factor
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} B"
+
+
+def format_seconds(s: float) -> str:
+    """Human duration with 3 significant digits: 29.4 µs, 1.20 ms, 2.5 s."""
+    if s != s:  # NaN
+        return "n/a"
+    a = abs(s)
+    if a < 1e-6:
+        return f"{s * 1e9:.3g} ns"
+    if a < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if a < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
