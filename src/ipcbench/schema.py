@@ -31,6 +31,9 @@ def write_atomic(path: str | os.PathLike, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; a result file is meant to be shared
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, separators=(",", ":"), allow_nan=False)
             f.flush()
