@@ -109,7 +109,9 @@ def default_machine_id() -> str:
     return f"{host}-{hashlib.sha256(seed.encode()).hexdigest()[:6]}"
 
 
-def machine_metadata(machine_id: str | None = None) -> dict:
+def machine_metadata(machine_id: str | None = None, with_checks: bool = True) -> dict:
+    """What the machine is; with ``with_checks``, also ``system_checks`` and pyperf's view of the machine
+    (``pyperf``), see ``system_checks.py``."""
     try:
         affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:
@@ -124,7 +126,7 @@ def machine_metadata(machine_id: str | None = None) -> dict:
         mem = psutil.virtual_memory().total
     except Exception:  # noqa: BLE001 - metadata is best effort
         mem = None
-    return {
+    machine = {
         "machine_id": machine_id or default_machine_id(),
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
@@ -141,6 +143,12 @@ def machine_metadata(machine_id: str | None = None) -> dict:
         "arch": platform.machine(),
         "load_average": load,
     }
+    if with_checks:
+        from .system_checks import pyperf_metadata, run_checks
+
+        machine["system_checks"] = run_checks(machine)
+        machine["pyperf"] = pyperf_metadata()
+    return machine
 
 
 def python_metadata() -> dict:

@@ -1,0 +1,347 @@
+"""Loaded result sets -> one self-contained static HTML page (``index.html``).
+
+The page is built from a list of ``Section`` objects: key findings, figures (inline SVG), any extra
+sections, every case in a sortable table, noise warnings, failed cases, machine and run metadata. Nothing
+is fetched from the network: no external CSS, JS, fonts or images, so it works from ``file://`` and any
+static host. All text from the data is escaped by Jinja2 (autoescape on).
+
+Hook for other modules (e.g. a comparison when several result sets are loaded)::
+
+    from ipcbench.report import Section, build_report, figure_svg
+    extra = Section("comparison", "Comparison", markup)      # markup: markupsafe.Markup (already escaped)
+    build_report(loaded, "reports/", extra_sections=[extra])  # placed after the figures
+
+``figure_svg(fig, id, alt)`` turns a matplotlib Figure into accessible inline SVG for such a section.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import matplotlib
+import pandas as pd
+from markupsafe import Markup, escape
+
+from . import __version__
+from .errors import UserError
+from .figures import FIGURES, NoData
+from .findings import (
+    CASE_KEY,
+    NOISE_FLAGS,
+    Finding,
+    flagged_cases,
+    format_bytes_rate,
+    format_count_rate,
+    key_findings,
+    metric_table,
+    setup_label,
+    setups,
+)
+from .frame import Loaded, load_sets
+from .units import format_seconds, format_size
+
+TEMPLATES = Path(__file__).with_name("templates")
+TABLE_METRICS = ["latency_p50", "latency_p99", "throughput_msgs", "throughput_bytes", "cpu_per_msg", "samples",
+                 "latency_round_spread", "throughput_round_spread"]
+FLAG_HELP = {
+    "noisy": "per-round results differ by more than 20 % of their median (fresh processes disagree)",
+    "bimodal": "the latency distribution has two or more clear modes (often: same core vs. across cores)",
+    "few_samples": "fewer than 100 samples; p99 and beyond are little more than the maximum",
+}
+_FONT_FAMILY = re.compile(r"font-family: [^;\"]*;? ?")
+SVG_RC = {"svg.fonttype": "none", "svg.image_inline": True}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the page: ``html`` is the body; a plain ``str`` is escaped, ``Markup`` is used as is."""
+
+    id: str
+    title: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    id: str
+    title: str
+    alt: str
+    svg: Markup
+
+
+# ------------------------------------------------------------------------------------------------
+# figures -> inline SVG
+# ------------------------------------------------------------------------------------------------
+def _alt_text(fig, base: str) -> str:
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    panels = list(dict.fromkeys(ax.get_title().replace("\n", ", ") for ax in fig.axes if ax.get_title()))
+    text = base
+    if legend:
+        text += f" Legend: {', '.join(legend)}."
+    if panels:
+        shown = panels[:6] + ([f"and {len(panels) - 6} more"] if len(panels) > 6 else [])
+        text += f" Panels: {'; '.join(shown)}."
+    return text
+
+
+def figure_svg(fig, fig_id: str, alt: str) -> Markup:
+    """A Figure as inline SVG: text kept as text, ids made unique per figure (several SVGs share one
+    page), no XML prolog or metadata, ``role="img"`` with a <title> and aria-labelledby for screen readers."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({**SVG_RC, "svg.hashsalt": fig_id}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
+    svg = re.sub(r"\s*<style[^>]*>.*?</style>", "", svg, flags=re.S)
+    svg = _FONT_FAMILY.sub("", svg)   # one font stack for all text, set in the page's CSS
+    referenced = set(re.findall(r'href="#([^"]+)"', svg)) | set(re.findall(r"url\(#([^)]+)\)", svg))
+
+    def _id(m: re.Match) -> str:
+        return f' id="{fig_id}-{m.group(1)}"' if m.group(1) in referenced else ""
+
+    svg = re.sub(r' id="([^"]+)"', _id, svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{fig_id}-{m.group(1)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{fig_id}-{m.group(1)})", svg)
+    root_end = svg.index(">")
+    root = svg[:root_end]
+    width = re.search(r'width="([\d.]+)pt"', root)
+    view_box = re.search(r'viewBox="([^"]+)"', root)
+    new_root = (f'<svg id="{escape(fig_id)}" class="fig" role="img" '
+                f'aria-labelledby="{escape(fig_id)}-title" viewBox="{view_box.group(1) if view_box else ""}" '
+                f'style="max-width:{width.group(1) if width else "100%"}pt">'
+                f'<title id="{escape(fig_id)}-title">{escape(alt)}</title>')
+    return Markup(new_root + svg[root_end + 1:].strip())
+
+
+def render_figures(loaded: Loaded) -> tuple[list[RenderedFigure], list[tuple[str, str]]]:
+    """Every figure in ``FIGURES`` that has data, and (title, reason) for those skipped."""
+    done, skipped = [], []
+    for spec in FIGURES:
+        frame = loaded.tidy if spec.source == "tidy" else loaded.samples
+        try:
+            fig = spec.make(frame)
+        except NoData as exc:
+            skipped.append((spec.title, str(exc)))
+            continue
+        alt = _alt_text(fig, spec.alt)
+        done.append(RenderedFigure(spec.id, spec.title, alt, figure_svg(fig, spec.id, alt)))
+        del fig
+    return done, skipped
+
+
+# ------------------------------------------------------------------------------------------------
+# tables
+# ------------------------------------------------------------------------------------------------
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _cell(text: str, sort=None) -> tuple[str, str]:
+    """(shown text, sort key) of one table cell; the sort key is a number, or empty to sort as text."""
+    value = _num(sort)
+    return (text, "" if value is None else repr(value))
+
+
+def _fmt(v, how) -> tuple[str, str]:
+    value = _num(v)
+    return _cell("–" if value is None else how(value), value)
+
+
+def _varying(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if c in df.columns and df[c].astype(str).nunique() > 1]
+
+
+def case_rows(tidy: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """Header and rows (cells of (text, sort key)) of the all-cases table: one row per case."""
+    key = [c for c in CASE_KEY if c in tidy.columns]
+    wide = metric_table(tidy, TABLE_METRICS, [*key, "flags"])
+    setup_cols = _varying(wide, ["machine_id", "python_version", "start_method", "result_set"])
+    names = {"machine_id": "Machine", "python_version": "Python", "start_method": "Start method",
+             "result_set": "Result file"}
+    header = [names[c] for c in setup_cols] + ["Mechanism", "Pattern", "Payload", "Workers", "p50 latency",
+                                               "p99 latency", "Throughput (msg/s)", "Throughput (bytes/s)",
+                                               "CPU per message", "Samples", "Flags"]
+    wide = wide.sort_values(["pattern", "mechanism", "payload_bytes", "workers", *setup_cols])
+    rows = []
+    for r in wide.to_dict("records"):
+        rows.append([_cell(str(r[c])) for c in setup_cols] + [
+            _cell(str(r["mechanism"])), _cell(str(r["pattern"])),
+            _cell(format_size(int(r["payload_bytes"])), r["payload_bytes"]), _cell(str(r["workers"]), r["workers"]),
+            _fmt(r["latency_p50"], format_seconds), _fmt(r["latency_p99"], format_seconds),
+            _fmt(r["throughput_msgs"], format_count_rate), _fmt(r["throughput_bytes"], format_bytes_rate),
+            _fmt(r["cpu_per_msg"], format_seconds), _fmt(r["samples"], lambda v: f"{v:.0f}"),
+            _cell(str(r["flags"] or "").replace(",", ", ")),
+        ])
+    return header, rows
+
+
+def noise_rows(tidy: pd.DataFrame) -> list[dict]:
+    flagged = flagged_cases(tidy)
+    if flagged.empty:
+        return []
+    spreads = metric_table(tidy, ["latency_round_spread", "throughput_round_spread", "samples"],
+                           [c for c in CASE_KEY if c in tidy.columns])
+    merged = flagged.drop(columns=["metric", "value", "unit"]).merge(
+        spreads, how="left", on=[c for c in CASE_KEY if c in tidy.columns])
+    merged = merged.sort_values(["pattern", "mechanism", "payload_bytes", "workers"])
+    out = []
+    for r in merged.to_dict("records"):
+        spread = [_num(r.get("latency_round_spread")), _num(r.get("throughput_round_spread"))]
+        out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"]),
+                    "mechanism": r["mechanism"], "pattern": r["pattern"],
+                    "payload": format_size(int(r["payload_bytes"])), "workers": int(r["workers"]),
+                    "flags": [f for f in str(r["flags"]).split(",") if f],
+                    "spread": ", ".join(f"{w} {s:.0%}" for w, s in zip(("latency", "throughput"), spread, strict=True)
+                                        if s is not None) or "–",
+                    "samples": "–" if _num(r.get("samples")) is None else f"{r['samples']:.0f}"})
+    return out
+
+
+def failure_rows(failures: pd.DataFrame) -> list[dict]:
+    out = []
+    for r in failures.sort_values(["pattern", "mechanism", "payload_bytes", "workers"]).to_dict("records"):
+        out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"]),
+                    "mechanism": r["mechanism"], "pattern": r["pattern"],
+                    "payload": format_size(int(r["payload_bytes"])), "workers": int(r["workers"]),
+                    "error": str(r["error"] or "no reason recorded")})
+    return out
+
+
+def _show(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_show(x)}" for k, x in v.items()) or "–"
+    if isinstance(v, (list, tuple)):
+        return " ".join(_show(x) for x in v) or "–"
+    return str(v)
+
+
+def metadata_rows(sets: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Header (one column per result set) and rows (field, value per set) of machine and run metadata."""
+    fields = [
+        ("machine_id", lambda s: s.get("machine_id")), ("result file", lambda s: s.get("_source")),
+        ("CPU model", lambda s: s["machine"].get("cpu_model")),
+        ("logical cores", lambda s: s["machine"].get("logical_cores")),
+        ("usable CPUs", lambda s: s["machine"].get("usable_cpus")),
+        ("cgroup CPU quota", lambda s: s["machine"].get("cgroup_cpu_quota")),
+        ("virtualization", lambda s: s["machine"].get("virtualization")),
+        ("CPU governor", lambda s: s["machine"].get("cpu_governor")),
+        ("memory", lambda s: format_size(s["machine"]["memory_bytes"]) if s["machine"].get("memory_bytes") else None),
+        ("OS / kernel", lambda s: f"{s['machine'].get('os')} {s['machine'].get('kernel')}"),
+        ("architecture", lambda s: s["machine"].get("arch")),
+        ("load average (start)", lambda s: s["machine"].get("load_average")),
+        ("Python", lambda s: f"{s['python'].get('implementation')} {s['python'].get('python_version')}"),
+        ("compiler", lambda s: s["python"].get("compiler")),
+        ("free-threaded", lambda s: s["python"].get("gil_disabled")),
+        ("default start method", lambda s: s["python"].get("default_start_method")),
+        ("pickle protocol", lambda s: s["python"].get("pickle_default_protocol")),
+        ("packages", lambda s: s["python"].get("packages")),
+        ("git commit", lambda s: s["python"].get("git_commit")),
+        ("ipcbench", lambda s: s.get("ipcbench_version")),
+        ("preset", lambda s: s["run"].get("preset")), ("command", lambda s: s["run"].get("argv")),
+        ("started", lambda s: s["run"].get("started")), ("finished", lambda s: s["run"].get("finished")),
+        ("run status", lambda s: s["run"].get("status")),
+        ("cases (failed)", lambda s: f"{len(s['cases'])} ({sum(c.get('status') != 'ok' for c in s['cases'])})"),
+    ]
+    header = [os.path.basename(str(s.get("_source", "?"))) for s in sets]
+    rows = []
+    for name, get in fields:
+        values = []
+        for s in sets:
+            try:
+                values.append(_show(get({"machine": {}, "python": {}, "run": {}, **s})))
+            except (KeyError, TypeError, AttributeError):
+                values.append("–")
+        rows.append((name, values))
+    return header, rows
+
+
+# ------------------------------------------------------------------------------------------------
+# sections and page
+# ------------------------------------------------------------------------------------------------
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env
+
+
+def group_findings(findings: list[Finding], several_setups: bool) -> list[tuple[str | None, list[Finding]]]:
+    """Findings under one heading per setup (findings about everything first, as "All results"); with a
+    single setup, one list without headings."""
+    if not several_setups:
+        return [(None, list(findings))] if findings else []
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.setup or "All results", []).append(f)
+    overall = groups.pop("All results", [])
+    return ([("All results", overall)] if overall else []) + list(groups.items())
+
+
+def build_sections(loaded: Loaded, extra_sections: Sequence[Section] = ()) -> list[Section]:
+    """The page's sections in order; ``extra_sections`` come right after the figures."""
+    macros = _env().get_template("sections.html.j2").module
+    figs, skipped = render_figures(loaded)
+    header, rows = case_rows(loaded.tidy)
+    meta_header, meta_rows = metadata_rows(loaded.sets)
+    findings = key_findings(loaded.tidy, loaded.failures)
+    return [
+        Section("findings", "Key findings", macros.findings(group_findings(findings, len(setups(loaded.tidy)) > 1))),
+        Section("figures", "Figures", macros.figures(figs, skipped)),
+        *extra_sections,
+        Section("cases", "All cases", macros.cases(header, rows)),
+        Section("noise", "Noise warnings", macros.noise(noise_rows(loaded.tidy), FLAG_HELP, NOISE_FLAGS)),
+        Section("failures", "Failed cases", macros.failures(failure_rows(loaded.failures))),
+        Section("metadata", "Machines and runs", macros.metadata(meta_header, meta_rows)),
+    ]
+
+
+def render_html(loaded: Loaded, extra_sections: Sequence[Section] = ()) -> str:
+    """The whole page as a string (no file is read or written besides the templates)."""
+    if loaded.tidy.empty and loaded.failures.empty:
+        raise UserError("the result files hold no cases; nothing to report")
+    sections = build_sections(loaded, extra_sections)
+    machines = sorted({str(m) for m in loaded.runs["machine_id"]}) if len(loaded.runs) else []
+    n_cases = len(loaded.tidy.drop_duplicates([c for c in CASE_KEY if c in loaded.tidy.columns]))
+    summary = {"sets": len(loaded.sets), "cases": n_cases + len(loaded.failures), "failed": len(loaded.failures),
+               "machines": machines}
+    return _env().get_template("page.html.j2").render(sections=sections, summary=summary, version=__version__)
+
+
+def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Sequence[Section] = ()) -> Path:
+    """Write ``out_dir/index.html`` and return its path."""
+    html = render_html(loaded, extra_sections)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; give a folder for the report (-o DIR)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / "index.html"
+        tmp = out / ".index.html.tmp"
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    return target
+
+
+def report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+           extra_sections: Sequence[Section] = ()) -> Path:
+    """Result files and folders -> ``out_dir/index.html``."""
+    return build_report(load_sets(paths), out_dir, extra_sections)
+
+
+__all__ = ["Section", "RenderedFigure", "build_report", "build_sections", "case_rows", "figure_svg",
+           "metadata_rows", "render_figures", "render_html", "report"]

@@ -1,0 +1,125 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ipcbench.cli import main
+from tests.factories import case_record, result_set, write
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ipcbench", *args], capture_output=True, text=True, env=ENV,
+                          timeout=120, **kw)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "-m", "carrier_pigeon"], "unknown mechanism 'carrier_pigeon'"),
+    (["run", "--payload-sizes", "-8"], "payload size '-8' is negative"),
+    (["run", "--payload-sizes", "8,lots"], "cannot read payload size 'lots'"),
+    (["run", "--workers", "0"], "worker count must be 1 or more"),
+    (["run", "--preset", "huge"], "unknown preset 'huge'"),
+    (["run", "--start-method", "teleport"], "start method 'teleport' is not available"),
+    (["run", "-p", "gossip"], "unknown pattern 'gossip'"),
+    (["export", "missing.json"], "missing.json: no such file or folder"),
+    (["export", "r.json", "--format", "xlsx"], "unknown export format 'xlsx'"),
+    (["run", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "r.json", result_set([case_record()]))
+    with pytest.raises(SystemExit) if args[-1] == "--bogus-flag" else _nullcontext() as exc:
+        rc = main(args)
+    rc = exc.value.code if exc else rc
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
+
+
+class _nullcontext:
+    value = None
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_truncated_and_foreign_files_through_the_real_cli(tmp_path):
+    good = json.dumps(result_set([case_record()]))
+    (tmp_path / "cut.json").write_text(good[: len(good) // 2])
+    (tmp_path / "foreign.json").write_text('{"hello": "world"}')
+    for name, message in (("cut.json", "not valid JSON"), ("foreign.json", "not an ipcbench result file")):
+        proc = run_cli("export", str(tmp_path / name))
+        assert proc.returncode == 2
+        assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_export_csv_has_the_tidy_columns(tmp_path):
+    src = write(tmp_path / "r.json", result_set([case_record(), case_record(status="failed")], machine_id="m1"))
+    assert main(["export", str(src), "--format", "csv", "-o", str(tmp_path / "r.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert list(rows[0])[:11] == ["machine_id", "python_version", "start_method", "mechanism", "pattern",
+                                  "payload_kind", "payload_bytes", "workers", "metric", "value", "unit"]
+    assert {r["machine_id"] for r in rows} == {"m1"}
+    p50 = [r for r in rows if r["metric"] == "latency_p50"]
+    assert len(p50) == 1 and p50[0]["unit"] == "s" and 40e-6 < float(p50[0]["value"]) < 60e-6
+
+
+def test_list_names_every_mechanism(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue",
+                 "pool_apply", "pool_apply_async", "process_start", "lock"):
+        assert f"\n  {name} " in out
+    assert "latency_p999" in out and "presets:" in out
+
+
+def test_run_then_export_end_to_end(tmp_path, no_leftovers):
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "-m", "pipe_duplex,queue,manager_dict,pool_apply", "--payload-sizes", "8",
+                   "--workers", "1", "--rounds", "2", "--preset", "smoke", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["run"]["status"] == "complete"
+    assert [(c["case"]["mechanism"], c["case"]["pattern"]) for c in data["cases"]] == [
+        ("pipe_duplex", "roundtrip"), ("pipe_duplex", "stream"), ("queue", "roundtrip"), ("queue", "stream"),
+        ("queue", "fanin"), ("manager_dict", "rpc"), ("pool_apply", "dispatch")]
+    assert all(c["status"] == "ok" for c in data["cases"])
+    assert {c["case"]["payload_bytes"] for c in data["cases"]} == {8}
+    assert data["machine"]["logical_cores"] >= 1 and data["python"]["pickle_default_protocol"] >= 4
+    assert "[7/7]" in proc.stderr and "ETA" in proc.stderr
+    csv_out = run_cli("export", str(out), "--format", "csv")
+    assert csv_out.returncode == 0
+    assert csv_out.stdout.splitlines()[0].startswith("machine_id,python_version,start_method,mechanism")
+
+
+def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ipcbench", "run", "-m", "pipe_duplex,queue,pipe_simplex",
+                             "--preset", "smoke", "-o", str(out)], env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if out.exists() and json.loads(out.read_text())["cases"]:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    data = json.loads(out.read_text())
+    assert data["run"]["status"] == "interrupted"
+    kept = len(data["cases"])
+    assert 1 <= kept < 12
+    assert f"interrupted; {kept} finished case(s) kept in {out}" in err
+    assert "Traceback" not in err

@@ -1,0 +1,71 @@
+"""Every mechanism end-to-end on a tiny case, in real processes; failures and reaping."""
+
+import pytest
+
+from ipcbench.cases import Case, RoundSpec
+from ipcbench.mechanisms import all_mechanisms
+from ipcbench.runner import RunOptions, run_case
+
+TINY = RoundSpec(budget_s=0.005, min_messages=3, max_window_s=2, max_messages=300, warmup=2, warmup_s=0.01,
+                 timeout_s=10)
+OPTS = RunOptions(spec=TINY, rounds=2, round_timeout_s=30)
+
+CASES = []
+for mech in all_mechanisms():
+    for pattern in mech.patterns:
+        size = 0 if pattern == "contention" else 1024
+        workers = 2 if pattern in ("fanin", "rpc", "dispatch", "contention") else 1
+        CASES.append(Case(mech.name, pattern, "bytes", size, workers, "fork"))
+
+EXPECTED = {  # metrics each pattern must produce
+    "startup": {"latency_p50", "latency_p99", "latency_max", "samples"},
+}
+DEFAULT_EXPECTED = {"latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max",
+                    "throughput_msgs", "throughput_bytes", "cpu_per_msg", "samples", "latency_round_spread"}
+
+
+def test_every_seed_mechanism_has_a_case():
+    names = {c.mechanism for c in CASES}
+    assert names == {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue",
+                     "pool_apply", "pool_apply_async", "process_start", "lock"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.mechanism}-{c.pattern}")
+def test_mechanism_end_to_end(case, no_leftovers):
+    rec = run_case(case, OPTS)
+    assert rec["status"] == "ok", rec["error"]
+    m = {k: v["value"] for k, v in rec["metrics"].items()}
+    assert EXPECTED.get(case.pattern, DEFAULT_EXPECTED) <= set(m)
+    assert m["samples"] >= 2 * TINY.min_messages if case.pattern != "stream" else m["samples"] >= 2
+    assert 0 < m["latency_p50"] <= m["latency_p99"] <= m["latency_max"] < 30
+    if "throughput_msgs" in m:
+        assert m["throughput_msgs"] > 0
+        assert m["throughput_bytes"] == pytest.approx(m["throughput_msgs"] * rec["rounds"][0]["bytes_per_op"])
+        assert m["cpu_per_msg"] > 0
+    assert len(rec["rounds"]) == 2 and all(r["ok"] for r in rec["rounds"])
+    assert all(len(r["samples_ns"]) <= r["samples_total"] for r in rec["rounds"])
+
+
+def test_spawn_start_method_works(no_leftovers):
+    rec = run_case(Case("pipe_duplex", "roundtrip", "bytes", 8, 1, "spawn"), OPTS)
+    assert rec["status"] == "ok", rec["error"]
+
+
+def test_crashing_peer_fails_the_case_with_its_reason(plugin_env, no_leftovers):
+    rec = run_case(Case("test_crash", "roundtrip", "bytes", 8, 1, "fork"), OPTS)
+    assert rec["status"] == "failed"
+    assert "peer process 'echo' exited with status 3" in rec["error"]
+    assert rec["metrics"] == {} and len(rec["rounds"]) == 1      # stops at the first failed round
+
+
+def test_hanging_peer_is_killed_at_the_deadline(plugin_env, no_leftovers):
+    opts = RunOptions(spec=TINY, rounds=2, round_timeout_s=3)
+    rec = run_case(Case("test_hang", "roundtrip", "bytes", 8, 1, "fork"), opts)
+    assert rec["status"] == "failed"
+    assert rec["error"].startswith("timed out after 3 s in ")
+    assert "all its processes were killed" in rec["error"]
+
+
+def test_pattern_error_is_recorded(plugin_env, no_leftovers):
+    rec = run_case(Case("test_refuse", "roundtrip", "bytes", 8, 1, "spawn"), OPTS)
+    assert (rec["status"], rec["error"]) == ("failed", "refused on purpose")

@@ -1,0 +1,49 @@
+import multiprocessing as mp
+
+import pytest
+
+from ipcbench.errors import UserError
+from ipcbench.presets import PRESETS, build_grid, get_preset, worker_counts
+
+SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue", "pool_apply",
+        "pool_apply_async", "process_start", "lock"}
+
+
+def test_worker_counts():
+    assert worker_counts("powers", 16) == [1, 2, 4, 8, 16]
+    assert worker_counts("powers", 6) == [1, 2, 4, 6]
+    assert worker_counts("ends", 6) == [1, 6]
+    assert worker_counts("ends", 1) == [1]
+
+
+def test_smoke_grid_covers_every_mechanism_with_three_sizes_and_worker_ends():
+    p = PRESETS["smoke"]
+    cases = build_grid(None, None, list(p.payload_sizes), worker_counts(p.workers, 2), ["fork"])
+    assert {c.mechanism for c in cases} == SEED
+    for mech in SEED - {"lock"}:
+        assert len({c.payload_bytes for c in cases if c.mechanism == mech}) >= 3, mech
+    for mech in ("pool_apply", "pool_apply_async", "manager_dict", "queue"):
+        multi = [c for c in cases if c.mechanism == mech and c.pattern in ("dispatch", "rpc", "fanin")]
+        assert {c.workers for c in multi} == {1, 2}, mech
+    # one-to-one patterns never multiply by workers; contention moves no payload
+    assert {c.workers for c in cases if c.pattern in ("roundtrip", "stream", "startup")} == {1}
+    assert {c.payload_bytes for c in cases if c.pattern == "contention"} == {0}
+    assert len(cases) == len(set(cases))
+
+
+def test_grid_filters_and_errors():
+    cases = build_grid(["pipe_duplex", "queue"], ["roundtrip"], [8], [1], ["fork"])
+    assert [(c.mechanism, c.pattern) for c in cases] == [("pipe_duplex", "roundtrip"), ("queue", "roundtrip")]
+    with pytest.raises(UserError, match="unknown mechanism 'nope'"):
+        build_grid(["nope"], None, [8], [1], ["fork"])
+    with pytest.raises(UserError, match="give no case"):
+        build_grid(["lock"], ["roundtrip"], [8], [1], ["fork"])
+    with pytest.raises(UserError, match="unknown preset 'huge'"):
+        get_preset("huge")
+
+
+def test_full_preset_uses_every_start_method():
+    from ipcbench.presets import start_methods
+
+    assert start_methods(PRESETS["full"].start_methods) == mp.get_all_start_methods()
+    assert max(PRESETS["full"].payload_sizes) == 64 * 1024**2

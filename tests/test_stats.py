@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from ipcbench import stats
+
+
+def test_latency_metrics_are_percentiles_of_single_samples():
+    samples = list(range(1, 1001))               # 1..1000 ns
+    m = stats.latency_metrics(samples)
+    assert m["latency_p50"] == pytest.approx(500.5e-9)
+    assert m["latency_p90"] == pytest.approx(900.1e-9)
+    assert m["latency_p99"] == pytest.approx(990.01e-9)
+    assert m["latency_max"] == pytest.approx(1000e-9)
+    assert stats.latency_metrics([]) == {}
+
+
+def test_spread():
+    assert stats.spread([10.0, 11.0, 12.0]) == pytest.approx(2 / 11)
+    assert stats.spread([5.0]) is None
+    assert stats.spread([None, 4.0]) is None
+
+
+def test_median_ci_brackets_the_median():
+    rng = np.random.default_rng(1)
+    s = rng.normal(50_000, 1_000, 2000)
+    lo, hi = stats.median_ci(s)
+    assert lo < np.median(s) / 1e9 < hi
+    assert hi - lo < 200e-9                     # ~2 x 1.96 x 1.25 sigma / sqrt(n) ~ 110 ns
+    assert stats.median_ci([1, 2, 3]) is None
+
+
+def test_bimodal_detection():
+    rng = np.random.default_rng(2)
+    two = np.concatenate([rng.normal(29_000, 1_500, 1500), rng.normal(80_000, 4_000, 1500)])
+    one = rng.lognormal(np.log(40_000), 0.25, 3000)
+    assert stats.is_bimodal(two)
+    assert not stats.is_bimodal(one)
+    assert not stats.is_bimodal(two[:20])       # too few samples to say
+
+
+def test_bounded_keeps_order_and_ends():
+    s = list(range(10_000))
+    b = stats.bounded(s, 100)
+    assert len(b) == 100 and b[0] == 0 and b[-1] == 9999 and b == sorted(b)
+    assert stats.bounded([3, 1, 2], 5) == [3, 1, 2]
+
+
+def _round(samples, ops=None, window_ns=None, cpu=None, bytes_per_op=16):
+    return {"samples_ns": samples, "ops": ops if ops is not None else len(samples),
+            "window_ns": window_ns if window_ns is not None else sum(samples),
+            "bytes_per_op": bytes_per_op, "cpu_s": cpu}
+
+
+def test_summarize_values_from_fake_clock_rounds():
+    # three rounds, each 100 ops of exactly 1 µs / 1.1 µs / 1.2 µs, 50 µs of CPU per round
+    rounds = [_round([1000] * 100, cpu=50e-6), _round([1100] * 100, cpu=50e-6), _round([1200] * 100, cpu=50e-6)]
+    m, noise = stats.summarize(rounds)
+    assert m["samples"] == 300
+    assert m["latency_p50"] == pytest.approx(1.1e-6)
+    assert m["latency_max"] == pytest.approx(1.2e-6)
+    # per-round throughput 1e6, 0.909e6, 0.833e6 ops/s -> median 0.909e6
+    assert m["throughput_msgs"] == pytest.approx(1e9 / 1100)
+    assert m["throughput_bytes"] == pytest.approx(16 * 1e9 / 1100)
+    assert m["cpu_per_msg"] == pytest.approx(150e-6 / 300)
+    assert m["latency_round_spread"] == pytest.approx(200 / 1100)
+    assert noise["round_p50_s"] == pytest.approx([1e-6, 1.1e-6, 1.2e-6])
+    assert "noisy" not in noise["flags"]        # spread 18% is under the 20% threshold
+    assert "bimodal" in noise["flags"]          # three distinct round levels are three modes: said, not hidden
+
+
+def test_summarize_flags_noisy_and_few_samples():
+    rounds = [_round([1000] * 20), _round([2000] * 20)]
+    m, noise = stats.summarize(rounds)
+    assert "noisy" in noise["flags"] and "few_samples" in noise["flags"]
+    assert m["latency_round_spread"] == pytest.approx(1000 / 1500)
+
+
+def test_summarize_without_throughput_or_cpu():
+    # startup rounds: samples only
+    m, _ = stats.summarize([{"samples_ns": [5_000_000] * 10, "ops": None, "window_ns": None,
+                             "bytes_per_op": 8, "cpu_s": None}])
+    assert "throughput_msgs" not in m and "cpu_per_msg" not in m
+    assert m["latency_p50"] == pytest.approx(5e-3)

@@ -1,0 +1,127 @@
+"""The timed loops of the patterns, driven by a fake clock and an in-process echo: exact numbers."""
+
+from collections import deque
+from contextlib import ExitStack
+
+import pytest
+
+from ipcbench import patterns
+from ipcbench.cases import Case, RoundSpec
+from ipcbench.harness import Round, RoundFailed
+
+
+class FakeClock:
+    def __init__(self, step=1000):
+        self.now, self.step = 0, step
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+class Echo:
+    """Both ends of an in-process channel whose peer echoes at once (optionally mangling the reply)."""
+
+    def __init__(self, mangle=None):
+        self.q = deque()
+        self.mangle = mangle or (lambda x: x)
+
+    def send(self, obj):
+        self.q.append(self.mangle(obj))
+
+    def recv(self):
+        return self.q.popleft()
+
+
+class FakePool:
+    def map(self, fn, it, chunksize=1):
+        return [fn(x) for x in it]
+
+    def apply(self, fn, args):
+        return fn(*args)
+
+
+class FakeRound:
+    def __init__(self, spec, size=8):
+        self.case = Case("fake", "roundtrip", "bytes", size, 1, "fork")
+        self.spec, self.payload, self.stack = spec, b"x" * size, ExitStack()
+        self.cpu = 0.0
+        self.peers_started = 0
+
+    warmup = Round.warmup
+    cpu_delta = staticmethod(Round.cpu_delta)
+
+    def start_peer(self, *a, **k):
+        self.peers_started += 1
+
+    def cpu_snapshot(self):
+        self.cpu += 0.5
+        return {1: self.cpu}
+
+    def placement(self):
+        return {}
+
+    def stopping(self):
+        pass
+
+    def pool(self, n):
+        return FakePool()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = FakeClock(1000)
+    monkeypatch.setattr(patterns, "perf_counter_ns", c)
+    return c
+
+
+def channel(echo):
+    return lambda rnd, bounded: (echo, echo)
+
+
+def test_roundtrip_stops_at_budget(clock):
+    spec = RoundSpec(budget_s=0.001, min_messages=5, max_window_s=1, max_messages=10**6, warmup=3, warmup_s=1)
+    rnd = FakeRound(spec)
+    res = patterns.roundtrip(rnd, channel(Echo()))
+    # each op reads the clock twice (1 µs apart), so the 1 ms budget holds 500 ops of exactly 1 µs
+    assert res.samples_ns == [1000] * 500
+    assert res.ops == 500 and res.window_ns == 1_000_000
+    assert res.bytes_per_op == 16 and res.cpu_s == 0.5
+    assert rnd.peers_started == 1
+
+
+def test_roundtrip_min_messages_beats_budget(clock):
+    spec = RoundSpec(budget_s=0, min_messages=7, max_window_s=1, max_messages=100, warmup=1)
+    assert len(patterns.roundtrip(FakeRound(spec), channel(Echo())).samples_ns) == 7
+
+
+def test_roundtrip_max_messages_and_hard_window(clock):
+    spec = RoundSpec(budget_s=1, min_messages=1, max_window_s=1, max_messages=10, warmup=1)
+    assert patterns.roundtrip(FakeRound(spec), channel(Echo())).ops == 10
+    spec = RoundSpec(budget_s=1, min_messages=10**6, max_window_s=0.0001, max_messages=10**6, warmup=1)
+    # the hard window (100 µs) ends the round even though min_messages is not reached
+    assert patterns.roundtrip(FakeRound(spec), channel(Echo())).ops == 50
+
+
+def test_roundtrip_rejects_a_wrong_echo(clock):
+    spec = RoundSpec(budget_s=0.001, warmup=1)
+    with pytest.raises(RoundFailed, match="echo returned 4 bytes, expected 8 bytes"):
+        patterns.roundtrip(FakeRound(spec), channel(Echo(mangle=lambda x: x[:4] if x else x)))
+
+
+def test_warmup_is_bounded_by_count():
+    spec = RoundSpec(warmup=4, warmup_s=60)
+    calls = []
+    assert Round.warmup(FakeRound(spec), lambda: calls.append(1)) == 4 and len(calls) == 4
+
+
+def test_dispatch_apply_counts_tasks(clock):
+    spec = RoundSpec(budget_s=0.0002, min_messages=1, max_window_s=1, max_messages=10**6, warmup=2)
+    res = patterns.dispatch_apply(FakeRound(spec, size=100))
+    assert res.samples_ns == [1000] * 100 and res.ops == 100 and res.bytes_per_op == 200
+
+
+def test_in_flight_window():
+    assert patterns.in_flight_window(2, 8) == 8
+    assert patterns.in_flight_window(16, 64 * 1024**2) == 2     # 2 x 64 MiB x 2 directions = 256 MiB
+    assert patterns.in_flight_window(1, 1024**3) == 1
