@@ -1,0 +1,161 @@
+"""Does the harness inflate what it measures? Compare ipcbench with minimal hand-written loops.
+
+For each mechanism, alternately run (a) a minimal loop written the way a user would write it, in a
+fresh process, timing N round trips with one clock read before and after the whole loop, and (b) the
+same case through ipcbench (fresh orchestrator, warm-up, per-message clock reads). Compared: mean time
+per operation (hand: total / N; ipcbench: 1 / throughput_msgs, i.e. window / ops). Also prints the cost
+of the per-message clock reads and of a Connection.poll() per receive (why the timed loops block).
+
+    PYTHONPATH=src python tools/check_overhead.py [--reps 5] [--size 8]
+
+Run it on an otherwise idle machine: it is a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+N_OPS = {"pipe_duplex": 4000, "queue": 3000, "manager_dict": 2000, "pool_apply": 1500}
+
+
+def _echo(conn):
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        conn.send(msg)
+
+
+def _queue_echo(inq, outq):
+    while True:
+        msg = inq.get()
+        if msg is None:
+            return
+        outq.put(msg)
+
+
+def _task(x):
+    return x
+
+
+def hand_loop(mechanism: str, size: int, n: int) -> float:
+    """Seconds per operation of a minimal user-style loop (after a 100-op warm-up)."""
+    payload = bytes(size)
+    clock = time.perf_counter
+    if mechanism == "pipe_duplex":
+        a, b = mp.Pipe()
+        p = mp.Process(target=_echo, args=(b,), daemon=True)
+        p.start()
+        for _ in range(100):
+            a.send(payload)
+            a.recv()
+        t0 = clock()
+        for _ in range(n):
+            a.send(payload)
+            a.recv()
+        dt = clock() - t0
+        a.send(None)
+        p.join()
+    elif mechanism == "queue":
+        q1, q2 = mp.Queue(), mp.Queue()
+        p = mp.Process(target=_queue_echo, args=(q1, q2), daemon=True)
+        p.start()
+        for _ in range(100):
+            q1.put(payload)
+            q2.get()
+        t0 = clock()
+        for _ in range(n):
+            q1.put(payload)
+            q2.get()
+        dt = clock() - t0
+        q1.put(None)
+        p.join()
+    elif mechanism == "manager_dict":
+        with mp.Manager() as m:
+            d = m.dict({0: payload})
+            for _ in range(100):
+                d[0]
+            t0 = clock()
+            for _ in range(n):
+                d[0]
+            dt = clock() - t0
+    elif mechanism == "pool_apply":
+        with mp.Pool(1) as pool:
+            for _ in range(100):
+                pool.apply(_task, (payload,))
+            t0 = clock()
+            for _ in range(n):
+                pool.apply(_task, (payload,))
+            dt = clock() - t0
+    else:
+        raise SystemExit(f"no hand loop for {mechanism}")
+    return dt / n
+
+
+def clock_overhead_ns(n: int = 200_000) -> float:
+    from time import perf_counter_ns
+
+    s = []
+    append = s.append
+    for _ in range(n):
+        t0 = perf_counter_ns()
+        t1 = perf_counter_ns()
+        append(t1 - t0)
+    return statistics.median(s)
+
+
+def poll_cost_ns(n: int = 20_000) -> float:
+    a, b = mp.Pipe()
+    b.send(b"x")
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        a.poll(1.0)
+    return (time.perf_counter_ns() - t0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--size", type=int, default=8)
+    ap.add_argument("--hand", nargs=3, metavar=("MECH", "SIZE", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.hand:
+        mech, size, n = args.hand
+        print(json.dumps(hand_loop(mech, int(size), int(n))))
+        return
+
+    from ipcbench.cases import Case, RoundSpec
+    from ipcbench.runner import RunOptions, run_case
+
+    print(f"perf_counter_ns pair, median: {clock_overhead_ns():.0f} ns per timed message")
+    print(f"Connection.poll(timeout) with data ready: {poll_cost_ns():.0f} ns per call")
+    spec = RoundSpec(budget_s=0.3, min_messages=50, max_window_s=5, max_messages=100_000, warmup=100, warmup_s=0.5)
+    opts = RunOptions(spec=spec, rounds=1)
+    patterns = {"pipe_duplex": "roundtrip", "queue": "roundtrip", "manager_dict": "rpc", "pool_apply": "dispatch"}
+    print(f"\n{'mechanism':<14}{'hand mean':>12}{'ipcbench mean':>15}{'ratio':>8}{'ipcbench p50':>14}   (size {args.size} B, "
+          f"{args.reps} alternating reps, medians)")
+    for mech, pattern in patterns.items():
+        hand, ours, p50 = [], [], []
+        for _ in range(args.reps):
+            out = subprocess.run([sys.executable, str(HERE), "--hand", mech, str(args.size), str(N_OPS[mech])],
+                                 capture_output=True, text=True, check=True)
+            hand.append(json.loads(out.stdout))
+            rec = run_case(Case(mech, pattern, "bytes", args.size, 1, mp.get_start_method()), opts)
+            if rec["status"] != "ok":
+                raise SystemExit(f"{mech}: {rec['error']}")
+            ours.append(1 / rec["metrics"]["throughput_msgs"]["value"])
+            p50.append(rec["metrics"]["latency_p50"]["value"])
+        h, o = statistics.median(hand), statistics.median(ours)
+        print(f"{mech:<14}{h * 1e6:>10.1f}µs{o * 1e6:>13.1f}µs{o / h:>8.2f}{statistics.median(p50) * 1e6:>12.1f}µs")
+
+
+if __name__ == "__main__":
+    main()
