@@ -20,7 +20,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from .compare import DEFAULT_METRICS, HIGHER_IS_BETTER, Side, case_label, compare
+from .compare import CONFIDENCE, DEFAULT_METRICS, HIGHER_IS_BETTER, Side, compare
 from .figures_base import NoData, mechanism_color, mechanism_sort_key
 from .units import format_size
 
@@ -85,7 +85,7 @@ def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
             extra = [c for c in ("workers", "base_start_method", "payload_kind") if part[c].nunique() > 1]
             finite = part[["ratio", "ratio_ci_low", "ratio_ci_high"]].to_numpy(dtype=float)
             finite = finite[np.isfinite(finite) & (finite > 0)]
-            _ratio_axis(ax, finite.min(), finite.max())
+            _ratio_axis(ax, finite.min(initial=0.5), finite.max(initial=2.0))
             groups = part.groupby(["mechanism", "workers", "base_start_method", "payload_kind"], sort=False)
             for _, g in sorted(groups, key=lambda kv: (mechanism_sort_key(kv[0][0]), kv[0][1:])):
                 g = g.sort_values("payload_bytes")
@@ -110,7 +110,7 @@ def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
             ax.legend(fontsize="x-small", frameon=False)
     base = df.base_set.iloc[0]
     fig.suptitle(f"{metric}: ratio other/base (base: {base}); filled = significant, bars = "
-                 f"{'95 %'} CI", fontsize="medium")
+                 f"{CONFIDENCE:.0%} CI", fontsize="medium")
     return fig
 
 
@@ -130,9 +130,8 @@ def wins_map(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
     """
     df = _pick(frame, metric)
     others = list(dict.fromkeys(df.other_set))
-    df = df.assign(_row=[case_label({**r, "payload_bytes": 0}, ()).replace(" 0 B", "")
-                         + (f" {r['base_start_method']}" if df.base_start_method.nunique() > 1 else "")
-                         for r in df.to_dict("records")])
+    several = df.base_start_method.nunique() > 1
+    df = df.assign(_row=[_row_label(r, several) for r in df.to_dict("records")])
     rows = sorted(df._row.unique(), key=lambda s: (mechanism_sort_key(s.split()[0]), s))
     sizes = sorted(df.payload_bytes.unique())
     fig = Figure(figsize=(max(6.0, 0.75 * len(sizes) + 3.5), (0.28 * len(rows) + 1.4) * len(others) + 0.6),
@@ -171,6 +170,15 @@ def wins_map(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
         cb.ax.set_yticklabels(["base 4x", "base 2x", "=", "other 2x", "other 4x"])
         cb.set_label("which side is faster, by how much")
     return fig
+
+
+def _row_label(r: dict, with_start_method: bool) -> str:
+    parts = [r["mechanism"], r["pattern"], f"w{r['workers']}"]
+    if r["payload_kind"] != "bytes":
+        parts.append(r["payload_kind"])
+    if with_start_method:
+        parts.append(str(r["base_start_method"]))
+    return " ".join(parts)
 
 
 def _cmap():
