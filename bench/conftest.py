@@ -6,8 +6,9 @@ pytest-benchmark times ONE operation per round (``benchmark.pedantic(op, rounds=
 its min/median/mean are per operation. What one operation is, per pattern, is in
 ``ipcbench/sessions.py`` and in each benchmark's ``extra_info["op"]``.
 
-Choosing cases: ``IPCBENCH_PRESET=smoke|quick|full`` (or ``--ipcbench-preset``; default smoke), then
-pytest's own ``-k`` (test ids are ``mechanism/pattern/size/wN/start_method``). Each module below is one
+Choosing cases: ``IPCBENCH_PRESET=smoke|quick|full`` (or ``--ipcbench-preset``; default smoke),
+``IPCBENCH_START_METHOD=spawn`` (or ``--ipcbench-start-method``; default the preset's), then pytest's own
+``-k`` (test ids are ``mechanism/pattern/size/wN/start_method``). Each module below is one
 mechanism family (``FAMILY``); ``test_other_families.py`` picks up families no module claims.
 
 Runs from a checkout without installing: ``src/`` is put on ``sys.path`` when ``ipcbench`` is not
@@ -44,6 +45,9 @@ def pytest_addoption(parser):
     group.addoption("--ipcbench-preset", default=None,
                     help="smoke | quick | full: which cases of `ipcbench run` to run (default: $IPCBENCH_PRESET "
                          "or smoke)")
+    group.addoption("--ipcbench-start-method", default=None,
+                    help="fork | spawn | forkserver, or a comma list (default: $IPCBENCH_START_METHOD or the "
+                         "preset's)")
     group.addoption("--ipcbench-timeout", type=float, default=60.0,
                     help="seconds one case may take before its processes are killed (default 60)")
 
@@ -58,12 +62,26 @@ def _preset(config):
         raise pytest.UsageError(str(exc)) from None
 
 
+def _start_methods(config, preset) -> list[str]:
+    from ipcbench.presets import check_start_methods, start_methods
+
+    text = config.getoption("--ipcbench-start-method") or os.environ.get("IPCBENCH_START_METHOD")
+    if not text:
+        return start_methods(preset.start_methods)
+    try:
+        return check_start_methods([m.strip() for m in text.split(",") if m.strip()])
+    except Exception as exc:  # UserError
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config):
-    config.stash[_STATE] = {"preset": _preset(config), "failed": [], "machine": None, "cases": {}}
+    preset = _preset(config)
+    config.stash[_STATE] = {"preset": preset, "start_methods": _start_methods(config, preset), "failed": [],
+                            "machine": None, "cases": {}}
 
 
 def pytest_sessionstart(session):
-    """Machine metadata and system checks before anything runs (the load average is meant to be ours)."""
+    """Machine metadata and system checks before any case runs, so the load average is not our own."""
     from ipcbench.metadata import machine_metadata, python_metadata
 
     state = session.config.stash[_STATE]
@@ -79,9 +97,10 @@ def _claimed_families() -> set[str]:
 
 def _cases(config, family: str | None) -> list[Case]:
     from ipcbench.mechanisms import all_mechanisms
-    from ipcbench.presets import build_grid, start_methods, worker_counts
+    from ipcbench.presets import build_grid, worker_counts
 
-    preset = config.stash[_STATE]["preset"]
+    state = config.stash[_STATE]
+    preset = state["preset"]
     if family is None:
         claimed = _claimed_families()
         mechs = [m.name for m in all_mechanisms() if m.family not in claimed]
@@ -90,7 +109,7 @@ def _cases(config, family: str | None) -> list[Case]:
     if not mechs:
         return []
     return build_grid(mechs, None, list(preset.payload_sizes), worker_counts(preset.workers),
-                      start_methods(preset.start_methods))
+                      state["start_methods"])
 
 
 def pytest_generate_tests(metafunc):

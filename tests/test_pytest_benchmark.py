@@ -75,7 +75,7 @@ def test_plan_calls_respects_the_round_limits(per_op, budget, expected):
     assert Session.plan_calls(SimpleNamespace(spec=SPEC), per_op, budget) == expected
 
 
-def test_roundtrip_session_times_real_echoes_and_reaps():
+def test_roundtrip_session_times_real_echoes_and_reaps(no_leftovers):
     with open_session(case(size=64), SPEC) as s:
         peers = list(s.rnd.peers)
         assert [p.name for p in peers] == ["echo"] and peers[0].is_alive()
@@ -93,12 +93,12 @@ def test_roundtrip_session_times_real_echoes_and_reaps():
     assert m["calls"] == 20 and m["wall_window_ns"] > 0
 
 
-def test_check_rejects_a_wrong_echo():
+def test_check_rejects_a_wrong_echo(no_leftovers):
     with open_session(case(size=16), SPEC) as s, pytest.raises(RoundFailed, match="echo returned 3 bytes"):
         s.op.check(b"abc")
 
 
-def test_stream_session_is_an_interval_op_with_wall_clock_throughput():
+def test_stream_session_is_an_interval_op_with_wall_clock_throughput(no_leftovers):
     with open_session(case(pattern="stream"), SPEC) as s:
         assert s.op.timed == "interval"
         s.warmup()
@@ -112,7 +112,7 @@ def test_stream_session_is_an_interval_op_with_wall_clock_throughput():
     assert m["ops"] == 50 and m["window_ns"] == m["wall_window_ns"] > 50 * 1000
 
 
-def test_contention_with_other_processes_reports_no_throughput():
+def test_contention_with_other_processes_reports_no_throughput(no_leftovers):
     with open_session(case("lock", "contention", 0, workers=2), SPEC) as s:
         s.warmup()
         s.begin()
@@ -127,7 +127,7 @@ def test_contention_with_other_processes_reports_no_throughput():
     assert len(m["samples_ns"]) == n
 
 
-def test_a_peer_that_dies_interrupts_a_blocked_call():
+def test_a_peer_that_dies_interrupts_a_blocked_call(no_leftovers):
     with pytest.raises(RoundFailed, match="peer process 'echo' was killed by signal 9"):
         with open_session(case(), SPEC) as s:
             os.kill(s.rnd.peers[0].pid, signal.SIGKILL)
@@ -135,14 +135,14 @@ def test_a_peer_that_dies_interrupts_a_blocked_call():
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL   # handler restored
 
 
-def test_a_hung_session_times_out():
+def test_a_hung_session_times_out(no_leftovers):
     with pytest.raises(RoundFailed, match=r"timed out after 0.5 s"):
         with open_session(case(), SPEC, timeout_s=0.5) as s:
             s.op.finish()                                  # the echo peer stops; nobody will answer
             s.op.call()
 
 
-def test_startup_session_starts_one_process_per_call():
+def test_startup_session_starts_one_process_per_call(no_leftovers):
     with open_session(case("process_start", "startup"), SPEC) as s:
         assert s.op.setup is not None and not s.op.throughput
         for _ in range(3):
@@ -199,7 +199,7 @@ def test_metrics_come_from_every_per_call_duration():
     assert m["throughput_msgs"] == pytest.approx(5 / 110e-6)
     assert m["throughput_bytes"] == pytest.approx(16 * 5 / 110e-6)
     assert rec["rounds"][0]["samples_ns"] == [1000, 2000, 3000, 4000, 100000]
-    assert rec["rounds"][0]["pytest_benchmark"]["name"] == "test_x[pipe_duplex/roundtrip/8B/w1/fork]"
+    assert rec["rounds"][0]["pytest_benchmark"]["name"] == "bench/test_x.py::test_x[pipe_duplex/roundtrip/8B/w1/fork]"
     assert rs["run"]["front_end"] == "pytest-benchmark" and rs["run"]["preset"] == "smoke"
 
 

@@ -7,9 +7,11 @@ Layout written by ``bench/conftest.py`` (format history: 1 - first version):
 * per benchmark, ``extra_info``: the case's identity as flat keys (``mechanism``, ``pattern``,
   ``payload_kind``, ``payload_bytes``, ``workers``, ``start_method``), ``op`` (what one timed call is, in
   words) and ``ipcbench``: ``{"format": 1, "timed": "latency"|"interval", "samples_ns": [...] (latency
-  samples, at most SAMPLE_CAP, evenly spaced), "samples_total", "ops", "window_ns", "bytes_per_op",
-  "cpu_s", "placement", "wall_s", "metrics", "noise", ...}``. ``metrics`` and ``noise`` are computed by
-  ``stats.summarize`` from *every* per-call duration pytest-benchmark recorded (its ``stats.data``).
+  samples, at most SAMPLE_CAP, evenly spaced), "samples_total", "ops", "window_ns" (what throughput is
+  computed from; see ``sessions.Session.measured``), "bytes_per_op", "cpu_s" (None: no cpu_per_msg from
+  this front end), "window_cpu_s", "wall_window_ns", "calls", "other_ops", "placement", "wall_s",
+  "metrics", "noise", ...}``. ``metrics`` and ``noise`` are computed by ``stats.summarize`` from *every*
+  per-call duration pytest-benchmark recorded (its ``stats.data``).
 * top level, ``ipcbench``: ``{"format": 1, "preset", "spec", "failed": [{"case", "error"}], ...}``;
   ``machine_info["ipcbench"]``: ipcbench's machine and Python metadata (system checks included).
 
