@@ -26,6 +26,11 @@ def _crashing_echo(end):
     os._exit(3)
 
 
+def _raising_echo(end):
+    end.recv()
+    raise ValueError("bad peer on purpose")
+
+
 def _silent_peer(end):
     end.recv()
     time.sleep(3600)
@@ -47,6 +52,8 @@ def _refuse(rnd):
 MECHANISMS = [
     Mechanism("test_crash", "test", "echo peer exits with status 3 after 3 messages",
               {"roundtrip": partial(_roundtrip_with, _crashing_echo)}),
+    Mechanism("test_raise", "test", "echo peer raises ValueError",
+              {"roundtrip": partial(_roundtrip_with, _raising_echo)}),
     Mechanism("test_hang", "test", "peer never answers", {"roundtrip": partial(_roundtrip_with, _silent_peer)}),
     Mechanism("test_refuse", "test", "pattern fails at once", {"roundtrip": _refuse}),
 ]

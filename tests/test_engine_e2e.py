@@ -58,6 +58,23 @@ def test_crashing_peer_fails_the_case_with_its_reason(plugin_env, no_leftovers):
     assert rec["metrics"] == {} and len(rec["rounds"]) == 1      # stops at the first failed round
 
 
+def test_peer_exception_is_named_in_the_reason(plugin_env, no_leftovers):
+    rec = run_case(Case("test_raise", "roundtrip", "bytes", 8, 1, "fork"), OPTS)
+    assert rec["status"] == "failed"
+    assert rec["error"] == ("peer process 'echo' exited with status 1 during the round "
+                            "(last error in the round: ValueError: bad peer on purpose)")
+
+
+def test_stored_samples_keep_the_same_fraction_of_every_round(no_leftovers):
+    opts = RunOptions(spec=TINY, rounds=2, round_timeout_s=30, max_stored_samples=20)
+    rec = run_case(Case("pipe_duplex", "roundtrip", "bytes", 8, 1, "fork"), opts)
+    stored = [len(r["samples_ns"]) for r in rec["rounds"]]
+    total = [r["samples_total"] for r in rec["rounds"]]
+    assert sum(stored) <= 20
+    for s, t in zip(stored, total):
+        assert s == max(1, int(t * 20 / sum(total)))
+
+
 def test_hanging_peer_is_killed_at_the_deadline(plugin_env, no_leftovers):
     opts = RunOptions(spec=TINY, rounds=2, round_timeout_s=3)
     rec = run_case(Case("test_hang", "roundtrip", "bytes", 8, 1, "fork"), opts)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError
@@ -83,7 +84,8 @@ def tidy_frame(sets: list[dict]) -> pd.DataFrame:
 
 
 def samples_frame(sets: list[dict]) -> pd.DataFrame:
-    parts = []
+    """Built column-wise (one numpy array per column): a full-preset set has millions of samples."""
+    values, lengths, rounds, bases, sources = [], [], [], [], []
     for rs in sets:
         for rec in rs["cases"]:
             if rec.get("status") != "ok":
@@ -93,16 +95,21 @@ def samples_frame(sets: list[dict]) -> pd.DataFrame:
                 s = rnd.get("samples_ns") or []
                 if not s:
                     continue
-                part = pd.DataFrame({"value": pd.Series(s, dtype="float64") / 1e9})
-                for k, v in base.items():
-                    part[k] = v
-                part["round"] = i
-                part["result_set"] = rs["_source"]
-                parts.append(part)
+                values.append(np.asarray(s, dtype=np.float64))
+                lengths.append(len(s))
+                rounds.append(i)
+                bases.append(base)
+                sources.append(rs["_source"])
     cols = [*CASE_COLUMNS, "round", "value", "result_set"]
-    if not parts:
+    if not values:
         return pd.DataFrame(columns=cols)
-    return pd.concat(parts, ignore_index=True)[cols]
+    n = np.asarray(lengths)
+    out = {c: np.repeat(np.asarray([b[c] for b in bases], dtype=object), n) for c in CASE_COLUMNS}
+    out["round"] = np.repeat(np.asarray(rounds, dtype=np.int64), n)
+    out["value"] = np.concatenate(values) / 1e9
+    out["result_set"] = np.repeat(np.asarray(sources, dtype=object), n)
+    df = pd.DataFrame(out, columns=cols)
+    return df.astype({"payload_bytes": "int64", "workers": "int64"})
 
 
 def failures_frame(sets: list[dict]) -> pd.DataFrame:

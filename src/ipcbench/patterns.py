@@ -218,6 +218,7 @@ def fanin(rnd: Round, make_channel) -> RoundResult:
 # --------------------------------------------------------------------------------------------------
 # rpc and contention: N client processes each time their own ops; the parent opens and closes the window
 # --------------------------------------------------------------------------------------------------
+# Client protocol on result_conn: b"ready" after warm-up, then (after the round) start and end times.
 def _send_client_times(result_conn, starts, ends, stop, timeout) -> None:
     result_conn.send_bytes(starts.tobytes())
     result_conn.send_bytes(ends.tobytes())
@@ -231,6 +232,7 @@ def _rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_op
     get = proxy.__getitem__
     for _ in range(warmup):
         get(key)
+    result_conn.send_bytes(b"ready")
     if not go.wait(timeout):
         raise TimeoutError("client: no start signal")
     starts, ends = array("q"), array("q")
@@ -252,6 +254,7 @@ def _lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, ti
     for _ in range(warmup):
         acquire()
         release()
+    result_conn.send_bytes(b"ready")
     if not go.wait(timeout):
         raise TimeoutError("client: no start signal")
     starts, ends = array("q"), array("q")
@@ -282,6 +285,8 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResul
         rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i, w,
                        max(1, spec.max_messages // n), spec.timeout_s, name=f"client-{i}")
         w.close()
+    for conn in conns:              # every client started and warmed up: start-up stays off the clock
+        conn.recv_bytes()
     cpu0 = rnd.cpu_snapshot()
     t_go = perf_counter_ns()
     soft, hard = _deadlines(spec, t_go)

@@ -103,7 +103,12 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str) -> di
                 _stop_group(proc, grace=0)
     try:
         with open(out) as f:
-            return json.load(f)
+            got = json.load(f)
+        if not got.get("ok"):
+            last = _last_exception(err)
+            if last and last not in got["error"]:
+                got["error"] = f"{got['error']} (last error in the round: {last})"
+        return got
     except (OSError, json.JSONDecodeError):
         tail = _tail(err)
         return {"ok": False, "error": f"orchestrator exited with status {proc.returncode} and no result"
@@ -137,6 +142,18 @@ def _clean_shm(before: set[str]) -> None:
             pass
 
 
+def _last_exception(path: str) -> str:
+    """The last 'SomeError: message' line a process of the round printed (peers share the stderr file)."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*", line):
+            return line.strip()[:300]
+    return ""
+
+
 def _tail(path: str) -> str:
     try:
         lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
@@ -151,22 +168,27 @@ def run_case(case: Case, opts: RunOptions) -> dict:
     rounds: list[dict] = []
     full: list[dict] = []
     error = None
-    cap = max(1, opts.max_stored_samples // max(1, opts.rounds))
     with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir:
         for _ in range(opts.rounds):
             got = run_round(case, opts.spec, opts.round_timeout_s, workdir)
             if not got.get("ok"):
                 error = got.get("error") or "unknown error"
-                rounds.append({"ok": False, "error": error})
                 break
-            res = got["result"]
-            full.append(res)
-            rounds.append({
-                "ok": True, "error": None,
-                "samples_ns": stats.bounded(res["samples_ns"], cap),
-                "samples_total": len(res["samples_ns"]),
-                **{k: res.get(k) for k in ("ops", "window_ns", "bytes_per_op", "cpu_s", "placement")},
-            })
+            full.append(got["result"])
+    # Stored samples: the same fraction of every round (so pooled stored samples weigh rounds as the
+    # measurement did), at most max_stored_samples in all.
+    total = sum(len(r["samples_ns"]) for r in full)
+    fraction = min(1.0, opts.max_stored_samples / total) if total else 1.0
+    for res in full:
+        n = len(res["samples_ns"])
+        rounds.append({
+            "ok": True, "error": None,
+            "samples_ns": stats.bounded(res["samples_ns"], max(1, int(n * fraction))),
+            "samples_total": n,
+            **{k: res.get(k) for k in ("ops", "window_ns", "bytes_per_op", "cpu_s", "placement")},
+        })
+    if error:
+        rounds.append({"ok": False, "error": error})
     record = {"case": case.to_dict(), "status": "failed" if error else "ok", "error": error,
               "metrics": {}, "noise": None, "rounds": rounds, "wall_s": round(time.perf_counter() - t0, 3)}
     if not error:

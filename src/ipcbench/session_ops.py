@@ -154,7 +154,8 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
     def finish() -> None:
         stop.value = 1
         rnd.stopping()
-        for conn in conns:                 # each client sends its start and end times, then waits
+        for conn in conns:                 # each client sent b"ready", then sends start and end times
+            conn.recv_bytes()
             conn.recv_bytes()
             conn.recv_bytes()
 
