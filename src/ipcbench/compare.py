@@ -16,16 +16,18 @@ Statistics (scipy.stats throughout), for every metric present on both sides:
 * ``ratio`` = other / base of the recorded values (below 1 means "other is lower").
 * Latency metrics (``latency_*``): the raw per-message samples stored in the rounds. ``p_value`` is a
   two-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``; unequal sizes are fine), one test per case
-  shared by its latency metrics. The CI of the ratio of two percentiles follows Price & Bonett (2002): each
-  side's distribution-free CI of the percentile (the order statistics ``scipy.stats.quantile_test`` picks,
-  from ``scipy.stats.binom``) gives a standard error of its logarithm; the two combine into a normal CI of
-  the log ratio. It costs a sort per case, so two full result sets compare in seconds (a bootstrap on
-  2000 x 2000 samples per case would take minutes). ``latency_max`` gets no CI: one extreme sample.
+  shared by its latency metrics, on at most ``MAX_TEST_SAMPLES`` per side (evenly spaced in time). The CI
+  of a ratio of percentiles combines the two sides' distribution-free CIs of that percentile (the order
+  statistics ``scipy.stats.quantile_test`` uses, from ``scipy.stats.binom``); see ``latency_ratio_ci``.
+  It needs one sort per case, so two full result sets compare in seconds (``scipy.stats.bootstrap`` on
+  2000 x 2000 samples takes ~30 ms a case, a minute for a full set). ``latency_max`` gets no CI (one
+  extreme sample), nor a percentile with too few samples beyond it (p999 needs ~4000; runs store 2000).
 * Round metrics (``throughput_*``, ``cpu_per_msg``): the per-round values are the samples, so there are few
   (2 in ``smoke``, 5 in ``full``). With fewer than ``MIN_ROUNDS`` per side there is no test and no CI
   (``p_value`` NaN). Otherwise Mann-Whitney U (exact for small samples: with 3 rounds per side its smallest
   p-value is 0.1, so nothing can be significant) and a percentile bootstrap CI (``scipy.stats.bootstrap``,
-  ``BOOTSTRAP_RESAMPLES`` resamples, fixed seed) of the ratio of medians (of means for ``cpu_per_msg``).
+  ``BOOTSTRAP_RESAMPLES`` resamples, fixed seed, all cases in one vectorized call) of the ratio of medians
+  (of means for ``cpu_per_msg``), scaled onto the recorded ratio.
 * ``significant``: p_value < ``ALPHA`` and |ratio - 1| >= ``MIN_EFFECT`` and the CI excludes 1. Where any of
   them cannot be computed the answer is False, never a guess. ``better`` names the side that wins a
   significant difference (lower latency/CPU, higher throughput).
@@ -33,25 +35,31 @@ Statistics (scipy.stats throughout), for every metric present on both sides:
 
 from __future__ import annotations
 
-import inspect
-import warnings
-from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import pandas as pd
 
+from .compare_stats import (  # noqa: F401  (re-exported: the statistics' settings belong to a comparison)
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    MAX_TEST_SAMPLES,
+    MIN_ROUNDS,
+    latency_ratio_ci,
+    mann_whitney,
+    median_fast,
+    quantile_ci_ranks,
+    round_ratio_ci,
+    sorted_quantile,
+    thin,
+)
 from .errors import UserError
 from .stats import PERCENTILES, UNITS
 from .units import format_size
 
 ALPHA = 0.05               # p-value below which a difference can count as significant
 MIN_EFFECT = 0.05          # ... and only if |ratio - 1| is at least this (5 %)
-CONFIDENCE = 0.95          # level of the ratio CIs
-MIN_ROUNDS = 3             # per side, for tests on per-round values
-MAX_TEST_SAMPLES = 1000    # per side for the U test on latency samples (the CIs use every stored sample)
-BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_SEED = 20240611
 
 LATENCY_METRICS = ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max")
 ROUND_METRICS = ("throughput_msgs", "throughput_bytes", "cpu_per_msg")
@@ -65,6 +73,7 @@ ROUND_SAMPLES = {"throughput_msgs": "throughput_msgs", "throughput_bytes": "thro
 
 KEY_ALWAYS = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers"]
 KEY_MAYBE = ["start_method", "python_version"]
+_KEY = [*KEY_ALWAYS, *KEY_MAYBE]
 SIDE_COLUMNS = ["start_method", "python_version", "machine_id"]
 COLUMNS = ["base_set", "other_set", *KEY_ALWAYS,
            *[f"{s}_{c}" for c in SIDE_COLUMNS for s in ("base", "other")],
@@ -161,50 +170,54 @@ def _collect(side: Side) -> _Cases:
     if len(machines) > 1:
         raise UserError(f"{side.label} holds result sets of {len(machines)} machines ({', '.join(machines)}); "
                         f"give one machine's file or folder (results/<machine_id>/) per argument")
-    merged: dict[tuple, dict] = {}
+    groups: dict[tuple, list] = {}      # case key (KEY_ALWAYS + KEY_MAYBE) -> [(machine_id, record), ...]
     failed = []
     for rs in side.sets:
         mid = rs.get("machine_id") or rs.get("machine", {}).get("machine_id")
         py = rs.get("python", {}).get("python_version")
         for rec in rs["cases"]:
             c = rec["case"]
-            row = {**{k: c[k] for k in KEY_ALWAYS}, "start_method": c["start_method"], "python_version": py,
-                   "machine_id": mid}
-            if rec.get("status") != "ok":
-                failed.append({**row, "error": rec.get("error"), "result_set": rs.get("_source", side.label)})
-                continue
-            k = tuple(row[c] for c in [*KEY_ALWAYS, *KEY_MAYBE])
-            ok_rounds = [r for r in rec.get("rounds", []) if r.get("ok", True)]
-            lat = [np.asarray(r["samples_ns"], dtype=np.int64) for r in ok_rounds if r.get("samples_ns")]
-            values = {m: v["value"] for m, v in rec.get("metrics", {}).items() if m in METRICS}
-            tput = np.asarray((rec.get("noise") or {}).get("round_throughput") or [], dtype=np.float64)
-            per_round = {"throughput_msgs": tput,
-                         "cpu_per_msg": np.asarray([r["cpu_s"] / r["ops"] for r in ok_rounds
-                                                    if r.get("ops") and r.get("cpu_s") is not None])}
-            flags = set((rec.get("noise") or {}).get("flags") or [])
-            if k in merged:                # the same case again (another file of this machine): pool
-                e = merged[k]
-                e["lat"].extend(lat)
-                for m, v in per_round.items():
-                    e["per_round"][m].append(v)
-                for m, v in values.items():
-                    e["values"].setdefault(m, []).append(v)
-                e["flags"] |= flags
+            k = (c["mechanism"], c["pattern"], c["payload_kind"], c["payload_bytes"], c["workers"],
+                 c["start_method"], py)
+            if rec.get("status") == "ok":
+                groups.setdefault(k, []).append((mid, rec))
             else:
-                merged[k] = {"row": row, "lat": lat, "per_round": {m: [v] for m, v in per_round.items()},
-                             "values": {m: [v] for m, v in values.items()}, "flags": flags}
-    out = _Cases([], [], {m: [] for m in set(ROUND_SAMPLES.values())}, failed)
-    for e in merged.values():
-        out.rows.append({**e["row"], "flags": ",".join(sorted(e["flags"])),
-                         **{m: v[0] if len(v) == 1 else float(np.median(v)) for m, v in e["values"].items()}})
-        out.latency.append(_join(e["lat"]))
-        for m in out.rounds:
-            out.rounds[m].append(_join(e["per_round"][m]))
+                failed.append({**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
+                               "result_set": rs.get("_source", side.label)})
+    out = _Cases([], [], {"throughput_msgs": [], "cpu_per_msg": []}, failed)
+    for k, recs in groups.items():         # several records: the same case in several files; pool them
+        rounds = [r for _, rec in recs for r in rec.get("rounds") or () if r.get("ok", True)]
+        out.latency.append(_pooled_samples([r for r in rounds if r.get("samples_ns")]))
+        out.rounds["throughput_msgs"].append(np.array(
+            [t for _, rec in recs for t in (rec.get("noise") or {}).get("round_throughput") or ()], dtype=float))
+        out.rounds["cpu_per_msg"].append(np.array(
+            [r["cpu_s"] / r["ops"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None], dtype=float))
+        row = dict(zip(_KEY, k, strict=True))
+        row["machine_id"] = recs[0][0]
+        row["flags"] = ",".join(sorted({fl for _, rec in recs for fl in (rec.get("noise") or {}).get("flags") or ()}))
+        for m in METRICS:
+            v = [rec["metrics"][m]["value"] for _, rec in recs if m in rec.get("metrics", {})]
+            if v:
+                row[m] = v[0] if len(v) == 1 else float(np.median(v))
+        out.rows.append(row)
     return out
 
 
-def _join(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+def _pooled_samples(rounds: list[dict]) -> np.ndarray:
+    """The stored samples of several rounds as one representative sample (ns).
+
+    The runner stores at most a fixed number per round, so a short round keeps all of its samples and a
+    long one a fraction: pooled as they are, short rounds would weigh too much. Every round is thinned
+    (evenly in time) to the smallest stored fraction, so each keeps its share of the messages it timed.
+    """
+    parts = [r["samples_ns"] for r in rounds]
+    if len(parts) > 1:
+        totals = [max(len(x), r.get("samples_total") or 0) for x, r in zip(parts, rounds, strict=True)]
+        frac = min(len(x) / t for x, t in zip(parts, totals, strict=True))
+        keep = [max(1, round(frac * t)) for t in totals]
+        if any(k < len(x) for k, x in zip(keep, parts, strict=True)):
+            return np.concatenate([thin(np.asarray(x, dtype=np.int64), k) for x, k in zip(parts, keep, strict=True)])
+    return np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=sum(len(x) for x in parts))
 
 
 def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
@@ -222,111 +235,9 @@ def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
     return [*KEY_ALWAYS, *(d for d in KEY_MAYBE if d not in across)], across
 
 
-# --- statistics ---------------------------------------------------------------------------------------
-
-def _by_shape(xs: list[np.ndarray], ys: list[np.ndarray], min_n: int):
-    """Group case indices by (len x, len y) so each group is one vectorized scipy call."""
-    groups = defaultdict(list)
-    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        if len(x) >= min_n and len(y) >= min_n:
-            groups[(len(x), len(y))].append(i)
-    for idx in groups.values():
-        yield idx, np.stack([xs[i] for i in idx]), np.stack([ys[i] for i in idx])
-
-
-def _thin(samples: np.ndarray, cap: int = MAX_TEST_SAMPLES) -> np.ndarray:
-    """At most ``cap`` samples, evenly spaced in time (as the runner stores them): keeps the test cheap."""
-    if len(samples) <= cap:
-        return samples
-    return samples[np.linspace(0, len(samples) - 1, cap).round().astype(int)]
-
-
-def mann_whitney(xs: list[np.ndarray], ys: list[np.ndarray], min_n: int = 1) -> np.ndarray:
-    """Two-sided Mann-Whitney U p-value for each pair of samples; NaN where a side has < min_n values."""
-    from scipy import stats
-
-    p = np.full(len(xs), np.nan)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        for idx, x, y in _by_shape(xs, ys, min_n):
-            p[idx] = stats.mannwhitneyu(x, y, axis=1, alternative="two-sided", method="auto").pvalue
-    return p
-
-
-def quantile_ci_ranks(n: np.ndarray, q: float, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """0-based order-statistic indices bounding the distribution-free CI of quantile ``q``, per sample size.
-
-    The same indices ``scipy.stats.quantile_test(...).confidence_interval()`` uses (two-sided), vectorized
-    over sample sizes; -1 or >= n where the CI does not exist (too few samples for that quantile).
-    """
-    from scipy import stats
-
-    a = (1 - confidence) / 2
-    n = np.asarray(n)
-    return stats.binom.ppf(a, n, q).astype(int) - 1, stats.binom.isf(a, n, q).astype(int)
-
-
-def latency_ratio_ci(base: list[np.ndarray], other: list[np.ndarray], ratio: np.ndarray, q: float,
-                     confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """CI of other/base quantile ``q`` (Price & Bonett 2002 on the log scale), centred on ``ratio``."""
-    from scipy import stats
-
-    z = stats.norm.ppf(0.5 + confidence / 2)
-
-    def log_se(samples: list[np.ndarray]) -> np.ndarray:
-        n = np.array([len(s) for s in samples])
-        lo, hi = quantile_ci_ranks(n, q, confidence)
-        out = np.full(len(samples), np.nan)
-        for i, s in enumerate(samples):
-            if 0 <= lo[i] and hi[i] < n[i] and s[lo[i]] > 0:
-                out[i] = (np.log(s[hi[i]]) - np.log(s[lo[i]])) / (2 * z)
-        return out
-
-    with np.errstate(all="ignore"):
-        half = z * np.sqrt(log_se(base) ** 2 + log_se(other) ** 2)
-        return ratio * np.exp(-half), ratio * np.exp(half)
-
-
-def _bootstrap_kwargs() -> dict:
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    from scipy import stats
-
-    return {"rng": rng} if "rng" in inspect.signature(stats.bootstrap).parameters else {"random_state": rng}
-
-
-def _median(a: np.ndarray, axis: int = -1) -> np.ndarray:
-    """np.median for short rows (per-round values): a full sort beats partition there, 3x on 1000 x 5."""
-    s = np.sort(a, axis=axis)
-    n = s.shape[axis]
-    return (np.take(s, (n - 1) // 2, axis=axis) + np.take(s, n // 2, axis=axis)) / 2
-
-
-def round_ratio_ci(base: list[np.ndarray], other: list[np.ndarray], center=_median,
-                   confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Percentile-bootstrap CI of center(other)/center(base) from per-round values (>= MIN_ROUNDS a side).
-
-    Returns (estimate, low, high) per pair; NaN where a side has fewer than ``MIN_ROUNDS`` values.
-    """
-    from scipy import stats
-
-    def ratio(b, o, axis=-1):
-        return center(o, axis=axis) / center(b, axis=axis)
-
-    est, lo, hi = (np.full(len(base), np.nan) for _ in range(3))
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        for idx, b, o in _by_shape(base, other, MIN_ROUNDS):
-            res = stats.bootstrap((b, o), ratio, n_resamples=BOOTSTRAP_RESAMPLES, batch=250, vectorized=True,
-                                  axis=-1, method="percentile", confidence_level=confidence,
-                                  **_bootstrap_kwargs())
-            est[idx] = ratio(b, o)
-            lo[idx], hi[idx] = res.confidence_interval.low, res.confidence_interval.high
-    return est, lo, hi
-
-
 @dataclass
 class _Tests:
-    """Per matched pair: p-value, CI factors (CI / estimate, so a CI can be centred on a recorded ratio), n."""
+    """Per matched pair: p-value, CI factors (CI / estimate, to scale onto a recorded ratio), sample sizes."""
 
     p: np.ndarray
     lo_factor: np.ndarray
@@ -354,8 +265,12 @@ def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarr
     if metric in LATENCY_METRICS:
         p, sorted_b, sorted_o = tests(metric)
         n_b, n_o = np.array([len(x) for x in sorted_b]), np.array([len(x) for x in sorted_o])
-        if metric in QUANTILES:
-            lo, hi = latency_ratio_ci(sorted_b, sorted_o, ratio, QUANTILES[metric])
+        if metric in QUANTILES:         # the CI's width from the stored samples, placed on the recorded ratio
+            q = QUANTILES[metric]
+            lo, hi = latency_ratio_ci(sorted_b, sorted_o, q)
+            with np.errstate(all="ignore"):
+                shift = ratio / (sorted_quantile(sorted_o, q) / sorted_quantile(sorted_b, q))
+            lo, hi = lo * shift, hi * shift
         else:
             lo = hi = np.full(len(ib), np.nan)
         kind = "messages"
@@ -375,10 +290,11 @@ def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarr
     return df[keep]
 
 
-def compare_pair(base: Side, other: Side, metrics=METRICS) -> tuple[pd.DataFrame, dict]:
+def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | None = None
+                 ) -> tuple[pd.DataFrame, dict]:
     """One other side against the base: (rows of ``COLUMNS``, info with key/across/only_* frames)."""
     key, across = match_dimensions(base, other)
-    b, o = _collect(base), _collect(other)
+    b, o = collected or _collect(base), _collect(other)
     bk = pd.DataFrame(b.rows, columns=[*KEY_ALWAYS, *KEY_MAYBE]).reset_index(names="_ib")
     ok = pd.DataFrame(o.rows, columns=[*KEY_ALWAYS, *KEY_MAYBE]).reset_index(names="_io")
     both = bk.merge(ok, on=key, how="outer", suffixes=("_b", "_o"), indicator=True)
@@ -401,10 +317,10 @@ def compare_pair(base: Side, other: Side, metrics=METRICS) -> tuple[pd.DataFrame
         src = "latency" if metric in LATENCY_METRICS else ROUND_SAMPLES[metric]
         if src not in cache:
             if src == "latency":
-                p = mann_whitney([_thin(b.latency[i]) for i in ib], [_thin(o.latency[i]) for i in io])
+                p = mann_whitney([thin(b.latency[i]) for i in ib], [thin(o.latency[i]) for i in io])
                 cache[src] = (p, [np.sort(b.latency[i]) for i in ib], [np.sort(o.latency[i]) for i in io])
             else:
-                center = np.mean if src == "cpu_per_msg" else _median
+                center = np.mean if src == "cpu_per_msg" else median_fast
                 cache[src] = _round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io], center)
         return cache[src]
 
@@ -443,8 +359,9 @@ def compare(base: Side, others: list[Side], metrics=METRICS) -> Comparison:
     comp = Comparison(pd.DataFrame(columns=COLUMNS), base.label, [o.label for o in others],
                       sides={s.label: describe(s) for s in [base, *others]})
     frames, only_b, only_o, failed = [], [], [], []
+    collected = _collect(base)
     for other in others:
-        df, info = compare_pair(base, other, metrics)
+        df, info = compare_pair(base, other, metrics, collected)
         frames.append(df)
         comp.key[other.label], comp.across[other.label] = info["key"], info["across"]
         comp.shown[other.label], comp.matched[other.label] = info["shown"], info["matched"]
@@ -460,11 +377,3 @@ def compare(base: Side, others: list[Side], metrics=METRICS) -> Comparison:
     comp.failed = pd.DataFrame(failed, columns=["side", "result_set", *KEY_ALWAYS, *KEY_MAYBE, "machine_id",
                                                 "error"])
     return comp
-
-
-def compare_sets(sets: list[dict], metrics=METRICS) -> Comparison:
-    """Every result set against the first, one set per side, labelled by its source file."""
-    if len(sets) < 2:
-        raise UserError("a comparison needs at least two result sets")
-    sides = [Side(str(rs.get("_source") or rs.get("machine_id") or f"set {i}"), [rs]) for i, rs in enumerate(sets)]
-    return compare(sides[0], sides[1:], metrics)

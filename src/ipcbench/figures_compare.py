@@ -24,6 +24,7 @@ from .compare import CONFIDENCE, DEFAULT_METRICS, HIGHER_IS_BETTER, Side, compar
 from .figures_base import NoData, mechanism_color, mechanism_sort_key
 from .units import format_size
 
+LINESTYLES = ["-", "--", ":", "-."]
 ZERO_X = 1          # where payload 0 (payloadless patterns: contention) is drawn on a log size axis
 WIN_LIMIT = 4.0     # colour scale of wins_map saturates at 4x
 
@@ -45,6 +46,8 @@ def _size_axis(ax, sizes) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.tick_params(axis="x", labelrotation=30)
     ax.set_xlabel("payload size (log scale)")
+    if len(xs) == 1:
+        ax.set_xlim(xs[0] / 2, xs[0] * 2)
 
 
 def _ratio_axis(ax, lo: float, hi: float) -> None:
@@ -67,50 +70,55 @@ def _series_label(row: dict, extra: list[str]) -> str:
     return " ".join(parts)
 
 
-def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
-    """Other/base ratio of ``metric`` per mechanism against payload size; a panel per pattern and other set.
+def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50", ncols: int = 3) -> Figure:
+    """Other/base ratio of ``metric`` per mechanism against payload size; a panel per (other set, pattern).
 
-    Error bars: the ratio's CI (where there is one). Filled markers: significant; hollow: not.
+    Error bars: the ratio's CI (where there is one). Filled markers: significant; hollow: not. Line style
+    tells worker counts (or start methods) apart where a pattern has several.
     """
     df = _pick(frame, metric)
-    others = list(dict.fromkeys(df.other_set))
-    patterns = sorted(df.pattern.unique())
-    fig = Figure(figsize=(4.4 * len(patterns) + 1.5, 3.3 * len(others) + 0.8), layout="constrained")
-    axes = fig.subplots(len(others), len(patterns), squeeze=False)
+    panels = [(o, p) for o in dict.fromkeys(df.other_set) for p in sorted(df[df.other_set == o].pattern.unique())]
+    ncols = min(ncols, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(4.3 * ncols + 0.5, 3.2 * nrows + 0.8), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     good = "higher" if metric in HIGHER_IS_BETTER else "lower"
-    for i, other in enumerate(others):
-        for j, pattern in enumerate(patterns):
-            ax = axes[i, j]
-            part = df[(df.other_set == other) & (df.pattern == pattern)]
-            extra = [c for c in ("workers", "base_start_method", "payload_kind") if part[c].nunique() > 1]
-            finite = part[["ratio", "ratio_ci_low", "ratio_ci_high"]].to_numpy(dtype=float)
-            finite = finite[np.isfinite(finite) & (finite > 0)]
-            _ratio_axis(ax, finite.min(initial=0.5), finite.max(initial=2.0))
-            groups = part.groupby(["mechanism", "workers", "base_start_method", "payload_kind"], sort=False)
-            for _, g in sorted(groups, key=lambda kv: (mechanism_sort_key(kv[0][0]), kv[0][1:])):
-                g = g.sort_values("payload_bytes")
-                x = np.where(g.payload_bytes.to_numpy() == 0, ZERO_X, g.payload_bytes.to_numpy()).astype(float)
-                y = g.ratio.to_numpy(dtype=float)
-                color = mechanism_color(g.mechanism.iloc[0])
-                label = _series_label(g.iloc[0].to_dict(), extra)
-                ax.plot(x, y, color=color, linewidth=1.2, label=label, gid="ratio")
-                lo, hi = g.ratio_ci_low.to_numpy(dtype=float), g.ratio_ci_high.to_numpy(dtype=float)
-                has_ci = np.isfinite(lo) & np.isfinite(hi)
-                if has_ci.any():
-                    ax.errorbar(x[has_ci], y[has_ci], yerr=[y[has_ci] - lo[has_ci], hi[has_ci] - y[has_ci]],
-                                fmt="none", ecolor=color, elinewidth=0.8, capsize=2, alpha=0.7)
-                sig = g.significant.to_numpy(dtype=bool)
-                ax.scatter(x[sig], y[sig], color=color, s=28, zorder=3, gid="significant")
-                ax.scatter(x[~sig], y[~sig], facecolors="none", edgecolors=color, s=22, zorder=3,
-                           gid="not significant")
-            _size_axis(ax, part.payload_bytes)
-            ax.set_title(f"{pattern}: {other}", fontsize="small", loc="left")
-            ax.set_ylabel(f"{metric} other/base (log)\n{good} is better for other")
-            ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize="x-small", frameon=False)
-    base = df.base_set.iloc[0]
-    fig.suptitle(f"{metric}: ratio other/base (base: {base}); filled = significant, bars = "
-                 f"{CONFIDENCE:.0%} CI", fontsize="medium")
+    for k, (other, pattern) in enumerate(panels):
+        ax = axes.flat[k]
+        part = df[(df.other_set == other) & (df.pattern == pattern)]
+        extra = [c for c in ("workers", "base_start_method", "payload_kind") if part[c].nunique() > 1]
+        finite = part[["ratio", "ratio_ci_low", "ratio_ci_high"]].to_numpy(dtype=float)
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        _ratio_axis(ax, finite.min(initial=0.5), finite.max(initial=2.0))
+        groups = part.groupby(["mechanism", "workers", "base_start_method", "payload_kind"], sort=False)
+        styles: dict = {}
+        for _, g in sorted(groups, key=lambda kv: (mechanism_sort_key(kv[0][0]), kv[0][1:])):
+            g = g.sort_values("payload_bytes")
+            x = np.where(g.payload_bytes.to_numpy() == 0, ZERO_X, g.payload_bytes.to_numpy()).astype(float)
+            y = g.ratio.to_numpy(dtype=float)
+            color = mechanism_color(g.mechanism.iloc[0])
+            row = g.iloc[0].to_dict()
+            style = styles.setdefault(tuple(row[c] for c in extra), LINESTYLES[len(styles) % len(LINESTYLES)])
+            ax.plot(x, y, color=color, linestyle=style, linewidth=1.2, label=_series_label(row, extra), gid="ratio")
+            lo, hi = g.ratio_ci_low.to_numpy(dtype=float), g.ratio_ci_high.to_numpy(dtype=float)
+            has_ci = np.isfinite(lo) & np.isfinite(hi)
+            if has_ci.any():
+                ax.errorbar(x[has_ci], y[has_ci], yerr=[y[has_ci] - lo[has_ci], hi[has_ci] - y[has_ci]],
+                            fmt="none", ecolor=color, elinewidth=0.8, capsize=2, alpha=0.7)
+            sig = g.significant.to_numpy(dtype=bool)
+            ax.scatter(x[sig], y[sig], color=color, s=28, zorder=3, gid="significant")
+            ax.scatter(x[~sig], y[~sig], facecolors="none", edgecolors=color, s=22, zorder=3,
+                       gid="not significant")
+        _size_axis(ax, part.payload_bytes)
+        ax.set_title(f"{pattern}: {other}", fontsize="small", loc="left")
+        if k % ncols == 0:
+            ax.set_ylabel(f"{metric} other/base\n(log; {good} = other better)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="x-small", frameon=False)
+    for ax in axes.flat[len(panels):]:
+        ax.remove()
+    fig.suptitle(f"{metric}: ratio other/base (base: {df.base_set.iloc[0]}); filled = significant, "
+                 f"bars = {CONFIDENCE:.0%} CI", fontsize="medium")
     return fig
 
 
@@ -149,7 +157,8 @@ def wins_map(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
             i, j = rows.index(r), sizes.index(s)
             if sig and np.isfinite(v) and v > 0:
                 grid[i, j] = math.log2(v)
-                text[i][j] = f"{max(v, 1 / v):.2g}x"
+                f = max(v, 1 / v)
+                text[i][j] = f"{f:.2g}x" if f < 10 else f"{f:.0f}x"
             else:
                 grid[i, j] = 0.0
                 text[i][j] = "≈"
@@ -163,8 +172,8 @@ def wins_map(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
         ax.set_xticks(range(len(sizes)), [format_size(int(s)) for s in sizes], rotation=30)
         ax.set_yticks(range(len(rows)), rows, fontsize="small")
         ax.set_xlabel("payload size")
-        ax.set_title(f"{metric}: where each wins — {other} vs {df.base_set.iloc[0]}", fontsize="small",
-                     loc="left")
+        ax.set_title(f"{metric}: where each wins (other: {other}; base: {df.base_set.iloc[0]})",
+                     fontsize="small", loc="left")
         ticks = [-2, -1, 0, 1, 2]
         cb = fig.colorbar(im, ax=ax, ticks=ticks, shrink=0.9)
         cb.ax.set_yticklabels(["base 4x", "base 2x", "=", "other 2x", "other 4x"])
@@ -184,9 +193,8 @@ def _row_label(r: dict, with_start_method: bool) -> str:
 def _cmap():
     from matplotlib import colormaps
 
-    cmap = colormaps["PuOr"].copy()         # purple: other wins, orange: base wins; colour-blind safe
-    cmap.set_bad("0.85")
-    return cmap
+    # purple: other wins, orange: base wins (colour-blind safe); grey: no such case
+    return colormaps["PuOr"].with_extremes(bad="0.85")
 
 
 def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0) -> dict | None:
@@ -225,7 +233,7 @@ def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0) -> dict |
 
 
 def side_labels(sets: list[dict]) -> list[str]:
-    """Short unique labels: machine_id, plus Python version / start method / file name where needed."""
+    """Short unique labels: machine_id, plus Python version / start method / file name where they differ."""
     def start(rs):
         return ",".join(sorted({c["case"]["start_method"] for c in rs["cases"]}))
 
@@ -235,5 +243,6 @@ def side_labels(sets: list[dict]) -> list[str]:
         dup = {lb for lb in labels if labels.count(lb) > 1}
         if not dup:
             break
-        labels = [f"{lb} · {extra(rs)}" if lb in dup else lb for lb, rs in zip(labels, sets, strict=True)]
+        if len({extra(rs) for lb, rs in zip(labels, sets, strict=True) if lb in dup}) > 1:
+            labels = [f"{lb} · {extra(rs)}" if lb in dup else lb for lb, rs in zip(labels, sets, strict=True)]
     return [lb if labels.count(lb) == 1 else f"{lb} #{i}" for i, lb in enumerate(labels)]
