@@ -1,8 +1,9 @@
 """Frames -> matplotlib Figures. Figures never show, save or read files; statistics never import this.
 
 Every figure function takes a frame (the tidy frame, or the raw samples frame for distributions) and
-returns a ``matplotlib.figure.Figure`` built without pyplot (so no display or backend is needed; the Agg
-canvas is used), or raises ``NoData`` when the frame has nothing for it. Result sets are never mixed: one
+returns a ``matplotlib.figure.Figure`` built without pyplot (no display, no global list of open figures;
+``savefig`` picks the renderer by format: SVG for the report, Agg for PNG), or raises ``NoData`` when the
+frame has nothing for it. Result sets are never mixed: one
 panel per setup (machine_id, python_version, start_method). ``FIGURES`` lists them in report order.
 
     from ipcbench.frame import load_sets

@@ -67,8 +67,8 @@ def mechanisms_in(df: pd.DataFrame) -> list[str]:
 
 
 def new_figure(nrows: int, ncols: int, panel: tuple[float, float] = (3.6, 2.5), sharey=False, sharex=False,
-               left: float = 0.95, right: float = 2.3, top: float = 0.8, bottom: float = 0.75,
-               gap: tuple[float, float] = (1.0, 1.15)) -> tuple[Figure, np.ndarray]:
+               left: float = 0.95, right: float = 1.9, top: float = 0.8, bottom: float = 0.75,
+               gap: tuple[float, float] = (0.95, 1.15)) -> tuple[Figure, np.ndarray]:
     """A Figure with an nrows x ncols grid of axes (always a 2-D array), laid out in fixed inches.
 
     ``panel`` is the size of one axes; margins and gaps leave room for labels, a two-line panel title and a

@@ -62,7 +62,7 @@ def latency_distributions(samples: pd.DataFrame, max_bytes: int = SMALL_PAYLOAD)
     patterns = [p for p in DIST_PATTERNS if p in {str(x) for x in df["pattern"].unique()}]
     if not panels or not patterns:
         raise NoData(f"no raw samples of {', '.join(DIST_PATTERNS)} cases at payloads up to {format_size(max_bytes)}")
-    fig, axes = new_figure(len(panels), len(patterns), panel=(3.6, 3.0))
+    fig, axes = new_figure(len(panels), len(patterns), panel=(3.2, 2.6))
     names: set[str] = set()
     for row, (label, part) in zip(axes, panels, strict=True):
         for ax, pattern in zip(row, patterns, strict=True):

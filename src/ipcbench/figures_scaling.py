@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -18,6 +20,7 @@ from .figures_base import (
     metric_table,
     new_figure,
     rate_axis,
+    remove_unused,
     seconds_axis,
     setups,
     size_axis,
@@ -62,7 +65,7 @@ def scaling(tidy: pd.DataFrame) -> Figure:
     patterns = [p for p in SCALING_PATTERNS if df.loc[df["pattern"] == p, "workers"].nunique() > 1]
     if not panels or not patterns:
         raise NoData("no fanin, dispatch or rpc cases with more than one worker count")
-    fig, axes = new_figure(len(panels), len(patterns), panel=(3.6, 2.9))
+    fig, axes = new_figure(len(panels), len(patterns), panel=(3.2, 2.5))
     names: set[str] = set()
     size_styles: dict[int, str] = {}
     for row, (label, part) in zip(axes, panels, strict=True):
@@ -100,7 +103,7 @@ def pool_apply_vs_async(tidy: pd.DataFrame) -> Figure:
     panels = setups(df)
     if not panels:
         raise NoData("no dispatch (pool) cases")
-    fig, axes = new_figure(len(panels), 2, sharex=True)
+    fig, axes = new_figure(len(panels), 2)
     names: set[str] = set()
     worker_styles: dict[int, str] = {}
     for row, (label, part) in zip(axes, panels, strict=True):
@@ -136,9 +139,10 @@ def startup_cost(tidy: pd.DataFrame) -> Figure:
     panels = setups(df, ["machine_id", "python_version"])
     if not panels:
         raise NoData("no startup (process_start) cases")
-    fig, axes = new_figure(1, len(panels), panel=(3.8, 2.8), sharey=True)
+    ncols = min(3, len(panels))
+    fig, axes = new_figure(math.ceil(len(panels) / ncols), ncols, panel=(3.6, 2.6), sharey=True)
     size_colors: dict[int, str] = {}
-    for ax, (label, part) in zip(axes[0], panels, strict=True):
+    for ax, (label, part) in zip(axes.flat, panels, strict=False):
         wide = metric_table(part, ["latency_p50", "latency_p99"], ["start_method", "payload_bytes"])
         methods = sorted({str(m) for m in wide["start_method"]},
                          key=lambda m: (["fork", "forkserver", "spawn"] + [m]).index(m))
@@ -167,6 +171,7 @@ def startup_cost(tidy: pd.DataFrame) -> Figure:
         seconds_axis(ax, "time to start a process")
         ax.set_title(label, fontsize="small")
         ax.grid(True, axis="y", which="major", alpha=0.3)
+    remove_unused(axes, len(panels))
     suptitle(fig, "Process start-up: Process.start() until the child runs (dot: p50, whisker: p99)")
     handles = [Line2D([], [], color=c, marker="o", ls="", label=format_size(s)) for s, c in sorted(size_colors.items())]
     legend_right(fig, handles, title="argument size")

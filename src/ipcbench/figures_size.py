@@ -28,7 +28,7 @@ from .figures_base import (
     suptitle,
 )
 
-PAYLOAD_PATTERNS = ("roundtrip", "stream", "fanin", "rpc", "dispatch")
+CPU_PATTERNS = ("roundtrip", "stream", "dispatch")
 
 
 def _sorted_mechs(df: pd.DataFrame) -> list[str]:
@@ -47,7 +47,8 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
     panels = setups(df)
     if not panels:
         raise NoData(f"no {pattern} cases with a payload")
-    ncols = min(3, len(panels))
+    name = "round-trip" if pattern == "roundtrip" else pattern
+    ncols = min(2, len(panels))
     fig, axes = new_figure(math.ceil(len(panels) / ncols), ncols, sharey=True)
     names: set[str] = set()
     for ax, (label, part) in zip(axes.flat, panels, strict=False):
@@ -61,11 +62,11 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
                     label=f"{mech} p99")
             names.add(mech)
         size_axis(ax, wide["payload_bytes"])
-        seconds_axis(ax, f"{pattern} latency")
+        seconds_axis(ax, f"{name} latency")
         ax.set_title(label, fontsize="small")
         ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(panels))
-    suptitle(fig, f"{pattern.capitalize()} latency against payload size (p50 solid, p99 dashed)")
+    suptitle(fig, f"{name.capitalize()} latency against payload size (p50 solid, p99 dashed)")
     mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
                      [("p50", {"ls": "-"}), ("p99", {"ls": "--"})])
     return fig
@@ -83,7 +84,7 @@ def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
     panels = setups(df)
     if not panels or "stream" not in set(df["pattern"]):
         raise NoData("no stream cases")
-    fig, axes = new_figure(len(panels), 2, sharex=True)
+    fig, axes = new_figure(len(panels), 2)
     names: set[str] = set()
     for row, (label, part) in zip(axes, panels, strict=True):
         wide = metric_table(part, ["throughput_bytes", "throughput_msgs"], ["mechanism", "pattern", "payload_bytes"])
@@ -110,18 +111,18 @@ def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
 
 
 def cpu_per_message(tidy: pd.DataFrame) -> Figure:
-    """CPU seconds of all processes per message against payload size, per mechanism; a column per pattern
-    (at its smallest worker count), a row per setup."""
-    df = tidy[tidy["pattern"].isin(list(PAYLOAD_PATTERNS)) & (tidy["metric"] == "cpu_per_msg")
+    """CPU seconds of all processes per message against payload size, per mechanism; a panel per pattern
+    in ``CPU_PATTERNS`` (at its smallest worker count) and setup, three panels to a row."""
+    df = tidy[tidy["pattern"].isin(list(CPU_PATTERNS)) & (tidy["metric"] == "cpu_per_msg")
               & (tidy["payload_bytes"] > 0) & (tidy["value"] > 0)]
     panels = setups(df)
     if not panels:
         raise NoData("no cases with CPU time per message")
-    patterns = [p for p in PAYLOAD_PATTERNS if p in set(df["pattern"])]
+    patterns = [p for p in CPU_PATTERNS if p in set(df["pattern"])]
     cells = [(label, part, pattern) for label, part in panels for pattern in patterns
              if (part["pattern"] == pattern).any()]
     ncols = min(3, len(cells))
-    fig, axes = new_figure(math.ceil(len(cells) / ncols), ncols, panel=(3.4, 2.5), sharey=True)
+    fig, axes = new_figure(math.ceil(len(cells) / ncols), ncols, panel=(3.2, 2.5), sharey=True)
     names: set[str] = set()
     for ax, (label, part, pattern) in zip(axes.flat, cells, strict=False):
         pp = _lowest_workers(part[part["pattern"] == pattern])

@@ -89,11 +89,20 @@ def setups(df: pd.DataFrame, columns: Sequence[str] = SETUP_COLUMNS) -> list[tup
     return out
 
 
+def fill_missing(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``df`` with missing values in ``columns`` (e.g. an unknown Python version) replaced by "?"."""
+    missing = [c for c in columns if c in df.columns and df[c].isna().any()]
+    if not missing:
+        return df
+    return df.assign(**{c: df[c].astype(object).where(df[c].notna(), "?") for c in missing})
+
+
 def metric_table(df: pd.DataFrame, metrics: Sequence[str], index: Sequence[str]) -> pd.DataFrame:
     """Tidy rows -> one row per ``index`` combination with one column per metric (NaN where missing)."""
     part = df[df["metric"].isin(list(metrics))]
     if part.empty:
         return pd.DataFrame(columns=[*index, *metrics])
+    part = fill_missing(part, index)       # pivot_table would drop rows whose keys are missing
     wide = part.pivot_table(index=list(index), columns="metric", values="value", aggfunc="first",
                             observed=True).reset_index()
     wide.columns.name = None
@@ -132,17 +141,23 @@ def _names(names: Sequence[str]) -> str:
 def leaders(df: pd.DataFrame, metric: str, lower_is_better: bool) -> list[dict]:
     """Per payload size (sorted), the best and second-best mechanism of ``df`` (one setup, pattern,
     worker count) by ``metric``; sizes with fewer than two mechanisms are left out."""
-    table = metric_table(df, [metric], ["payload_bytes", "mechanism"])
+    d = df[(df["metric"] == metric) & (df["value"] > 0)].drop_duplicates(["payload_bytes", "mechanism"])
+    sizes = d["payload_bytes"].to_numpy(dtype=np.int64)
+    mechs = d["mechanism"].astype(str).to_numpy()
+    values = d["value"].to_numpy(dtype=np.float64)
+    order = np.lexsort((mechs, values if lower_is_better else -values, sizes))
     out = []
-    for size, g in table.groupby("payload_bytes", sort=True):
-        g = g[g[metric] > 0].sort_values([metric, "mechanism"], ascending=[lower_is_better, True])
-        if len(g) < 2:
-            continue
-        best, second = g.iloc[0], g.iloc[1]
-        ratio = second[metric] / best[metric] if lower_is_better else best[metric] / second[metric]
-        out.append({"payload_bytes": int(size), "winner": str(best["mechanism"]), "value": float(best[metric]),
-                    "runner_up": str(second["mechanism"]), "runner_up_value": float(second[metric]),
-                    "ratio": float(ratio)})
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and sizes[order[j]] == sizes[order[i]]:
+            j += 1
+        if j - i >= 2:
+            b, s = order[i], order[i + 1]
+            ratio = values[s] / values[b] if lower_is_better else values[b] / values[s]
+            out.append({"payload_bytes": int(sizes[b]), "winner": str(mechs[b]), "value": float(values[b]),
+                        "runner_up": str(mechs[s]), "runner_up_value": float(values[s]), "ratio": float(ratio)})
+        i = j
     return out
 
 
@@ -250,8 +265,8 @@ def pool_async(tidy: pd.DataFrame, sync: str = "pool_apply", asynchronous: str =
         t = metric_table(part, ["throughput_msgs", "latency_p50"], ["payload_bytes", "workers", "mechanism"])
         s = t[t["mechanism"] == sync].set_index(["payload_bytes", "workers"])
         a = t[t["mechanism"] == asynchronous].set_index(["payload_bytes", "workers"])
-        both = s.join(a, lsuffix="_s", rsuffix="_a", how="inner").dropna(subset=["throughput_msgs_s",
-                                                                               "throughput_msgs_a"])
+        both = s.merge(a, how="inner", left_index=True, right_index=True, suffixes=("_s", "_a"))
+        both = both.dropna(subset=["throughput_msgs_s", "throughput_msgs_a"])
         both = both[both["throughput_msgs_s"] > 0]
         if both.empty:
             continue

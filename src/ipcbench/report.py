@@ -26,16 +26,19 @@ from pathlib import Path
 
 import jinja2
 import matplotlib
+import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
 from . import __version__
 from .errors import UserError
 from .figures import FIGURES, NoData
+from .figures_dist import DIST_PATTERNS, SMALL_PAYLOAD
 from .findings import (
     CASE_KEY,
     NOISE_FLAGS,
     Finding,
+    fill_missing,
     flagged_cases,
     format_bytes_rate,
     format_count_rate,
@@ -56,6 +59,8 @@ FLAG_HELP = {
     "few_samples": "fewer than 100 samples; p99 and beyond are little more than the maximum",
 }
 _FONT_FAMILY = re.compile(r"font-family: [^;\"]*;? ?")
+NOISE_ROWS = 300   # the noise table lists this many flagged cases, most severe first
+MAX_SETUPS = 4     # figures draw at most this many setups (each one is a row of panels); tables show all
 SVG_RC = {"svg.fonttype": "none", "svg.image_inline": True}
 
 
@@ -121,13 +126,50 @@ def figure_svg(fig, fig_id: str, alt: str) -> Markup:
     return Markup(new_root + svg[root_end + 1:].strip())
 
 
-def render_figures(loaded: Loaded) -> tuple[list[RenderedFigure], list[tuple[str, str]]]:
+SETUP_KEY = ["machine_id", "python_version", "start_method", "result_set"]
+
+
+def _matches(df: pd.DataFrame, key: tuple) -> np.ndarray:
+    mask = np.ones(len(df), dtype=bool)
+    for col, value in zip(SETUP_KEY, key, strict=True):
+        column = df[col]
+        mask &= (column.isna() if pd.isna(value) else column == value).to_numpy(dtype=bool)
+    return mask
+
+
+def figure_frames(loaded: Loaded, max_setups: int = MAX_SETUPS) -> tuple[pd.DataFrame, pd.DataFrame, list[str], int]:
+    """The tidy and samples frames the figures draw from: at most ``max_setups`` setups (0 = all), the
+    first in sorted order; samples only as far as the figures use them. Also the labels of the setups
+    drawn and how many there are in all."""
+    tidy = loaded.tidy
+    samples = loaded.samples
+    if len(samples):
+        # the distributions draw the smallest payload (<= SMALL_PAYLOAD) at the fewest workers of each
+        # pattern: cut the (large) samples frame down on its integer columns first, strings last
+        small = tidy[tidy["pattern"].isin(list(DIST_PATTERNS)) & (tidy["payload_bytes"] <= SMALL_PAYLOAD)]
+        groups = small.groupby([*SETUP_KEY, "pattern"], dropna=False, observed=True)
+        sizes, workers = set(groups["payload_bytes"].min()), set(groups["workers"].min())
+        samples = samples[samples["payload_bytes"].isin(sizes).to_numpy(dtype=bool)]
+        samples = samples[samples["workers"].isin(workers).to_numpy(dtype=bool)]
+        samples = samples[samples["pattern"].isin(list(DIST_PATTERNS)).to_numpy(dtype=bool)]
+    keys = list(tidy.groupby(SETUP_KEY, sort=True, dropna=False, observed=True).groups) if len(tidy) else []
+    labels = [label for label, _ in setups(tidy)]
+    if not max_setups or len(keys) <= max_setups:
+        return tidy, samples, labels, len(keys)
+    keep = keys[:max_setups]
+    tidy = tidy[np.logical_or.reduce([_matches(tidy, k) for k in keep])]
+    if len(samples):
+        samples = samples[samples["result_set"].isin([k[-1] for k in keep]).to_numpy(dtype=bool)]
+        samples = samples[np.logical_or.reduce([_matches(samples, k) for k in keep])]
+    return tidy, samples, [label for label, _ in setups(tidy)], len(keys)
+
+
+def render_figures(tidy: pd.DataFrame, samples: pd.DataFrame) -> tuple[list[RenderedFigure], list[tuple[str, str]]]:
     """Every figure in ``FIGURES`` that has data, and (title, reason) for those skipped."""
     done, skipped = [], []
     for spec in FIGURES:
-        frame = loaded.tidy if spec.source == "tidy" else loaded.samples
         try:
-            fig = spec.make(frame)
+            fig = spec.make(tidy if spec.source == "tidy" else samples)
         except NoData as exc:
             skipped.append((spec.title, str(exc)))
             continue
@@ -151,7 +193,7 @@ def _num(v) -> float | None:
 def _cell(text: str, sort=None) -> tuple[str, str]:
     """(shown text, sort key) of one table cell; the sort key is a number, or empty to sort as text."""
     value = _num(sort)
-    return (text, "" if value is None else repr(value))
+    return (text, "" if value is None else f"{value:.7g}")
 
 
 def _fmt(v, how) -> tuple[str, str]:
@@ -187,17 +229,22 @@ def case_rows(tidy: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, str]]
     return header, rows
 
 
-def noise_rows(tidy: pd.DataFrame) -> list[dict]:
+def noise_rows(tidy: pd.DataFrame, limit: int = NOISE_ROWS) -> tuple[list[dict], int]:
+    """Flagged cases, most severe first (most flags, then widest round spread), at most ``limit`` of them;
+    and how many there are in all."""
+    key = [c for c in CASE_KEY if c in tidy.columns]
+    tidy = fill_missing(tidy, key)
     flagged = flagged_cases(tidy)
     if flagged.empty:
-        return []
-    spreads = metric_table(tidy, ["latency_round_spread", "throughput_round_spread", "samples"],
-                           [c for c in CASE_KEY if c in tidy.columns])
-    merged = flagged.drop(columns=["metric", "value", "unit"]).merge(
-        spreads, how="left", on=[c for c in CASE_KEY if c in tidy.columns])
-    merged = merged.sort_values(["pattern", "mechanism", "payload_bytes", "workers"])
+        return [], 0
+    spreads = metric_table(tidy, ["latency_round_spread", "throughput_round_spread", "samples"], key)
+    merged = flagged.drop(columns=["metric", "value", "unit"]).merge(spreads, how="left", on=key)
+    merged["n_flags"] = merged["flags"].astype(str).str.count(",") + 1
+    merged["worst"] = merged[["latency_round_spread", "throughput_round_spread"]].max(axis=1).fillna(0)
+    merged = merged.sort_values(["n_flags", "worst", "pattern", "mechanism", "payload_bytes", "workers"],
+                                ascending=[False, False, True, True, True, True])
     out = []
-    for r in merged.to_dict("records"):
+    for r in merged.head(limit).to_dict("records"):
         spread = [_num(r.get("latency_round_spread")), _num(r.get("throughput_round_spread"))]
         out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"]),
                     "mechanism": r["mechanism"], "pattern": r["pattern"],
@@ -206,7 +253,7 @@ def noise_rows(tidy: pd.DataFrame) -> list[dict]:
                     "spread": ", ".join(f"{w} {s:.0%}" for w, s in zip(("latency", "throughput"), spread, strict=True)
                                         if s is not None) or "–",
                     "samples": "–" if _num(r.get("samples")) is None else f"{r['samples']:.0f}"})
-    return out
+    return out, len(merged)
 
 
 def failure_rows(failures: pd.DataFrame) -> list[dict]:
@@ -226,6 +273,8 @@ def _show(v) -> str:
         return ", ".join(f"{k} {_show(x)}" for k, x in v.items()) or "–"
     if isinstance(v, (list, tuple)):
         return " ".join(_show(x) for x in v) or "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -290,29 +339,31 @@ def group_findings(findings: list[Finding], several_setups: bool) -> list[tuple[
     return ([("All results", overall)] if overall else []) + list(groups.items())
 
 
-def build_sections(loaded: Loaded, extra_sections: Sequence[Section] = ()) -> list[Section]:
+def build_sections(loaded: Loaded, extra_sections: Sequence[Section] = (), max_setups: int = MAX_SETUPS
+                   ) -> list[Section]:
     """The page's sections in order; ``extra_sections`` come right after the figures."""
     macros = _env().get_template("sections.html.j2").module
-    figs, skipped = render_figures(loaded)
+    tidy, samples, drawn, n_setups = figure_frames(loaded, max_setups)
+    figs, skipped = render_figures(tidy, samples)
     header, rows = case_rows(loaded.tidy)
     meta_header, meta_rows = metadata_rows(loaded.sets)
     findings = key_findings(loaded.tidy, loaded.failures)
     return [
         Section("findings", "Key findings", macros.findings(group_findings(findings, len(setups(loaded.tidy)) > 1))),
-        Section("figures", "Figures", macros.figures(figs, skipped)),
+        Section("figures", "Figures", macros.figures(figs, skipped, drawn, n_setups)),
         *extra_sections,
         Section("cases", "All cases", macros.cases(header, rows)),
-        Section("noise", "Noise warnings", macros.noise(noise_rows(loaded.tidy), FLAG_HELP, NOISE_FLAGS)),
+        Section("noise", "Noise warnings", macros.noise(*noise_rows(loaded.tidy), FLAG_HELP, NOISE_FLAGS)),
         Section("failures", "Failed cases", macros.failures(failure_rows(loaded.failures))),
         Section("metadata", "Machines and runs", macros.metadata(meta_header, meta_rows)),
     ]
 
 
-def render_html(loaded: Loaded, extra_sections: Sequence[Section] = ()) -> str:
+def render_html(loaded: Loaded, extra_sections: Sequence[Section] = (), max_setups: int = MAX_SETUPS) -> str:
     """The whole page as a string (no file is read or written besides the templates)."""
     if loaded.tidy.empty and loaded.failures.empty:
         raise UserError("the result files hold no cases; nothing to report")
-    sections = build_sections(loaded, extra_sections)
+    sections = build_sections(loaded, extra_sections, max_setups)
     machines = sorted({str(m) for m in loaded.runs["machine_id"]}) if len(loaded.runs) else []
     n_cases = len(loaded.tidy.drop_duplicates([c for c in CASE_KEY if c in loaded.tidy.columns]))
     summary = {"sets": len(loaded.sets), "cases": n_cases + len(loaded.failures), "failed": len(loaded.failures),
@@ -320,12 +371,14 @@ def render_html(loaded: Loaded, extra_sections: Sequence[Section] = ()) -> str:
     return _env().get_template("page.html.j2").render(sections=sections, summary=summary, version=__version__)
 
 
-def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Sequence[Section] = ()) -> Path:
-    """Write ``out_dir/index.html`` and return its path."""
-    html = render_html(loaded, extra_sections)
+def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Sequence[Section] = (),
+                 max_setups: int = MAX_SETUPS) -> Path:
+    """Write ``out_dir/index.html`` and return its path. Figures draw at most ``max_setups`` setups
+    (machine, Python, start method; 0 = all); findings and tables always cover everything loaded."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; give a folder for the report (-o DIR)")
+    html = render_html(loaded, extra_sections, max_setups)
     try:
         out.mkdir(parents=True, exist_ok=True)
         target = out / "index.html"
@@ -338,9 +391,9 @@ def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Seq
 
 
 def report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-           extra_sections: Sequence[Section] = ()) -> Path:
+           extra_sections: Sequence[Section] = (), max_setups: int = MAX_SETUPS) -> Path:
     """Result files and folders -> ``out_dir/index.html``."""
-    return build_report(load_sets(paths), out_dir, extra_sections)
+    return build_report(load_sets(paths), out_dir, extra_sections, max_setups)
 
 
 __all__ = ["Section", "RenderedFigure", "build_report", "build_sections", "case_rows", "figure_svg",

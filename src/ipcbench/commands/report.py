@@ -7,6 +7,7 @@ import sys
 import time
 
 ORDER = 20
+MAX_SETUPS = 4      # the default of ipcbench.report.MAX_SETUPS (kept here so --help needs no pandas)
 
 EXAMPLES = """examples:
   ipcbench report                          # every result set under results/ -> reports/index.html
@@ -24,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("results", nargs="*", default=["results/"],
                    help="result files or folders, searched recursively for *.json (default: results/)")
     p.add_argument("-o", "--output", default="reports/", help="output folder (default: reports/)")
+    p.add_argument("--max-setups", type=int, default=None, metavar="N",
+                   help="figures draw at most N setups (machine x Python x start method), the first in sorted "
+                   f"order; tables and findings cover all (default {MAX_SETUPS}, 0 = all)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=main)
 
@@ -38,7 +42,10 @@ def main(args) -> int:
     if args.results == ["results/"] and not Path("results").exists():
         raise UserError("results/: no such folder; run `ipcbench run` first, or name result files "
                         "(ipcbench report r.json -o reports/)")
-    path = report(args.results, args.output)
+    max_setups = MAX_SETUPS if args.max_setups is None else args.max_setups
+    if max_setups < 0:
+        raise UserError(f"--max-setups must be 0 (all) or more, got {max_setups}")
+    path = report(args.results, args.output, max_setups=max_setups)
     if not args.quiet:
         size = path.stat().st_size
         print(f"wrote {path} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
