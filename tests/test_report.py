@@ -274,3 +274,23 @@ def test_output_that_is_a_file_is_a_user_error(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["report", str(path), "-o", str(tmp_path / "taken")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_several_result_sets_get_a_comparison_section(tmp_path):
+    from ipcbench.frame import load_sets
+    from ipcbench.report import build_report
+    from tests.factories import case_record, result_set, write
+
+    rng = np.random.default_rng(5)
+    slow = rng.normal(60_000, 1_000, 600).astype(int)
+    fast = rng.normal(40_000, 1_000, 600).astype(int)
+    a = write(tmp_path / "a.json", result_set([case_record(slow, mechanism="queue")], machine_id="box-a"))
+    b = write(tmp_path / "b.json", result_set([case_record(fast, mechanism="queue")], machine_id="box-<b>"))
+    page = build_report(load_sets([a, b]), tmp_path / "site").read_text()
+    section = page[page.index('id="comparison"'):]
+    assert "Comparison between result sets" in page
+    assert "box-&lt;b&gt;" in section and "box-<b>" not in page
+    assert section.count("<svg") >= 2                      # ratio plot and wins map
+    assert "1 case(s) compared" in section
+    one = build_report(load_sets([a]), tmp_path / "one").read_text()
+    assert 'id="comparison"' not in one

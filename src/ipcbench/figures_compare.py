@@ -197,7 +197,8 @@ def _cmap():
     return colormaps["PuOr"].with_extremes(bad="0.85")
 
 
-def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0) -> dict | None:
+def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0, max_others: int | None = None,
+                       max_rows: int | None = None) -> dict | None:
     """Every loaded result set against ``loaded.sets[base]``: frame, summary, figures and an HTML table.
 
     Returns None with fewer than two result sets. Otherwise a dict::
@@ -207,6 +208,10 @@ def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0) -> dict |
 
     For the report: ``Section("comparison", "Comparison", Markup(...))`` built from ``table_html`` and
     ``report.figure_svg(f["figure"], f["id"], f["alt"])`` for each figure.
+
+    ``max_others`` compares only the first N other sets (the summary says which were left out);
+    ``max_rows`` limits the table to the N significant differences with the largest |log ratio| per other
+    set (the figures and the returned frame keep every row).
     """
     from .compare_render import html_fragment
 
@@ -216,7 +221,10 @@ def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0) -> dict |
     labels = side_labels(sets)
     sides = [Side(lb, [rs]) for lb, rs in zip(labels, sets, strict=True)]
     base_side = sides[base]
-    comp = compare(base_side, [s for s in sides if s is not base_side], metrics)
+    others = [s for s in sides if s is not base_side]
+    left_out = others[max_others:] if max_others is not None else []
+    others = others[:max_others] if max_others is not None else others
+    comp = compare(base_side, others, metrics)
     figures = []
     for metric in [m for m in ("latency_p50", "throughput_msgs") if m in metrics]:
         for kind, fn, what in (("ratio", ratio_plot, "other/base ratio against payload size per mechanism"),
@@ -228,8 +236,23 @@ def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0) -> dict |
             figures.append({"id": f"compare-{kind}-{metric}", "title": f"{metric}: {what}",
                             "alt": f"{metric}, {what}, {', '.join(comp.others)} against {comp.base}",
                             "figure": fig})
-    return {"comparison": comp, "frame": comp.frame, "summary": comp.summary(), "figures": figures,
-            "table_html": html_fragment(comp, metrics)}
+    summary = comp.summary()
+    if left_out:
+        summary.append(f"{len(left_out)} more result set(s) not compared here: "
+                       f"{', '.join(s.label for s in left_out)} (use `ipcbench compare`)")
+    table_comp = comp
+    if max_rows is not None:
+        import dataclasses
+
+        sig = comp.frame[comp.frame.significant].copy()
+        sig["_size"] = np.abs(np.log(sig["ratio"].astype(float)))
+        top = sig.sort_values("_size", ascending=False).groupby("other_set", sort=False).head(max_rows)
+        table_comp = dataclasses.replace(comp, frame=top.drop(columns="_size"))
+        summary.append(f"The table lists up to {max_rows} significant differences per result set, largest "
+                       f"first ({int(comp.frame.significant.sum())} significant of {len(comp.frame)} "
+                       f"compared); `ipcbench compare` prints them all.")
+    return {"comparison": comp, "frame": comp.frame, "summary": summary, "figures": figures,
+            "table_html": html_fragment(table_comp, metrics)}
 
 
 def side_labels(sets: list[dict]) -> list[str]:

@@ -378,7 +378,9 @@ def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Seq
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; give a folder for the report (-o DIR)")
-    html = render_html(loaded, extra_sections, max_setups)
+    from .report_compare import comparison_sections
+
+    html = render_html(loaded, [*comparison_sections(loaded), *extra_sections], max_setups)
     try:
         out.mkdir(parents=True, exist_ok=True)
         target = out / "index.html"
