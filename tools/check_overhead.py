@@ -121,6 +121,10 @@ def poll_cost_ns(n: int = 20_000) -> float:
     return (time.perf_counter_ns() - t0) / n
 
 
+def _range(values) -> str:
+    return f"{min(values) * 1e6:.0f}-{max(values) * 1e6:.0f}µs"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
@@ -140,8 +144,8 @@ def main() -> None:
     spec = RoundSpec(budget_s=0.3, min_messages=50, max_window_s=5, max_messages=100_000, warmup=100, warmup_s=0.5)
     opts = RunOptions(spec=spec, rounds=1)
     patterns = {"pipe_duplex": "roundtrip", "queue": "roundtrip", "manager_dict": "rpc", "pool_apply": "dispatch"}
-    print(f"\n{'mechanism':<14}{'hand mean':>12}{'ipcbench mean':>15}{'ratio':>8}{'ipcbench p50':>14}   (size {args.size} B, "
-          f"{args.reps} alternating reps, medians)")
+    print(f"\n{'mechanism':<14}{'hand mean':>12}{'ipcbench mean':>15}{'ratio':>8}{'ipcbench p50':>14}"
+          f"   {'hand range':>18} {'ipcbench range':>18}   (size {args.size} B, {args.reps} alternating reps, medians)")
     for mech, pattern in patterns.items():
         hand, ours, p50 = [], [], []
         for _ in range(args.reps):
@@ -154,7 +158,8 @@ def main() -> None:
             ours.append(1 / rec["metrics"]["throughput_msgs"]["value"])
             p50.append(rec["metrics"]["latency_p50"]["value"])
         h, o = statistics.median(hand), statistics.median(ours)
-        print(f"{mech:<14}{h * 1e6:>10.1f}µs{o * 1e6:>13.1f}µs{o / h:>8.2f}{statistics.median(p50) * 1e6:>12.1f}µs")
+        print(f"{mech:<14}{h * 1e6:>10.1f}µs{o * 1e6:>13.1f}µs{o / h:>8.2f}{statistics.median(p50) * 1e6:>12.1f}µs"
+              f"   {_range(hand):>18} {_range(ours):>18}")
 
 
 if __name__ == "__main__":
