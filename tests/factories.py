@@ -76,3 +76,16 @@ def write(path: Path, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
+
+
+def named_set(cases: list[dict], source="set.json", **kw) -> dict:
+    """A result set as ``frame.read_set`` returns it (with ``_source``), without writing a file."""
+    data = result_set(cases, **kw)
+    data["_source"] = source
+    return data
+
+
+def tidy_of(*sets):
+    from ipcbench.frame import tidy_frame
+
+    return tidy_frame(list(sets))

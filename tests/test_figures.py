@@ -4,25 +4,18 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
 from ipcbench import figures
-from ipcbench.frame import samples_frame, tidy_frame
+from ipcbench.frame import samples_frame
 from tests import factories
 
 KiB, MiB = 1024, 1024**2
 
 
-def rs(cases, source="set.json", **kw) -> dict:
-    data = factories.result_set(cases, **kw)
-    data["_source"] = source
-    return data
-
-
-def tidy(*sets) -> pd.DataFrame:
-    return tidy_frame(list(sets))
+rs = factories.named_set
+tidy = factories.tidy_of
 
 
 def case(mech, pattern, size=8, workers=1, samples_ns=None, **metrics):

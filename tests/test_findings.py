@@ -3,24 +3,17 @@
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from ipcbench import findings
-from ipcbench.frame import failures_frame, tidy_frame
+from ipcbench.frame import failures_frame
 from tests import factories
 
 KiB, MiB = 1024, 1024**2
 
 
-def rs(cases, source="set.json", **kw) -> dict:
-    data = factories.result_set(cases, **kw)
-    data["_source"] = source
-    return data
-
-
-def tidy(*sets) -> pd.DataFrame:
-    return tidy_frame(list(sets))
+rs = factories.named_set
+tidy = factories.tidy_of
 
 
 def rt(mech, size, p50, **kw):
