@@ -127,24 +127,33 @@ def _producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn
     _wait_flag(stop, timeout)
 
 
+def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: bool, warmup: int, go, stop,
+                    per_producer: int) -> list:
+    """Start the producer peers and receive their warm-up messages; return their result connections."""
+    case, ctx = rnd.case, rnd.ctx
+    result_conns = []
+    for i in range(producers):
+        r, w = ctx.Pipe(duplex=False)
+        result_conns.append(r)
+        rnd.start_peer(_producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
+                       warmup, go, stop, w, per_producer, rnd.spec.timeout_s, name=f"producer-{i}")
+        w.close()
+    recv = consumer.recv
+    for _ in range(warmup * producers):
+        if recv() is None:
+            raise RoundFailed("a producer ended during warm-up")
+    return result_conns
+
+
 def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> RoundResult:
     spec, case = rnd.spec, rnd.case
     ctx = rnd.ctx
     consumer, producer_end = make_channel(rnd, bounded=True)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
     warmup = max(1, spec.warmup)
-    result_conns = []
     per_producer = max(1, spec.max_messages // producers)
-    for i in range(producers):
-        r, w = ctx.Pipe(duplex=False)
-        result_conns.append(r)
-        rnd.start_peer(_producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
-                       warmup, go, stop, w, per_producer, spec.timeout_s, name=f"producer-{i}")
-        w.close()
+    result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer)
     recv = consumer.recv
-    for _ in range(warmup * producers):
-        if recv() is None:
-            raise RoundFailed("a producer ended during warm-up")
 
     times: list[list[int]] = [[] for _ in range(producers)]
     clock = perf_counter_ns

@@ -85,17 +85,8 @@ def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> Op:
     # Each producer may send this many after the start signal: more than the session can consume (warm-up,
     # calibration, at most max_messages timed calls), so no producer's end-of-stream None reaches a timed recv.
     budget = spec.max_messages + warmup + CALIBRATION_CALLS + 1
-    conns = []
-    for i in range(producers):
-        r, w = ctx.Pipe(duplex=False)
-        conns.append(r)
-        rnd.start_peer(patterns._producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
-                       warmup, go, stop, w, budget, spec.timeout_s, name=f"producer-{i}")
-        w.close()
+    conns = patterns.start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, budget)
     recv = consumer.recv
-    for _ in range(warmup * producers):
-        if recv() is None:
-            raise RoundFailed("a producer ended during warm-up")
     go.set()
     size = case.payload_bytes
 
