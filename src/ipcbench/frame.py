@@ -27,11 +27,24 @@ TIDY_COLUMNS = [*CASE_COLUMNS, "metric", "value", "unit"]
 
 @dataclass
 class Loaded:
+    """Frames of loaded result sets. ``samples`` (every stored raw sample; millions of rows for a full
+    set) is built on first use; ``samples_where(keep)`` builds only the cases a caller needs."""
+
     tidy: pd.DataFrame
-    samples: pd.DataFrame
+    _samples: pd.DataFrame | None
     failures: pd.DataFrame
     runs: pd.DataFrame
     sets: list[dict]
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        if self._samples is None:
+            self._samples = samples_frame(self.sets)
+        return self._samples
+
+    def samples_where(self, keep) -> pd.DataFrame:
+        """Samples of the cases for which ``keep(case_dict)`` is true."""
+        return samples_frame(self.sets, keep)
 
 
 def result_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -83,12 +96,13 @@ def tidy_frame(sets: list[dict]) -> pd.DataFrame:
     return df.astype({"payload_bytes": "int64", "workers": "int64", "value": "float64"})
 
 
-def samples_frame(sets: list[dict]) -> pd.DataFrame:
-    """Built column-wise (one numpy array per column): a full-preset set has millions of samples."""
+def samples_frame(sets: list[dict], keep=None) -> pd.DataFrame:
+    """Built column-wise (one numpy array per column): a full-preset set has millions of samples.
+    ``keep(case_dict) -> bool`` limits it to some cases."""
     values, lengths, rounds, bases, sources = [], [], [], [], []
     for rs in sets:
         for rec in rs["cases"]:
-            if rec.get("status") != "ok":
+            if rec.get("status") != "ok" or (keep is not None and not keep(rec["case"])):
                 continue
             base = _case_row(rs, rec["case"])
             for i, rnd in enumerate(rec.get("rounds", [])):
@@ -140,7 +154,7 @@ def load_sets(paths: Iterable[str | os.PathLike]) -> Loaded:
     if not files:
         raise UserError("no result files found (looked for *.json); run `ipcbench run` first")
     sets = [read_set(p) for p in files]
-    return Loaded(tidy_frame(sets), samples_frame(sets), failures_frame(sets), runs_frame(sets), sets)
+    return Loaded(tidy_frame(sets), None, failures_frame(sets), runs_frame(sets), sets)
 
 
 def load(paths) -> pd.DataFrame:

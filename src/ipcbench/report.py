@@ -142,16 +142,13 @@ def figure_frames(loaded: Loaded, max_setups: int = MAX_SETUPS) -> tuple[pd.Data
     first in sorted order; samples only as far as the figures use them. Also the labels of the setups
     drawn and how many there are in all."""
     tidy = loaded.tidy
-    samples = loaded.samples
-    if len(samples):
-        # the distributions draw the smallest payload (<= SMALL_PAYLOAD) at the fewest workers of each
-        # pattern: cut the (large) samples frame down on its integer columns first, strings last
-        small = tidy[tidy["pattern"].isin(list(DIST_PATTERNS)) & (tidy["payload_bytes"] <= SMALL_PAYLOAD)]
-        groups = small.groupby([*SETUP_KEY, "pattern"], dropna=False, observed=True)
-        sizes, workers = set(groups["payload_bytes"].min()), set(groups["workers"].min())
-        samples = samples[samples["payload_bytes"].isin(sizes).to_numpy(dtype=bool)]
-        samples = samples[samples["workers"].isin(workers).to_numpy(dtype=bool)]
-        samples = samples[samples["pattern"].isin(list(DIST_PATTERNS)).to_numpy(dtype=bool)]
+    # the distributions draw the smallest payload (<= SMALL_PAYLOAD) at the fewest workers of each
+    # pattern: build the samples frame for those cases only (the whole of it is millions of rows)
+    small = tidy[tidy["pattern"].isin(list(DIST_PATTERNS)) & (tidy["payload_bytes"] <= SMALL_PAYLOAD)]
+    groups = small.groupby([*SETUP_KEY, "pattern"], dropna=False, observed=True)
+    sizes, workers = set(groups["payload_bytes"].min()), set(groups["workers"].min())
+    samples = loaded.samples_where(lambda c: c["pattern"] in DIST_PATTERNS and c["payload_bytes"] in sizes
+                                   and c["workers"] in workers)
     keys = list(tidy.groupby(SETUP_KEY, sort=True, dropna=False, observed=True).groups) if len(tidy) else []
     labels = [label for label, _ in setups(tidy)]
     if not max_setups or len(keys) <= max_setups:
