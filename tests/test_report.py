@@ -294,3 +294,19 @@ def test_several_result_sets_get_a_comparison_section(tmp_path):
     assert "1 case(s) compared" in section
     one = build_report(load_sets([a]), tmp_path / "one").read_text()
     assert 'id="comparison"' not in one
+
+
+def test_system_check_warnings_are_shown(tmp_path):
+    from ipcbench.frame import load_sets
+    from ipcbench.report import build_report
+    from tests.factories import case_record, result_set, write
+
+    data = result_set([case_record()])
+    data["machine"]["system_checks"] = [
+        {"check": "CPU scaling governor", "state": "warning", "message": "powersave <not performance>",
+         "source": "pyperf"},
+        {"check": "ASLR", "state": "ok", "message": "Full randomization", "source": "pyperf"}]
+    page = build_report(load_sets([write(tmp_path / "r.json", data)]), tmp_path / "site").read_text()
+    assert "system check warnings" in page
+    assert "CPU scaling governor: powersave &lt;not performance&gt;" in page
+    assert "Full randomization" not in page
