@@ -196,9 +196,9 @@ def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> RoundRes
         if count:
             first, last = own[0], own[-1]
     cpu1 = rnd.cpu_snapshot()
+    rnd.stopping()                  # before the flag: a producer may see it and exit at once
     stop.value = 1
     placement = rnd.placement()
-    rnd.stopping()
     while ended < producers:        # drain before join: producers block on a full channel otherwise
         if recv() is None:
             ended += 1
@@ -308,10 +308,10 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResul
         if done >= limit or now >= hard or (now >= soft and done >= spec.min_messages):
             break
     t_stop = perf_counter_ns()
+    rnd.stopping()                  # before the flag: a client may see it and exit at once
     stop.value = 1
     cpu1 = rnd.cpu_snapshot()
     placement = rnd.placement()
-    rnd.stopping()
     samples: list[int] = []
     ops = 0
     for conn in conns:

@@ -96,8 +96,8 @@ def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> Op:
         patterns._check_echo(msg[1] if tagged else msg, size)
 
     def finish():
+        rnd.stopping()             # before the flag: a peer may see it and exit at once
         stop.value = 1
-        rnd.stopping()
         ended = 0
         while ended < producers:          # drain before join: producers block on a full channel otherwise
             if recv() is None:
@@ -143,8 +143,8 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
         return sum(counts[:n])
 
     def finish() -> None:
+        rnd.stopping()             # before the flag: a peer may see it and exit at once
         stop.value = 1
-        rnd.stopping()
         for conn in conns:                 # each client sent b"ready", then sends start and end times
             conn.recv_bytes()
             conn.recv_bytes()
