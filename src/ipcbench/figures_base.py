@@ -104,6 +104,14 @@ def size_axis(ax, sizes: Iterable[int], axis: str = "x", label: str = "payload s
     ax.tick_params(axis=axis, labelsize="small", labelrotation=30 if axis == "x" else 0)
 
 
+
+def size_panels(row, sizes: Iterable[int], title: str) -> None:
+    """A row of panels that share a payload-size x axis: axis, title and grid on each."""
+    for ax in row:
+        size_axis(ax, sizes)
+        ax.set_title(title, fontsize="small")
+        ax.grid(True, which="major", alpha=0.3)
+
 def seconds_axis(ax, label: str, axis: str = "y") -> None:
     """Log axis of durations in seconds with human tick labels (29.4 µs, 1.2 ms)."""
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")

@@ -23,7 +23,7 @@ from .figures_base import (
     remove_unused,
     seconds_axis,
     setups,
-    size_axis,
+    size_panels,
     suptitle,
 )
 from .units import format_seconds, format_size
@@ -120,10 +120,7 @@ def pool_apply_vs_async(tidy: pd.DataFrame) -> Figure:
                 names.add(mech)
         seconds_axis(row[0], "latency per task, p50")
         rate_axis(row[1], "tasks completed", "tasks/s")
-        for ax in row:
-            size_axis(ax, wide["payload_bytes"])
-            ax.set_title(label, fontsize="small")
-            ax.grid(True, which="major", alpha=0.3)
+        size_panels(row, wide["payload_bytes"], label)
     suptitle(fig, "Pool.apply against Pool.apply_async: latency per task and throughput, per worker count")
     mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
                      [(f"{w} worker{'s' if w > 1 else ''}", {"ls": ls}) for w, ls in sorted(worker_styles.items())])

@@ -25,6 +25,7 @@ from .figures_base import (
     seconds_axis,
     setups,
     size_axis,
+    size_panels,
     suptitle,
 )
 
@@ -100,10 +101,7 @@ def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
             names.add(mech)
         rate_axis(row[0], "delivered throughput", "MB/s")
         rate_axis(row[1], "delivered messages", "msg/s")
-        for ax in row:
-            size_axis(ax, wide["payload_bytes"])
-            ax.set_title(label, fontsize="small")
-            ax.grid(True, which="major", alpha=0.3)
+        size_panels(row, wide["payload_bytes"], label)
     suptitle(fig, "One-way delivered throughput against payload size (stream; dotted: fanin with 1 producer)")
     mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
                      [("stream", {"ls": "-"}), ("fanin, 1 producer", {"ls": ":"})])
