@@ -154,6 +154,31 @@ def test_three_rounds_give_a_p_value_that_cannot_be_significant():
     assert not r.significant
 
 
+def test_p_values_are_adjusted_for_the_number_of_cases_and_chance_hits_are_not_significant():
+    """40 noisy cases that did not change (some look different by chance) and 2 that got 3x slower."""
+    sizes = [8 * (i + 1) for i in range(42)]
+
+    def side(seed, scale):
+        return [f.case_record(samples_ns=lognormal(seed + i, 400 if i >= 40 else 100, sigma=1.0,
+                                                   scale=scale if i >= 40 else 1.0), payload_bytes=s)
+                for i, s in enumerate(sizes)]
+
+    base = f.result_set(side(100, 1.0), machine_id="m-base")
+    other = f.result_set(side(200, 3.0), machine_id="m-other")
+    comp = compare(Side("base.json", [base]), [Side("other.json", [other])], metrics=("latency_p50",))
+    df = comp.frame
+    assert len(df) == 42
+    assert np.allclose(df.q_value, sps.false_discovery_control(df.p_value))
+    assert (df.q_value >= df.p_value).all()
+    moved = df.payload_bytes.isin(sizes[40:])
+    assert df[moved].significant.all()
+    chance = df[~moved & (df.p_value < ALPHA) & ((df.ratio - 1).abs() >= MIN_EFFECT)]
+    assert len(chance) >= 1                                     # what an unadjusted p would have called real
+    assert not df[~moved].significant.any()
+    from ipcbench.compare_render import verdict
+    assert verdict(chance.iloc[0].to_dict()).startswith("n.s.: q >= 0.05")
+
+
 # --- matching --------------------------------------------------------------------------------------
 
 def grid(sizes, start_methods=("fork",), machine_id="m", failed=(), python_version="3.11.7"):
@@ -189,6 +214,15 @@ def test_failed_cases_are_listed_not_compared():
     assert comp.failed[["side", "payload_bytes", "error"]].values.tolist() == [["other", 1024, "peer died"]]
     assert "1 failed case(s) not compared: pipe_duplex roundtrip 1 KiB w1 fork in n.json (peer died)" \
         in comp.summary()
+
+
+def test_a_case_that_failed_in_one_file_and_was_measured_in_another_is_compared():
+    base = grid([8, 1024])
+    retry = grid([1024], machine_id="n")
+    first = grid([8, 1024], failed={(1024, "fork")}, machine_id="n")
+    comp = compare(Side("a.json", [base]), [Side("n/", [first, retry])])
+    assert sorted(comp.frame.payload_bytes.unique()) == [8, 1024]
+    assert comp.failed.empty and not any("failed" in line for line in comp.summary())
 
 
 def test_a_fork_run_matches_a_spawn_run_across_start_methods():

@@ -28,7 +28,13 @@ Statistics (scipy.stats throughout), for every metric present on both sides:
   p-value is 0.1, so nothing can be significant) and a percentile bootstrap CI (``scipy.stats.bootstrap``,
   ``BOOTSTRAP_RESAMPLES`` resamples, fixed seed, all cases in one vectorized call) of the ratio of medians
   (of means for ``cpu_per_msg``), scaled onto the recorded ratio.
-* ``significant``: p_value < ``ALPHA`` and |ratio - 1| >= ``MIN_EFFECT`` and the CI excludes 1. Where any of
+* ``q_value``: the p-value adjusted for testing many cases at once (Benjamini-Hochberg false discovery
+  rate, ``scipy.stats.false_discovery_control``), within one family: one other side x one metric, over every
+  case with a p-value. A full preset compares ~1,000 cases per metric; at p < 0.05 about 50 cases that did
+  not change would come out "different" by chance. With q < 0.05 at most 5 % of the differences called
+  significant are expected to be false. Few rounds weigh here: 5 rounds a side give at best p = 0.008,
+  which survives the correction only where many cases differ (as between two machines).
+* ``significant``: q_value < ``ALPHA`` and |ratio - 1| >= ``MIN_EFFECT`` and the CI excludes 1. Where any of
   them cannot be computed the answer is False, never a guess. ``better`` names the side that wins a
   significant difference (lower latency/CPU, higher throughput).
 """
@@ -78,7 +84,7 @@ SIDE_COLUMNS = ["start_method", "python_version", "machine_id"]
 COLUMNS = ["base_set", "other_set", *KEY_ALWAYS,
            *[f"{s}_{c}" for c in SIDE_COLUMNS for s in ("base", "other")],
            "metric", "unit", "base", "other", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
-           "significant", "better", "n_base", "n_other", "samples_of", "base_flags", "other_flags"]
+           "q_value", "significant", "better", "n_base", "n_other", "samples_of", "base_flags", "other_flags"]
 
 
 @dataclass
@@ -184,6 +190,8 @@ def _collect(side: Side) -> _Cases:
             else:
                 failed.append({**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
                                "result_set": rs.get("_source", side.label)})
+    # a case that failed in one file but was measured in another of this side is compared, not "failed"
+    failed = [f for f in failed if tuple(f[c] for c in _KEY) not in groups]
     out = _Cases([], [], {"throughput_msgs": [], "cpu_per_msg": []}, failed)
     for k, recs in groups.items():         # several records: the same case in several files; pool them
         rounds = [r for _, rec in recs for r in rec.get("rounds") or () if r.get("ok", True)]
@@ -279,15 +287,27 @@ def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarr
         p, n_b, n_o = t.p, t.n_base, t.n_other
         lo, hi = ratio * t.lo_factor, ratio * t.hi_factor
         kind = "rounds"
+    q = fdr_adjust(np.where(keep, p, np.nan))
     with np.errstate(invalid="ignore"):
-        sig = (p < ALPHA) & (np.abs(ratio - 1) >= MIN_EFFECT) & ((lo > 1) | (hi < 1))
+        sig = (q < ALPHA) & (np.abs(ratio - 1) >= MIN_EFFECT) & ((lo > 1) | (hi < 1))
     lower_wins = (ratio > 1) if metric in HIGHER_IS_BETTER else (ratio < 1)
     better = np.where(sig, np.where(lower_wins, "other", "base"), "")
     df = pd.DataFrame({"metric": metric, "unit": UNITS.get(metric, ""), "base": vb, "other": vo,
                        "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p,
-                       "significant": sig, "better": better, "n_base": n_b, "n_other": n_o,
+                       "q_value": q, "significant": sig, "better": better, "n_base": n_b, "n_other": n_o,
                        "samples_of": kind, "_i": np.arange(len(ib))})
     return df[keep]
+
+
+def fdr_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values of the finite entries of ``p``; NaN stays NaN."""
+    from scipy import stats
+
+    q = np.full(len(p), np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+    return q
 
 
 def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | None = None

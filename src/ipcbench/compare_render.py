@@ -49,7 +49,9 @@ def verdict(row) -> str:
     if abs(r - 1) < MIN_EFFECT:
         return f"n.s.: < {MIN_EFFECT:.0%} apart"
     if row["p_value"] >= ALPHA:
-        return "n.s.: p >= 0.05"
+        return f"n.s.: p >= {ALPHA:g}"
+    if not row.get("q_value", 0) < ALPHA:
+        return f"n.s.: q >= {ALPHA:g} (p = {row['p_value']:.2g}; many cases tested)"
     if not (math.isfinite(row["ratio_ci_low"]) and math.isfinite(row["ratio_ci_high"])):
         return "n.s.: no CI (too few samples)"
     return "n.s.: CI includes 1"
@@ -77,7 +79,8 @@ def display_frame(comp: Comparison, metrics=None, significant_only: bool = False
 
 
 def _notes() -> str:
-    return (f"significant = Mann-Whitney U p < {ALPHA:g}, |ratio - 1| >= {MIN_EFFECT:.0%} and the "
+    return (f"significant = Mann-Whitney U q < {ALPHA:g} (p adjusted for the number of cases tested, "
+            f"Benjamini-Hochberg), |ratio - 1| >= {MIN_EFFECT:.0%} and the "
             f"{CONFIDENCE:.0%} CI of the ratio excludes 1; throughput and CPU are tested on per-round values "
             f"(few: n_base/n_other in --format csv)")
 
