@@ -58,8 +58,21 @@ def test_ratio_plot_draws_each_ratio_against_payload_size(comp):
     assert any(list(ln.get_ydata()) == [1.0, 1.0] for ln in ax.get_lines())    # the line at 1
     filled = [c for c in ax.collections if c.get_gid() == "significant"]
     assert sum(len(c.get_offsets()) for c in filled) == 3                     # the three pipe sizes
-    bars = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
-    assert len(bars) == 2                                                     # a CI per series
+    cis = [c for c in ax.collections if c.get_gid() == "ci"]
+    assert len(cis) == 2                                                      # a CI per series
+    pipe = p50[p50.mechanism == "pipe_duplex"].sort_values("payload_bytes")
+    ends = np.array([seg[:, 1] for c in cis for seg in c.get_segments()])
+    expected_ends = pipe[["ratio_ci_low", "ratio_ci_high"]].to_numpy(dtype=float)
+    assert all(np.isclose(ends, e).all(axis=1).any() for e in expected_ends)   # drawn from end to end
+
+
+def test_ratio_plot_draws_a_ci_whose_end_is_the_estimate(comp):
+    """Seen on real data: a ratio equal to its CI's low end but for rounding (1e-16 below it)."""
+    frame = comp.frame.copy()
+    i = frame.index[frame.metric == "latency_p50"][0]
+    frame.loc[i, "ratio_ci_low"] = np.nextafter(frame.loc[i, "ratio"], np.inf)
+    fig = ratio_plot(frame, "latency_p50")
+    assert fig.axes
 
 
 def test_ratio_plot_puts_payloadless_cases_at_the_left(comp):

@@ -296,6 +296,29 @@ def test_several_result_sets_get_a_comparison_section(tmp_path):
     assert 'id="comparison"' not in one
 
 
+def test_start_methods_of_one_machine_are_compared_beside_the_machines(tmp_path):
+    from ipcbench.frame import load_sets
+    from ipcbench.report import build_report
+    from tests.factories import case_record, result_set, write
+
+    rng = np.random.default_rng(6)
+    fork = rng.normal(40_000, 1_000, 600).astype(int)
+    spawn = rng.normal(44_000, 1_000, 600).astype(int)
+    ref = result_set([case_record(fork, mechanism="queue"), case_record(spawn, mechanism="queue",
+                                                                       start_method="spawn")], machine_id="ref")
+    mine = result_set([case_record(fork, mechanism="queue")], machine_id="mine")
+    mine["run"]["started"] = "2026-11-27T00:00:00+00:00"          # the newest run: the machines' base
+    files = [write(tmp_path / "ref.json", ref), write(tmp_path / "mine.json", mine)]
+    page = build_report(load_sets(files), tmp_path / "site").read_text()
+    section = page[page.index('id="comparison"'):]
+    assert section.index('id="compare-machines"') < section.index('id="compare-start-methods"')
+    assert "Start methods on ref" in section
+    assert "ref vs mine: 1 case(s) compared" in section          # fork with fork only
+    assert "ref · spawn vs ref · fork: 1 case(s) compared, matched across start_method" in section
+    for prefix in ("compare-machines", "compare-start-methods"):
+        assert f'id="{prefix}-ratio-latency_p50"' in section
+
+
 def test_system_check_warnings_are_shown(tmp_path):
     from ipcbench.frame import load_sets
     from ipcbench.report import build_report

@@ -4,8 +4,9 @@
   pattern (and a row per other result set); log axes, a line at 1, CI error bars, significant points filled.
 * ``wins_map``: "where each machine wins": mechanism x payload size cells coloured by how many times faster
   the winning side is, for significant differences only (others are marked "≈").
-* ``comparison_section(loaded)``: the comparison of every loaded result set against the first, with its
-  figures, for the HTML report when several result sets are loaded.
+* ``comparison_of(base, others)``: a comparison with its figures and table, for the HTML report (which
+  plans its comparisons with ``compare_plan``); ``comparison_section(loaded)``: every loaded result set
+  against the first.
 
 Figures never show or save; they are built on ``matplotlib.figure.Figure`` (no pyplot state).
 """
@@ -102,9 +103,8 @@ def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50", ncols: int = 3)
             ax.plot(x, y, color=color, linestyle=style, linewidth=1.2, label=_series_label(row, extra), gid="ratio")
             lo, hi = g.ratio_ci_low.to_numpy(dtype=float), g.ratio_ci_high.to_numpy(dtype=float)
             has_ci = np.isfinite(lo) & np.isfinite(hi)
-            if has_ci.any():
-                ax.errorbar(x[has_ci], y[has_ci], yerr=[y[has_ci] - lo[has_ci], hi[has_ci] - y[has_ci]],
-                            fmt="none", ecolor=color, elinewidth=0.8, capsize=2, alpha=0.7)
+            if has_ci.any():            # the CI as drawn from its ends: the estimate may sit on an end
+                ax.vlines(x[has_ci], lo[has_ci], hi[has_ci], color=color, linewidth=0.8, alpha=0.7, gid="ci")
             sig = g.significant.to_numpy(dtype=bool)
             ax.scatter(x[sig], y[sig], color=color, s=28, zorder=3, gid="significant")
             ax.scatter(x[~sig], y[~sig], facecolors="none", edgecolors=color, s=22, zorder=3,
@@ -199,31 +199,38 @@ def _cmap():
 
 def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0, max_others: int | None = None,
                        max_rows: int | None = None) -> dict | None:
-    """Every loaded result set against ``loaded.sets[base]``: frame, summary, figures and an HTML table.
+    """Every loaded result set (one side each) against ``loaded.sets[base]``; None with fewer than two.
 
-    Returns None with fewer than two result sets. Otherwise a dict::
+    ``max_others`` compares only the first N other sets (the summary says which were left out). See
+    ``comparison_of`` for what is returned.
+    """
+    sets = list(loaded.sets)
+    if len(sets) < 2:
+        return None
+    sides = [Side(lb, [rs]) for lb, rs in zip(side_labels(sets), sets, strict=True)]
+    base_side = sides[base]
+    others = [s for s in sides if s is not base_side]
+    left_out = [s.label for s in others[max_others:]] if max_others is not None else []
+    others = others[:max_others] if max_others is not None else others
+    return comparison_of(base_side, others, metrics, max_rows=max_rows, left_out=left_out)
+
+
+def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, max_rows: int | None = None,
+                  left_out: list[str] = (), id_prefix: str = "compare") -> dict:
+    """``others`` against ``base_side``: frame, summary, figures and an HTML table. Returns a dict::
 
         {"comparison": Comparison, "frame": DataFrame, "summary": [str, ...],
          "figures": [{"id", "title", "alt", "figure"}, ...], "table_html": markupsafe.Markup}
 
     For the report: ``Section("comparison", "Comparison", Markup(...))`` built from ``table_html`` and
-    ``report.figure_svg(f["figure"], f["id"], f["alt"])`` for each figure.
+    ``report.figure_svg(f["figure"], f["id"], f["alt"])`` for each figure (ids start with ``id_prefix``).
 
-    ``max_others`` compares only the first N other sets (the summary says which were left out);
-    ``max_rows`` limits the table to the N significant differences with the largest |log ratio| per other
-    set (the figures and the returned frame keep every row).
+    ``left_out``: labels of sides not compared, named in the summary. ``max_rows`` limits the table to the
+    N significant differences with the largest |log ratio| per other set (the figures and the returned
+    frame keep every row).
     """
     from .compare_render import html_fragment
 
-    sets = list(loaded.sets)
-    if len(sets) < 2:
-        return None
-    labels = side_labels(sets)
-    sides = [Side(lb, [rs]) for lb, rs in zip(labels, sets, strict=True)]
-    base_side = sides[base]
-    others = [s for s in sides if s is not base_side]
-    left_out = others[max_others:] if max_others is not None else []
-    others = others[:max_others] if max_others is not None else others
     comp = compare(base_side, others, metrics)
     figures = []
     for metric in [m for m in ("latency_p50", "throughput_msgs") if m in metrics]:
@@ -233,13 +240,13 @@ def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0, max_other
                 fig = fn(comp.frame, metric)
             except NoData:
                 continue
-            figures.append({"id": f"compare-{kind}-{metric}", "title": f"{metric}: {what}",
+            figures.append({"id": f"{id_prefix}-{kind}-{metric}", "title": f"{metric}: {what}",
                             "alt": f"{metric}, {what}, {', '.join(comp.others)} against {comp.base}",
                             "figure": fig})
     summary = comp.summary()
     if left_out:
-        summary.append(f"{len(left_out)} more result set(s) not compared here: "
-                       f"{', '.join(s.label for s in left_out)} (use `ipcbench compare`)")
+        summary.append(f"{len(left_out)} more not compared here: {', '.join(left_out)} "
+                       f"(use `ipcbench compare`)")
     table_comp = comp
     if max_rows is not None:
         import dataclasses
@@ -248,7 +255,7 @@ def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0, max_other
         sig["_size"] = np.abs(np.log(sig["ratio"].astype(float)))
         top = sig.sort_values("_size", ascending=False).groupby("other_set", sort=False).head(max_rows)
         table_comp = dataclasses.replace(comp, frame=top.drop(columns="_size"))
-        summary.append(f"The table lists up to {max_rows} significant differences per result set, largest "
+        summary.append(f"The table lists up to {max_rows} significant differences per compared side, largest "
                        f"first ({int(comp.frame.significant.sum())} significant of {len(comp.frame)} "
                        f"compared); `ipcbench compare` prints them all.")
     return {"comparison": comp, "frame": comp.frame, "summary": summary, "figures": figures,

@@ -1,9 +1,10 @@
-"""The report's comparison section: present when several result sets are loaded.
+"""The report's comparison section: present when the loaded result sets differ in machine, start method
+or Python version.
 
-Each set is compared with the first (sorted by path) through ``figures_compare.comparison_section``:
-the ratio table with significance, ratio plots per mechanism and payload size, and where each set wins.
-Sets that differ only in start method or Python version are matched across that difference, so the
-section then reads as a comparison by start method or by Python version (see docs/publishing.md).
+``compare_plan.plan`` decides what is compared (machines side by side, start methods on one machine,
+Python versions on one machine); each planned comparison becomes a sub-part of the section through
+``figures_compare.comparison_of``: a summary, ratio plots per mechanism and payload size, where each side
+wins, and the table of the largest significant differences. See docs/publishing.md.
 """
 
 from __future__ import annotations
@@ -12,21 +13,34 @@ from markupsafe import Markup, escape
 
 from .report import Section, figure_svg
 
-MAX_OTHERS = 1          # sets compared with the first one on the page; `ipcbench compare` does any number
-MAX_ROWS = 150          # table rows per compared set: the largest significant differences
+MAX_ROWS = 150          # table rows per compared side: the largest significant differences
 REPORT_METRICS = ("latency_p50", "throughput_msgs")
+
+WHAT = {
+    "machines": "Each machine's result files together, against the machine of the newest run. Cases match "
+                "on start method and Python version where a machine holds several of them.",
+    "start_methods": "The same machine's cases under each start method, against the first.",
+    "python_versions": "The same machine's cases under each Python version, against the oldest.",
+}
 
 
 def comparison_sections(loaded) -> list[Section]:
-    from .figures_compare import comparison_section
+    from .compare_plan import plan, within_budget
+    from .figures_compare import comparison_of
 
-    sec = comparison_section(loaded, metrics=REPORT_METRICS, max_others=MAX_OTHERS, max_rows=MAX_ROWS)
-    if sec is None:
+    parts = []
+    for p in within_budget(plan(list(loaded.sets))):
+        sec = comparison_of(p.base, p.others, REPORT_METRICS, max_rows=MAX_ROWS, left_out=p.left_out,
+                            id_prefix=f"compare-{p.kind.replace('_', '-')}")
+        parts.append(Markup('<h3 id="compare-{}">{}</h3>').format(p.kind.replace("_", "-"), escape(p.title)))
+        parts.append(Markup("<p>{}</p>").format(escape(WHAT[p.kind])))
+        parts.append(Markup('<ul class="compare-summary">'))
+        lines = [p.note, *sec["summary"]] if p.note else sec["summary"]
+        parts += [Markup("<li>{}</li>").format(escape(line)) for line in lines]
+        parts.append(Markup("</ul>"))
+        parts += [Markup("<h4>{}</h4>").format(escape(f["title"])) + figure_svg(f["figure"], f["id"], f["alt"])
+                  for f in sec["figures"]]
+        parts.append(sec["table_html"])
+    if not parts:
         return []
-    parts = [Markup("<ul class=\"compare-summary\">")]
-    parts += [Markup("<li>{}</li>").format(escape(line)) for line in sec["summary"]]
-    parts.append(Markup("</ul>"))
-    parts += [Markup("<h3>{}</h3>").format(escape(f["title"])) + figure_svg(f["figure"], f["id"], f["alt"])
-              for f in sec["figures"]]
-    parts.append(sec["table_html"])
     return [Section("comparison", "Comparison between result sets", Markup("").join(parts))]
