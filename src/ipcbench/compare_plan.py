@@ -41,7 +41,7 @@ class Plan:
     title: str                  # heading for the report
     base: Side
     others: list[Side]
-    left_out: list[str] = field(default_factory=list)       # labels of sides not compared (MAX_OTHERS)
+    left_out: list[str] = field(default_factory=list)       # labels of sides not compared (caps, budget)
     note: str = ""                                           # what was narrowed, for the summary
 
 

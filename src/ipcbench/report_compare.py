@@ -19,7 +19,7 @@ REPORT_METRICS = ("latency_p50", "throughput_msgs")
 WHAT = {
     "machines": "Each machine's result files together, against the machine of the newest run. Cases match "
                 "on start method and Python version where a machine holds several of them.",
-    "start_methods": "The same machine's cases under each start method, against the first.",
+    "start_methods": "The same machine's cases under each start method, against fork (where it was run).",
     "python_versions": "The same machine's cases under each Python version, against the oldest.",
 }
 
