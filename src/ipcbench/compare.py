@@ -61,6 +61,7 @@ from .compare_stats import (  # noqa: F401  (re-exported: the statistics' settin
     thin,
 )
 from .errors import UserError
+from .frame import machine_id_of, python_version_of
 from .stats import PERCENTILES, UNITS
 from .units import format_size
 
@@ -155,8 +156,8 @@ def describe(side: Side) -> str:
         return ",".join(sorted({str(v) for v in values if v is not None})) or "?"
 
     sets = side.sets
-    return " · ".join([join(rs.get("machine_id") for rs in sets),
-                       "Python " + join(rs.get("python", {}).get("python_version") for rs in sets),
+    return " · ".join([join(machine_id_of(rs) for rs in sets),
+                       "Python " + join(python_version_of(rs) for rs in sets),
                        join(rec["case"]["start_method"] for rs in sets for rec in rs["cases"]),
                        "preset " + join(rs.get("run", {}).get("preset") for rs in sets)])
 
@@ -172,15 +173,14 @@ class _Cases:
 
 
 def _collect(side: Side) -> _Cases:
-    machines = sorted({str(rs.get("machine_id") or rs.get("machine", {}).get("machine_id")) for rs in side.sets})
+    machines = sorted({str(machine_id_of(rs)) for rs in side.sets})
     if len(machines) > 1:
         raise UserError(f"{side.label} holds result sets of {len(machines)} machines ({', '.join(machines)}); "
                         f"give one machine's file or folder (results/<machine_id>/) per argument")
     groups: dict[tuple, list] = {}      # case key (KEY_ALWAYS + KEY_MAYBE) -> [(machine_id, record), ...]
     failed = []
     for rs in side.sets:
-        mid = rs.get("machine_id") or rs.get("machine", {}).get("machine_id")
-        py = rs.get("python", {}).get("python_version")
+        mid, py = machine_id_of(rs), python_version_of(rs)
         for rec in rs["cases"]:
             c = rec["case"]
             k = (c["mechanism"], c["pattern"], c["payload_kind"], c["payload_bytes"], c["workers"],
@@ -232,7 +232,7 @@ def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
     """(key, across): the case columns to match on, and the dimensions matched across (see module doc)."""
     def values(side: Side, dim: str) -> set:
         if dim == "python_version":
-            return {rs.get("python", {}).get("python_version") for rs in side.sets}
+            return {python_version_of(rs) for rs in side.sets}
         return {rec["case"][dim] for rs in side.sets for rec in rs["cases"]}
 
     across = []

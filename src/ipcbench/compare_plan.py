@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .compare import Side
+from .frame import machine_id_of, python_version_of
 
 MAX_OTHERS = 2          # other sides per planned comparison
 MAX_CASE_PAIRS = 1611   # case pairs compared on one page: one full preset x 3 start methods (docs/report.md)
@@ -46,11 +47,11 @@ class Plan:
 
 
 def machine_of(rs: dict) -> str:
-    return str(rs.get("machine_id") or rs.get("machine", {}).get("machine_id"))
+    return str(machine_id_of(rs))
 
 
 def python_of(rs: dict) -> str:
-    return str(rs.get("python", {}).get("python_version"))
+    return str(python_version_of(rs))
 
 
 def start_methods_of(rs: dict) -> set[str]:

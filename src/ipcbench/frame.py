@@ -72,10 +72,19 @@ def read_set(path: str | os.PathLike) -> dict:
     return data
 
 
+def machine_id_of(rs: dict):
+    """A result set's machine id: top level, else in its machine metadata."""
+    return rs.get("machine_id") or rs.get("machine", {}).get("machine_id")
+
+
+def python_version_of(rs: dict):
+    return rs.get("python", {}).get("python_version")
+
+
 def _case_row(rs: dict, case: dict) -> dict:
     return {
-        "machine_id": rs.get("machine_id") or rs.get("machine", {}).get("machine_id"),
-        "python_version": rs.get("python", {}).get("python_version"),
+        "machine_id": machine_id_of(rs),
+        "python_version": python_version_of(rs),
         **{k: case[k] for k in CASE_COLUMNS[2:]},
     }
 
