@@ -8,8 +8,7 @@ from markupsafe import Markup
 
 from ipcbench.compare import Side, compare
 from ipcbench.figures_base import NoData
-from ipcbench.figures_compare import ZERO_X, comparison_section, ratio_plot, side_labels, wins_map
-from ipcbench.frame import Loaded
+from ipcbench.figures_compare import ZERO_X, comparison_of, ratio_plot, wins_map
 from tests import factories as f
 
 SIZES = (8, 1024, 65536)
@@ -121,14 +120,9 @@ def test_figures_without_the_metric_raise_no_data(comp):
         wins_map(frame.iloc[0:0], "latency_p50")
 
 
-def loaded(sets):
-    return Loaded(None, None, None, None, sets)
-
-
-def test_comparison_section_needs_two_sets_and_returns_figures_and_escaped_html():
-    assert comparison_section(loaded([result_set("one")])) is None
-    sets = [result_set("fast"), result_set("<b>slow</b>", slow_pipe=1.3)]
-    section = comparison_section(loaded(sets))
+def test_comparison_of_returns_figures_escaped_html_and_names_what_was_left_out():
+    section = comparison_of(Side("fast", [result_set("fast")]),
+                            [Side("<b>slow</b>", [result_set("<b>slow</b>", slow_pipe=1.3)])])
     assert [fig["id"] for fig in section["figures"]] == [
         "compare-ratio-latency_p50", "compare-wins-latency_p50",
         "compare-ratio-throughput_msgs", "compare-wins-throughput_msgs"]
@@ -138,12 +132,7 @@ def test_comparison_section_needs_two_sets_and_returns_figures_and_escaped_html(
     assert section["comparison"].base == "fast"
     assert set(section["frame"].metric) == {"latency_p50", "latency_p99", "throughput_msgs"}
     assert section["summary"][0].startswith("<b>slow</b> vs fast: 7 case(s) compared")
-
-
-def test_side_labels_add_only_what_tells_sets_apart():
-    fork, spawn = result_set("m"), result_set("m", start_method="spawn")
-    assert side_labels([fork, spawn]) == ["m · fork", "m · spawn"]
-    assert side_labels([result_set("a"), result_set("b")]) == ["a", "b"]
-    same = [result_set("m"), result_set("m")]
-    same[1]["_source"] = "results/m/later.json"
-    assert side_labels(same) == ["m · run.json", "m · later.json"]
+    bounded = comparison_of(Side("fast", [result_set("fast")]), [Side("slow", [result_set("slow")])],
+                            ("latency_p50",), max_rows=1, left_out=["m · spawn"], id_prefix="compare-x")
+    assert [fig["id"] for fig in bounded["figures"]] == ["compare-x-ratio-latency_p50", "compare-x-wins-latency_p50"]
+    assert "1 more not compared here: m · spawn (use `ipcbench compare`)" in bounded["summary"]

@@ -5,8 +5,7 @@
 * ``wins_map``: "where each machine wins": mechanism x payload size cells coloured by how many times faster
   the winning side is, for significant differences only (others are marked "≈").
 * ``comparison_of(base, others)``: a comparison with its figures and table, for the HTML report (which
-  plans its comparisons with ``compare_plan``); ``comparison_section(loaded)``: every loaded result set
-  against the first.
+  plans its comparisons with ``compare_plan``).
 
 Figures never show or save; they are built on ``matplotlib.figure.Figure`` (no pyplot state).
 """
@@ -197,24 +196,6 @@ def _cmap():
     return colormaps["PuOr"].with_extremes(bad="0.85")
 
 
-def comparison_section(loaded, metrics=DEFAULT_METRICS, base: int = 0, max_others: int | None = None,
-                       max_rows: int | None = None) -> dict | None:
-    """Every loaded result set (one side each) against ``loaded.sets[base]``; None with fewer than two.
-
-    ``max_others`` compares only the first N other sets (the summary says which were left out). See
-    ``comparison_of`` for what is returned.
-    """
-    sets = list(loaded.sets)
-    if len(sets) < 2:
-        return None
-    sides = [Side(lb, [rs]) for lb, rs in zip(side_labels(sets), sets, strict=True)]
-    base_side = sides[base]
-    others = [s for s in sides if s is not base_side]
-    left_out = [s.label for s in others[max_others:]] if max_others is not None else []
-    others = others[:max_others] if max_others is not None else others
-    return comparison_of(base_side, others, metrics, max_rows=max_rows, left_out=left_out)
-
-
 def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, max_rows: int | None = None,
                   left_out: list[str] = (), id_prefix: str = "compare") -> dict:
     """``others`` against ``base_side``: frame, summary, figures and an HTML table. Returns a dict::
@@ -260,19 +241,3 @@ def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, 
                        f"compared); `ipcbench compare` prints them all.")
     return {"comparison": comp, "frame": comp.frame, "summary": summary, "figures": figures,
             "table_html": html_fragment(table_comp, metrics)}
-
-
-def side_labels(sets: list[dict]) -> list[str]:
-    """Short unique labels: machine_id, plus Python version / start method / file name where they differ."""
-    def start(rs):
-        return ",".join(sorted({c["case"]["start_method"] for c in rs["cases"]}))
-
-    labels = [str(rs.get("machine_id")) for rs in sets]
-    for extra in (lambda rs: f"Python {rs.get('python', {}).get('python_version')}", start,
-                  lambda rs: str(rs.get("_source", "")).rsplit("/", 1)[-1]):
-        dup = {lb for lb in labels if labels.count(lb) > 1}
-        if not dup:
-            break
-        if len({extra(rs) for lb, rs in zip(labels, sets, strict=True) if lb in dup}) > 1:
-            labels = [f"{lb} · {extra(rs)}" if lb in dup else lb for lb, rs in zip(labels, sets, strict=True)]
-    return [lb if labels.count(lb) == 1 else f"{lb} #{i}" for i, lb in enumerate(labels)]
