@@ -178,7 +178,7 @@ def _collect(side: Side) -> _Cases:
         raise UserError(f"{side.label} holds result sets of {len(machines)} machines ({', '.join(machines)}); "
                         f"give one machine's file or folder (results/<machine_id>/) per argument")
     groups: dict[tuple, list] = {}      # case key (KEY_ALWAYS + KEY_MAYBE) -> [(machine_id, record), ...]
-    failed = []
+    failed: list[tuple[tuple, dict]] = []     # (case key, row)
     for rs in side.sets:
         mid, py = machine_id_of(rs), python_version_of(rs)
         for rec in rs["cases"]:
@@ -188,11 +188,10 @@ def _collect(side: Side) -> _Cases:
             if rec.get("status") == "ok":
                 groups.setdefault(k, []).append((mid, rec))
             else:
-                failed.append({**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
-                               "result_set": rs.get("_source", side.label)})
+                failed.append((k, {**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
+                                   "result_set": rs.get("_source", side.label)}))
     # a case that failed in one file but was measured in another of this side is compared, not "failed"
-    failed = [f for f in failed if tuple(f[c] for c in _KEY) not in groups]
-    out = _Cases([], [], {"throughput_msgs": [], "cpu_per_msg": []}, failed)
+    out = _Cases([], [], {"throughput_msgs": [], "cpu_per_msg": []}, [f for k, f in failed if k not in groups])
     for k, recs in groups.items():         # several records: the same case in several files; pool them
         rounds = [r for _, rec in recs for r in rec.get("rounds") or () if r.get("ok", True)]
         out.latency.append(_pooled_samples([r for r in rounds if r.get("samples_ns")]))
@@ -306,7 +305,7 @@ def fdr_adjust(p: np.ndarray) -> np.ndarray:
     q = np.full(len(p), np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        q[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
     return q
 
 

@@ -50,7 +50,7 @@ def verdict(row) -> str:
         return f"n.s.: < {MIN_EFFECT:.0%} apart"
     if row["p_value"] >= ALPHA:
         return f"n.s.: p >= {ALPHA:g}"
-    if not row.get("q_value", 0) < ALPHA:
+    if not row["q_value"] < ALPHA:
         return f"n.s.: q >= {ALPHA:g} (p = {row['p_value']:.2g}; many cases tested)"
     if not (math.isfinite(row["ratio_ci_low"]) and math.isfinite(row["ratio_ci_high"])):
         return "n.s.: no CI (too few samples)"

@@ -30,9 +30,10 @@ def comparison_sections(loaded) -> list[Section]:
 
     parts = []
     for p in within_budget(plan(list(loaded.sets))):
+        anchor = "compare-" + p.kind.replace("_", "-")
         sec = comparison_of(p.base, p.others, REPORT_METRICS, max_rows=MAX_ROWS, left_out=p.left_out,
-                            id_prefix=f"compare-{p.kind.replace('_', '-')}")
-        parts.append(Markup('<h3 id="compare-{}">{}</h3>').format(p.kind.replace("_", "-"), escape(p.title)))
+                            id_prefix=anchor)
+        parts.append(Markup('<h3 id="{}">{}</h3>').format(anchor, escape(p.title)))
         parts.append(Markup("<p>{}</p>").format(escape(WHAT[p.kind])))
         parts.append(Markup('<ul class="compare-summary">'))
         lines = [p.note, *sec["summary"]] if p.note else sec["summary"]
