@@ -1,7 +1,7 @@
 """ipcbench's cases through pytest-benchmark: ``pytest bench/ --benchmark-json=b.json``.
 
 The cases are the ones ``ipcbench run --preset P`` runs (``presets.build_grid``); the processes are
-started by the engine (``ipcbench.sessions``, built on ``harness.Round`` and the mechanisms' makers).
+started by the engine (``ipcbench.measure.sessions``, built on ``harness.Round`` and the mechanisms' makers).
 pytest-benchmark times ONE operation per round (``benchmark.pedantic(op, rounds=N, iterations=1)``), so
 its min/median/mean are per operation. What one operation is, per pattern, is in
 ``ipcbench/sessions.py`` and in each benchmark's ``extra_info["op"]``.
@@ -32,10 +32,10 @@ except ImportError:
     sys.path.insert(0, str(HERE.parent / "src"))
 
 from ipcbench import __version__  # noqa: E402
-from ipcbench.cases import Case  # noqa: E402
-from ipcbench.formats import pytest_benchmark as pb_format  # noqa: E402
-from ipcbench.harness import RoundFailed  # noqa: E402
-from ipcbench.sessions import NoSessionForm, builder_for, case_id, open_session  # noqa: E402
+from ipcbench.measure.harness import RoundFailed  # noqa: E402
+from ipcbench.measure.sessions import NoSessionForm, builder_for, case_id, open_session  # noqa: E402
+from ipcbench.plan.cases import Case  # noqa: E402
+from ipcbench.results.formats import pytest_benchmark as pb_format  # noqa: E402
 
 _STATE = pytest.StashKey[dict]()
 
@@ -53,7 +53,7 @@ def pytest_addoption(parser):
 
 
 def _preset(config):
-    from ipcbench.presets import get_preset
+    from ipcbench.plan.presets import get_preset
 
     name = config.getoption("--ipcbench-preset") or os.environ.get("IPCBENCH_PRESET") or "smoke"
     try:
@@ -63,7 +63,7 @@ def _preset(config):
 
 
 def _start_methods(config, preset) -> list[str]:
-    from ipcbench.presets import check_start_methods, start_methods
+    from ipcbench.plan.presets import check_start_methods, start_methods
 
     text = config.getoption("--ipcbench-start-method") or os.environ.get("IPCBENCH_START_METHOD")
     if not text:
@@ -82,7 +82,7 @@ def pytest_configure(config):
 
 def pytest_sessionstart(session):
     """Machine metadata and system checks before any case runs, so the load average is not our own."""
-    from ipcbench.metadata import machine_metadata, python_metadata
+    from ipcbench.measure.environment import machine_metadata, python_metadata
 
     state = session.config.stash[_STATE]
     state["machine"] = {"machine": machine_metadata(), "python": python_metadata(), "ipcbench_version": __version__}
@@ -96,8 +96,8 @@ def _claimed_families() -> set[str]:
 
 
 def _cases(config, family: str | None) -> list[Case]:
-    from ipcbench.mechanisms import all_mechanisms
-    from ipcbench.presets import build_grid, worker_counts
+    from ipcbench.measure.mechanisms import all_mechanisms
+    from ipcbench.plan.presets import build_grid, worker_counts
 
     state = config.stash[_STATE]
     preset = state["preset"]

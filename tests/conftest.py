@@ -22,7 +22,7 @@ def plugin_env(monkeypatch):
     """Make the faulty test mechanisms (tests/faulty_mechanisms.py) visible to orchestrator processes."""
     monkeypatch.setenv("IPCBENCH_PLUGINS", "tests.faulty_mechanisms")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    from ipcbench import mechanisms
+    from ipcbench.measure import mechanisms
 
     monkeypatch.setattr(mechanisms, "_REGISTRY", None)
     yield

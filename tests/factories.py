@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ipcbench import stats
-from ipcbench.schema import SCHEMA, SCHEMA_VERSION
+from ipcbench.results import summary as stats
+from ipcbench.results.schema import SCHEMA, SCHEMA_VERSION
 
 
 def case_dict(mechanism="pipe_duplex", pattern="roundtrip", payload_bytes=8, workers=1,
@@ -86,6 +86,6 @@ def named_set(cases: list[dict], source="set.json", **kw) -> dict:
 
 
 def tidy_of(*sets):
-    from ipcbench.frame import tidy_frame
+    from ipcbench.results.frame import tidy_frame
 
     return tidy_frame(list(sets))

@@ -7,10 +7,10 @@ import os
 import time
 from functools import partial
 
-from ipcbench import patterns
-from ipcbench.channels import Endpoint
-from ipcbench.harness import RoundFailed
-from ipcbench.mechanisms import Mechanism
+from ipcbench.measure import patterns
+from ipcbench.measure.channels import Endpoint
+from ipcbench.measure.harness import RoundFailed
+from ipcbench.measure.mechanisms import Mechanism
 
 
 def _pipe(rnd, bounded):

@@ -1,4 +1,4 @@
-"""ipcbench.compare (statistics, matching), compare_render (formats) and the `compare` command."""
+"""ipcbench.analysis.compare (statistics, matching), report.compare_table (formats) and the `compare` command."""
 
 import csv
 import io
@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sps
 
 from ipcbench import cli
-from ipcbench.compare import (
+from ipcbench.analysis.compare import (
     ALPHA,
     COLUMNS,
     DEFAULT_METRICS,
@@ -18,10 +18,10 @@ from ipcbench.compare import (
     compare,
     match_dimensions,
 )
-from ipcbench.compare_render import to_csv, to_html, to_markdown, to_table
-from ipcbench.compare_stats import quantile_ci_ranks, sorted_quantile
+from ipcbench.analysis.compare_stats import quantile_ci_ranks, sorted_quantile
 from ipcbench.errors import UserError
-from ipcbench.frame import read_set
+from ipcbench.report.compare_table import to_csv, to_html, to_markdown, to_table
+from ipcbench.results.frame import read_set
 from tests import factories as f
 
 
@@ -175,7 +175,7 @@ def test_p_values_are_adjusted_for_the_number_of_cases_and_chance_hits_are_not_s
     chance = df[~moved & (df.p_value < ALPHA) & ((df.ratio - 1).abs() >= MIN_EFFECT)]
     assert len(chance) >= 1                                     # what an unadjusted p would have called real
     assert not df[~moved].significant.any()
-    from ipcbench.compare_render import verdict
+    from ipcbench.report.compare_table import verdict
     assert verdict(chance.iloc[0].to_dict()).startswith("n.s.: q >= 0.05")
 
 

@@ -1,6 +1,6 @@
 """compare_plan: which comparisons the report makes, on tiny hand-built result sets."""
 
-from ipcbench.compare_plan import case_count, plan, within_budget
+from ipcbench.analysis.compare_plan import case_count, plan, within_budget
 from tests import factories as f
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ipcbench.cases import Case, RoundSpec
-from ipcbench.mechanisms import all_mechanisms
-from ipcbench.runner import RunOptions, run_case
+from ipcbench.measure.mechanisms import all_mechanisms
+from ipcbench.measure.runner import RunOptions, run_case
+from ipcbench.plan.cases import Case, RoundSpec
 
 TINY = RoundSpec(budget_s=0.005, min_messages=3, max_window_s=2, max_messages=300, warmup=2, warmup_s=0.01,
                  timeout_s=10)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from ipcbench import figures
-from ipcbench.frame import samples_frame
+from ipcbench.plots import figures
+from ipcbench.results.frame import samples_frame
 from tests import factories
 
 KiB, MiB = 1024, 1024**2
@@ -209,5 +209,5 @@ def test_figure_registry_ids_unique_and_figures_module_avoids_pyplot():
     ids = [spec.id for spec in figures.FIGURES]
     assert len(ids) == len(set(ids)) >= 8
     assert {spec.source for spec in figures.FIGURES} == {"tidy", "samples"}
-    code = "import sys, ipcbench.figures; sys.exit('matplotlib.pyplot' in sys.modules)"
+    code = "import sys, ipcbench.plots.figures; sys.exit('matplotlib.pyplot' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from markupsafe import Markup
 
-from ipcbench.compare import Side, compare
-from ipcbench.figures_base import NoData
-from ipcbench.figures_compare import ZERO_X, comparison_of, ratio_plot, wins_map
+from ipcbench.analysis.compare import Side, compare
+from ipcbench.plots.base import NoData
+from ipcbench.plots.compare import ZERO_X, comparison_of, ratio_plot, wins_map
 from tests import factories as f
 
 SIZES = (8, 1024, 65536)

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from ipcbench import findings
-from ipcbench.frame import failures_frame
+from ipcbench.analysis import findings
+from ipcbench.results.frame import failures_frame
 from tests import factories
 
 KiB, MiB = 1024, 1024**2
@@ -169,6 +169,6 @@ def test_formatters():
 
 
 def test_findings_do_not_import_matplotlib():
-    code = ("import sys, ipcbench.findings, ipcbench.frame; "
+    code = ("import sys, ipcbench.analysis.findings, ipcbench.results.frame; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -3,7 +3,7 @@ import multiprocessing as mp
 import pytest
 
 from ipcbench.errors import UserError
-from ipcbench.presets import PRESETS, build_grid, get_preset, worker_counts
+from ipcbench.plan.presets import PRESETS, build_grid, get_preset, worker_counts
 
 SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue", "pool_apply",
         "pool_apply_async", "process_start", "lock"}
@@ -43,7 +43,7 @@ def test_grid_filters_and_errors():
 
 
 def test_full_preset_uses_every_start_method():
-    from ipcbench.presets import start_methods
+    from ipcbench.plan.presets import start_methods
 
     assert start_methods(PRESETS["full"].start_methods) == mp.get_all_start_methods()
     assert max(PRESETS["full"].payload_sizes) == 64 * 1024**2

@@ -13,7 +13,7 @@ import pytest
 
 from ipcbench.cli import main as cli_main
 from ipcbench.errors import UserError
-from ipcbench.formats.pyperf import to_suite, write_pyperf
+from ipcbench.results.formats.pyperf import to_suite, write_pyperf
 from tests.factories import case_record, result_set, write
 
 SAMPLES = [30_000 + 97 * i for i in range(300)]          # ns, three rounds of 100

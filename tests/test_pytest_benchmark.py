@@ -17,16 +17,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ipcbench import mechanisms, patterns
-from ipcbench.cases import Case, RoundSpec
 from ipcbench.cli import main as cli_main
 from ipcbench.errors import UserError
-from ipcbench.formats import pytest_benchmark as pb
-from ipcbench.frame import load_sets, read_set
-from ipcbench.harness import RoundFailed
-from ipcbench.mechanisms import Mechanism, all_mechanisms
-from ipcbench.presets import PRESETS, build_grid, start_methods, worker_counts
-from ipcbench.sessions import NoSessionForm, Session, builder_for, case_id, open_session
+from ipcbench.measure import mechanisms, patterns
+from ipcbench.measure.harness import RoundFailed
+from ipcbench.measure.mechanisms import Mechanism, all_mechanisms
+from ipcbench.measure.sessions import NoSessionForm, Session, builder_for, case_id, open_session
+from ipcbench.plan.cases import Case, RoundSpec
+from ipcbench.plan.presets import PRESETS, build_grid, start_methods, worker_counts
+from ipcbench.results.formats import pytest_benchmark as pb
+from ipcbench.results.frame import load_sets, read_set
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = RoundSpec(budget_s=0.02, min_messages=3, max_window_s=1.0, max_messages=500, warmup=3, warmup_s=0.01,
@@ -290,9 +290,9 @@ FAULTY_PLUGIN = """
     import os
     from functools import partial
 
-    from ipcbench import patterns
-    from ipcbench.channels import Endpoint
-    from ipcbench.mechanisms import Mechanism
+    from ipcbench.measure import patterns
+    from ipcbench.measure.channels import Endpoint
+    from ipcbench.measure.mechanisms import Mechanism
 
 
     class Dies:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from markupsafe import Markup
 
-from ipcbench import report
 from ipcbench.cli import main
-from ipcbench.frame import load_sets
+from ipcbench.report import page as report
+from ipcbench.results.frame import load_sets
 from tests import factories
 
 KiB = 1024
@@ -277,8 +277,8 @@ def test_output_that_is_a_file_is_a_user_error(tmp_path, capsys):
 
 
 def test_several_result_sets_get_a_comparison_section(tmp_path):
-    from ipcbench.frame import load_sets
-    from ipcbench.report import build_report
+    from ipcbench.report.page import build_report
+    from ipcbench.results.frame import load_sets
     from tests.factories import case_record, result_set, write
 
     rng = np.random.default_rng(5)
@@ -297,8 +297,8 @@ def test_several_result_sets_get_a_comparison_section(tmp_path):
 
 
 def test_start_methods_of_one_machine_are_compared_beside_the_machines(tmp_path):
-    from ipcbench.frame import load_sets
-    from ipcbench.report import build_report
+    from ipcbench.report.page import build_report
+    from ipcbench.results.frame import load_sets
     from tests.factories import case_record, result_set, write
 
     rng = np.random.default_rng(6)
@@ -320,8 +320,8 @@ def test_start_methods_of_one_machine_are_compared_beside_the_machines(tmp_path)
 
 
 def test_system_check_warnings_are_shown(tmp_path):
-    from ipcbench.frame import load_sets
-    from ipcbench.report import build_report
+    from ipcbench.report.page import build_report
+    from ipcbench.results.frame import load_sets
     from tests.factories import case_record, result_set, write
 
     data = result_set([case_record()])

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ipcbench.errors import UserError
-from ipcbench.schema import SCHEMA_VERSION, load_result, write_atomic
+from ipcbench.results.schema import SCHEMA_VERSION, load_result, write_atomic
 from tests.factories import case_record, result_set, write
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ipcbench import stats
+from ipcbench.results import summary as stats
 
 
 def test_latency_metrics_are_percentiles_of_single_samples():

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from ipcbench import system_checks
-from ipcbench.metadata import machine_metadata
-from ipcbench.system_checks import STATES, cpu_checks, pyperf_checks
+from ipcbench.measure import system_checks
+from ipcbench.measure.environment import machine_metadata
+from ipcbench.measure.system_checks import STATES, cpu_checks, pyperf_checks
 
 
 def by_name(checks):
@@ -182,7 +182,7 @@ def test_machine_metadata_carries_checks_and_pyperf_metadata():
 
 
 def test_result_file_stores_the_checks(tmp_path):
-    from ipcbench.runner import ResultWriter
+    from ipcbench.measure.runner import ResultWriter
 
     path = tmp_path / "r.json"
     ResultWriter(path, "m1", {"preset": "smoke"})

@@ -5,9 +5,9 @@ from contextlib import ExitStack
 
 import pytest
 
-from ipcbench import patterns
-from ipcbench.cases import Case, RoundSpec
-from ipcbench.harness import Round, RoundFailed
+from ipcbench.measure import patterns
+from ipcbench.measure.harness import Round, RoundFailed
+from ipcbench.plan.cases import Case, RoundSpec
 
 
 class FakeClock:

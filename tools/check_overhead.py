@@ -136,8 +136,8 @@ def main() -> None:
         print(json.dumps(hand_loop(mech, int(size), int(n))))
         return
 
-    from ipcbench.cases import Case, RoundSpec
-    from ipcbench.runner import RunOptions, run_case
+    from ipcbench.measure.runner import RunOptions, run_case
+    from ipcbench.plan.cases import Case, RoundSpec
 
     print(f"perf_counter_ns pair, median: {clock_overhead_ns():.0f} ns per timed message")
     print(f"Connection.poll(timeout) with data ready: {poll_cost_ns():.0f} ns per call")

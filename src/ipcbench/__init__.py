@@ -13,6 +13,6 @@ def load(paths):
 
     ``ipcbench.frame.load_sets`` gives the raw samples, failures and run metadata as frames too.
     """
-    from .frame import load as _load
+    from .results.frame import load as _load
 
     return _load(paths)

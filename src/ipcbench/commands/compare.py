@@ -40,9 +40,9 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..compare import DEFAULT_METRICS, METRICS, Side, check_metrics, compare
+    from ..analysis.compare import DEFAULT_METRICS, METRICS, Side, check_metrics, compare
     from ..errors import UserError
-    from ..frame import read_set, result_files
+    from ..results.frame import read_set, result_files
 
     if args.format not in FORMATS:
         raise UserError(f"unknown compare format {args.format!r}; choose from {', '.join(FORMATS)}")
@@ -81,7 +81,7 @@ def main(args) -> int:
 
 
 def _render(comp, args, metrics) -> str:
-    from ..compare_render import to_csv, to_html, to_markdown, to_table
+    from ..report.compare_table import to_csv, to_html, to_markdown, to_table
 
     if args.format == "csv":
         return to_csv(comp)

@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 def main(args) -> int:
     from ..errors import UserError
-    from ..formats.csv import write_csv
-    from ..frame import load_sets
+    from ..results.formats.csv import write_csv
+    from ..results.frame import load_sets
 
     if args.format not in FORMATS:
         raise UserError(f"unknown export format {args.format!r}; choose from {', '.join(FORMATS)}")
@@ -41,7 +41,7 @@ def main(args) -> int:
 
 def _pyperf(sets, output: str) -> int:
     from ..errors import UserError
-    from ..formats.pyperf import write_pyperf
+    from ..results.formats.pyperf import write_pyperf
 
     try:
         left_out = write_pyperf(sets, sys.stdout if output == "-" else output)

@@ -12,10 +12,10 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..cases import PATTERNS
-    from ..mechanisms import all_mechanisms
-    from ..presets import PRESETS
-    from ..stats import UNITS
+    from ..measure.mechanisms import all_mechanisms
+    from ..plan.cases import PATTERNS
+    from ..plan.presets import PRESETS
+    from ..results.summary import UNITS
 
     print("mechanisms:")
     for m in all_mechanisms():

@@ -36,19 +36,19 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..cases import PAYLOAD_KINDS
     from ..errors import UserError
-    from ..metadata import default_machine_id
-    from ..presets import build_grid, check_start_methods, get_preset, start_methods, worker_counts
-    from ..progress import make_progress
-    from ..runner import ResultWriter, RunOptions, run_cases
+    from ..measure.environment import default_machine_id
+    from ..measure.progress import make_progress
+    from ..measure.runner import ResultWriter, RunOptions, run_cases
+    from ..plan.cases import PAYLOAD_KINDS
+    from ..plan.presets import build_grid, check_start_methods, get_preset, start_methods, worker_counts
     from ..units import parse_int_list, parse_size_list
 
     preset = get_preset(args.preset)
     mechanisms = [m.strip() for m in args.mechanisms.split(",") if m.strip()] if args.mechanisms else None
     patterns = [m.strip() for m in args.patterns.split(",") if m.strip()] if args.patterns else None
     if patterns:
-        from ..cases import PATTERNS
+        from ..plan.cases import PATTERNS
 
         for pat in patterns:
             if pat not in PATTERNS:

@@ -1,0 +1,1 @@
+"""Analysis of loaded results: comparisons and their statistics, findings and winners. Never draws."""

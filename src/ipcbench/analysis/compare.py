@@ -1,0 +1,398 @@
+"""Compare result sets: matched cases -> a frame of ratios, confidence intervals and significance.
+
+Pure: result-set dicts in (as ``frame.read_set`` returns them), a pandas frame out. No plotting, no files.
+
+Matching. A case is keyed by ``mechanism, pattern, payload_kind, payload_bytes, workers`` plus
+``start_method`` and ``python_version``, never by ``machine_id``. A dimension of the last two is left out of
+the key ("matched across") when each side holds exactly one value of it and the values differ: that is
+what the comparison is about (a fork run against a spawn run, Python 3.11 against 3.13). When a side holds
+several values (a ``full`` run has every start method) the dimension stays in the key, so fork is compared
+with fork and spawn with spawn. Cases found on one side only are reported, not compared; failed cases are
+listed, not compared. A side may hold several result files of one machine: their samples are pooled and
+their recorded values are combined by their median. A side holding several machines is refused.
+
+Statistics (scipy.stats throughout), for every metric present on both sides:
+
+* ``ratio`` = other / base of the recorded values (below 1 means "other is lower").
+* Latency metrics (``latency_*``): the raw per-message samples stored in the rounds. ``p_value`` is a
+  two-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``; unequal sizes are fine), one test per case
+  shared by its latency metrics, on at most ``MAX_TEST_SAMPLES`` per side (evenly spaced in time). The CI
+  of a ratio of percentiles combines the two sides' distribution-free CIs of that percentile (the order
+  statistics ``scipy.stats.quantile_test`` uses, from ``scipy.stats.binom``); see ``latency_ratio_ci``.
+  It needs one sort per case, so two full result sets compare in seconds (``scipy.stats.bootstrap`` on
+  2000 x 2000 samples takes ~30 ms a case, a minute for a full set). ``latency_max`` gets no CI (one
+  extreme sample), nor a percentile with too few samples beyond it (p999 needs ~4000; runs store 2000).
+* Round metrics (``throughput_*``, ``cpu_per_msg``): the per-round values are the samples, so there are few
+  (2 in ``smoke``, 5 in ``full``). With fewer than ``MIN_ROUNDS`` per side there is no test and no CI
+  (``p_value`` NaN). Otherwise Mann-Whitney U (exact for small samples: with 3 rounds per side its smallest
+  p-value is 0.1, so nothing can be significant) and a percentile bootstrap CI (``scipy.stats.bootstrap``,
+  ``BOOTSTRAP_RESAMPLES`` resamples, fixed seed, all cases in one vectorized call) of the ratio of medians
+  (of means for ``cpu_per_msg``), scaled onto the recorded ratio.
+* ``q_value``: the p-value adjusted for testing many cases at once (Benjamini-Hochberg false discovery
+  rate, ``scipy.stats.false_discovery_control``), within one family: one other side x one metric, over every
+  case with a p-value. A full preset compares ~1,000 cases per metric; at p < 0.05 about 50 cases that did
+  not change would come out "different" by chance. With q < 0.05 at most 5 % of the differences called
+  significant are expected to be false. Few rounds weigh here: 5 rounds a side give at best p = 0.008,
+  which survives the correction only where many cases differ (as between two machines).
+* ``significant``: q_value < ``ALPHA`` and |ratio - 1| >= ``MIN_EFFECT`` and the CI excludes 1. Where any of
+  them cannot be computed the answer is False, never a guess. ``better`` names the side that wins a
+  significant difference (lower latency/CPU, higher throughput).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..results.frame import machine_id_of, python_version_of
+from ..results.summary import PERCENTILES, UNITS
+from ..units import format_size
+from .compare_stats import (  # noqa: F401  (re-exported: the statistics' settings belong to a comparison)
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    MAX_TEST_SAMPLES,
+    MIN_ROUNDS,
+    latency_ratio_ci,
+    mann_whitney,
+    median_fast,
+    quantile_ci_ranks,
+    round_ratio_ci,
+    sorted_quantile,
+    thin,
+)
+
+ALPHA = 0.05               # p-value below which a difference can count as significant
+MIN_EFFECT = 0.05          # ... and only if |ratio - 1| is at least this (5 %)
+
+LATENCY_METRICS = ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max")
+ROUND_METRICS = ("throughput_msgs", "throughput_bytes", "cpu_per_msg")
+METRICS = LATENCY_METRICS + ROUND_METRICS
+DEFAULT_METRICS = ("latency_p50", "latency_p99", "throughput_msgs")
+HIGHER_IS_BETTER = frozenset({"throughput_msgs", "throughput_bytes"})
+QUANTILES = {m: q / 100 for m, q in PERCENTILES.items()}
+# per-round samples of each round metric: bytes/s is msgs/s times the payload, so it shares their test
+ROUND_SAMPLES = {"throughput_msgs": "throughput_msgs", "throughput_bytes": "throughput_msgs",
+                 "cpu_per_msg": "cpu_per_msg"}
+
+KEY_ALWAYS = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers"]
+KEY_MAYBE = ["start_method", "python_version"]
+_KEY = [*KEY_ALWAYS, *KEY_MAYBE]
+SIDE_COLUMNS = ["start_method", "python_version", "machine_id"]
+COLUMNS = ["base_set", "other_set", *KEY_ALWAYS,
+           *[f"{s}_{c}" for c in SIDE_COLUMNS for s in ("base", "other")],
+           "metric", "unit", "base", "other", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
+           "q_value", "significant", "better", "n_base", "n_other", "samples_of", "base_flags", "other_flags"]
+
+
+@dataclass
+class Side:
+    """One side of a comparison: a label (the path the user gave) and its result sets."""
+
+    label: str
+    sets: list[dict]
+
+
+@dataclass
+class Comparison:
+    frame: pd.DataFrame                 # one row per matched case x metric, columns ``COLUMNS``
+    base: str                           # label of the base side
+    others: list[str]                   # labels of the other sides, in order
+    sides: dict[str, str] = field(default_factory=dict)          # label -> "machine · Python · start method"
+    key: dict[str, list[str]] = field(default_factory=dict)      # other label -> case columns matched on
+    across: dict[str, list[str]] = field(default_factory=dict)   # other label -> dimensions matched across
+    shown: dict[str, list[str]] = field(default_factory=dict)    # other label -> dims worth naming in labels
+    matched: dict[str, int] = field(default_factory=dict)        # other label -> matched case count
+    only_base: pd.DataFrame = None      # case columns + other_set: found only in base
+    only_other: pd.DataFrame = None     # ... only in that other
+    failed: pd.DataFrame = None         # failed cases of either side: side, result_set, case columns, error
+
+    def summary(self) -> list[str]:
+        """Plain sentences: what was matched, what is missing where, what failed."""
+        lines = []
+        for o in self.others:
+            across = self.across.get(o) or []
+            how = f", matched across {' and '.join(across)}" if across else ""
+            lines.append(f"{o} vs {self.base}: {self.matched.get(o, 0)} case(s) compared{how}")
+            dims = self.shown.get(o, [])
+            ob = self.only_base[self.only_base.other_set == o]
+            oo = self.only_other[self.only_other.other_set == o]
+            if len(ob) or len(oo):
+                lines.append(f"{_missing(ob, 'base', dims)}; {_missing(oo, 'other', dims)}")
+        if len(self.failed):
+            f = self.failed
+            lines.append(f"{len(f)} failed case(s) not compared: " + "; ".join(
+                f"{case_label(r, ['start_method'])} in {r['result_set']} ({r['error']})"
+                for r in f.head(5).to_dict("records")) + ("; ..." if len(f) > 5 else ""))
+        return lines
+
+
+def case_label(row, dims=()) -> str:
+    """``queue roundtrip 64 KiB w1`` (+ payload kind if not bytes, + the values of ``dims``)."""
+    get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
+    parts = [get("mechanism"), get("pattern"), format_size(int(get("payload_bytes"))), f"w{get('workers')}"]
+    if get("payload_kind") not in (None, "bytes"):
+        parts.append(get("payload_kind"))
+    for dim in dims:
+        v = get(dim) or get(f"base_{dim}")
+        if v:
+            parts.append(f"Python {v}" if dim == "python_version" else str(v))
+    return " ".join(str(p) for p in parts)
+
+
+def _missing(df: pd.DataFrame, side: str, dims) -> str:
+    if not len(df):
+        return f"none only in {side}"
+    eg = ", ".join(case_label(r, dims) for r in df.head(3).to_dict("records"))
+    return f"{len(df)} case(s) only in {side} (e.g. {eg}{', ...' if len(df) > 3 else ''})"
+
+
+def describe(side: Side) -> str:
+    """``vm-1 · Python 3.11.7 · fork · smoke``: what a side holds, for headers."""
+    def join(values):
+        return ",".join(sorted({str(v) for v in values if v is not None})) or "?"
+
+    sets = side.sets
+    return " · ".join([join(machine_id_of(rs) for rs in sets),
+                       "Python " + join(python_version_of(rs) for rs in sets),
+                       join(rec["case"]["start_method"] for rs in sets for rec in rs["cases"]),
+                       "preset " + join(rs.get("run", {}).get("preset") for rs in sets)])
+
+
+# --- collecting one side ------------------------------------------------------------------------------
+
+@dataclass
+class _Cases:
+    rows: list[dict]                       # key columns + side columns + flags + metric values
+    latency: list[np.ndarray]              # stored samples (ns), pooled over rounds and files
+    rounds: dict[str, list[np.ndarray]]    # throughput_msgs / cpu_per_msg -> per-round values
+    failed: list[dict]
+
+
+def _collect(side: Side) -> _Cases:
+    machines = sorted({str(machine_id_of(rs)) for rs in side.sets})
+    if len(machines) > 1:
+        raise UserError(f"{side.label} holds result sets of {len(machines)} machines ({', '.join(machines)}); "
+                        f"give one machine's file or folder (results/<machine_id>/) per argument")
+    groups: dict[tuple, list] = {}      # case key (KEY_ALWAYS + KEY_MAYBE) -> [(machine_id, record), ...]
+    failed: list[tuple[tuple, dict]] = []     # (case key, row)
+    for rs in side.sets:
+        mid, py = machine_id_of(rs), python_version_of(rs)
+        for rec in rs["cases"]:
+            c = rec["case"]
+            k = (c["mechanism"], c["pattern"], c["payload_kind"], c["payload_bytes"], c["workers"],
+                 c["start_method"], py)
+            if rec.get("status") == "ok":
+                groups.setdefault(k, []).append((mid, rec))
+            else:
+                failed.append((k, {**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
+                                   "result_set": rs.get("_source", side.label)}))
+    # a case that failed in one file but was measured in another of this side is compared, not "failed"
+    out = _Cases([], [], {"throughput_msgs": [], "cpu_per_msg": []}, [f for k, f in failed if k not in groups])
+    for k, recs in groups.items():         # several records: the same case in several files; pool them
+        rounds = [r for _, rec in recs for r in rec.get("rounds") or () if r.get("ok", True)]
+        out.latency.append(_pooled_samples([r for r in rounds if r.get("samples_ns")]))
+        out.rounds["throughput_msgs"].append(np.array(
+            [t for _, rec in recs for t in (rec.get("noise") or {}).get("round_throughput") or ()], dtype=float))
+        out.rounds["cpu_per_msg"].append(np.array(
+            [r["cpu_s"] / r["ops"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None], dtype=float))
+        row = dict(zip(_KEY, k, strict=True))
+        row["machine_id"] = recs[0][0]
+        row["flags"] = ",".join(sorted({fl for _, rec in recs for fl in (rec.get("noise") or {}).get("flags") or ()}))
+        for m in METRICS:
+            v = [rec["metrics"][m]["value"] for _, rec in recs if m in rec.get("metrics", {})]
+            if v:
+                row[m] = v[0] if len(v) == 1 else float(np.median(v))
+        out.rows.append(row)
+    return out
+
+
+def _pooled_samples(rounds: list[dict]) -> np.ndarray:
+    """The stored samples of several rounds as one representative sample (ns).
+
+    The runner stores at most a fixed number per round, so a short round keeps all of its samples and a
+    long one a fraction: pooled as they are, short rounds would weigh too much. Every round is thinned
+    (evenly in time) to the smallest stored fraction, so each keeps its share of the messages it timed.
+    """
+    parts = [r["samples_ns"] for r in rounds]
+    if len(parts) > 1:
+        totals = [max(len(x), r.get("samples_total") or 0) for x, r in zip(parts, rounds, strict=True)]
+        frac = min(len(x) / t for x, t in zip(parts, totals, strict=True))
+        keep = [max(1, round(frac * t)) for t in totals]
+        if any(k < len(x) for k, x in zip(keep, parts, strict=True)):
+            return np.concatenate([thin(np.asarray(x, dtype=np.int64), k) for x, k in zip(parts, keep, strict=True)])
+    return np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=sum(len(x) for x in parts))
+
+
+def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
+    """(key, across): the case columns to match on, and the dimensions matched across (see module doc)."""
+    def values(side: Side, dim: str) -> set:
+        if dim == "python_version":
+            return {python_version_of(rs) for rs in side.sets}
+        return {rec["case"][dim] for rs in side.sets for rec in rs["cases"]}
+
+    across = []
+    for dim in KEY_MAYBE:
+        vb, vo = values(base, dim), values(other, dim)
+        if len(vb) == 1 and len(vo) == 1 and vb != vo:
+            across.append(dim)
+    return [*KEY_ALWAYS, *(d for d in KEY_MAYBE if d not in across)], across
+
+
+@dataclass
+class _Tests:
+    """Per matched pair: p-value, CI factors (CI / estimate, to scale onto a recorded ratio), sample sizes."""
+
+    p: np.ndarray
+    lo_factor: np.ndarray
+    hi_factor: np.ndarray
+    n_base: np.ndarray
+    n_other: np.ndarray
+
+
+def _round_tests(xb: list[np.ndarray], xo: list[np.ndarray], center) -> _Tests:
+    est, lo, hi = round_ratio_ci(xb, xo, center)
+    with np.errstate(all="ignore"):
+        return _Tests(mann_whitney(xb, xo, MIN_ROUNDS), lo / est, hi / est,
+                      np.array([len(x) for x in xb]), np.array([len(x) for x in xo]))
+
+
+def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarray, tests) -> pd.DataFrame | None:
+    """Rows of one metric; ``tests(metric)`` gives the latency samples or the cached round tests."""
+    vb = np.array([b.rows[i].get(metric, np.nan) for i in ib], dtype=float)
+    vo = np.array([o.rows[i].get(metric, np.nan) for i in io], dtype=float)
+    keep = np.isfinite(vb) & np.isfinite(vo) & (vb > 0) & (vo >= 0)
+    if not keep.any():
+        return None
+    with np.errstate(all="ignore"):
+        ratio = vo / vb
+    if metric in LATENCY_METRICS:
+        p, sorted_b, sorted_o = tests(metric)
+        n_b, n_o = np.array([len(x) for x in sorted_b]), np.array([len(x) for x in sorted_o])
+        if metric in QUANTILES:         # the CI's width from the stored samples, placed on the recorded ratio
+            q = QUANTILES[metric]
+            lo, hi = latency_ratio_ci(sorted_b, sorted_o, q)
+            with np.errstate(all="ignore"):
+                shift = ratio / (sorted_quantile(sorted_o, q) / sorted_quantile(sorted_b, q))
+            lo, hi = lo * shift, hi * shift
+        else:
+            lo = hi = np.full(len(ib), np.nan)
+        kind = "messages"
+    else:
+        t = tests(metric)
+        p, n_b, n_o = t.p, t.n_base, t.n_other
+        lo, hi = ratio * t.lo_factor, ratio * t.hi_factor
+        kind = "rounds"
+    q = fdr_adjust(np.where(keep, p, np.nan))
+    with np.errstate(invalid="ignore"):
+        sig = (q < ALPHA) & (np.abs(ratio - 1) >= MIN_EFFECT) & ((lo > 1) | (hi < 1))
+    lower_wins = (ratio > 1) if metric in HIGHER_IS_BETTER else (ratio < 1)
+    better = np.where(sig, np.where(lower_wins, "other", "base"), "")
+    df = pd.DataFrame({"metric": metric, "unit": UNITS.get(metric, ""), "base": vb, "other": vo,
+                       "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p,
+                       "q_value": q, "significant": sig, "better": better, "n_base": n_b, "n_other": n_o,
+                       "samples_of": kind, "_i": np.arange(len(ib))})
+    return df[keep]
+
+
+def fdr_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values of the finite entries of ``p``; NaN stays NaN."""
+    from scipy import stats
+
+    q = np.full(len(p), np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q
+
+
+def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | None = None
+                 ) -> tuple[pd.DataFrame, dict]:
+    """One other side against the base: (rows of ``COLUMNS``, info with key/across/only_* frames)."""
+    key, across = match_dimensions(base, other)
+    b, o = collected or _collect(base), _collect(other)
+    bk = pd.DataFrame(b.rows, columns=[*KEY_ALWAYS, *KEY_MAYBE]).reset_index(names="_ib")
+    ok = pd.DataFrame(o.rows, columns=[*KEY_ALWAYS, *KEY_MAYBE]).reset_index(names="_io")
+    both = bk.merge(ok, on=key, how="outer", suffixes=("_b", "_o"), indicator=True)
+    failed_keys = {tuple(f[c] for c in key) for f in [*b.failed, *o.failed]}
+
+    def only(which: str) -> pd.DataFrame:
+        df = both[both["_merge"] == which]
+        df = df[np.array([tuple(r) not in failed_keys for r in df[key].itertuples(index=False)], dtype=bool)]
+        suffix = "_b" if which == "left_only" else "_o"
+        out = df[key].copy()
+        for dim in across:
+            out[dim] = df[dim + suffix]
+        return out[[*KEY_ALWAYS, *KEY_MAYBE]].assign(other_set=other.label)
+
+    m = both[both["_merge"] == "both"]
+    ib, io = m["_ib"].to_numpy(dtype=int), m["_io"].to_numpy(dtype=int)
+    cache: dict = {}
+
+    def tests(metric: str):            # computed once per kind of samples, only when a metric needs them
+        src = "latency" if metric in LATENCY_METRICS else ROUND_SAMPLES[metric]
+        if src not in cache:
+            if src == "latency":
+                p = mann_whitney([thin(b.latency[i]) for i in ib], [thin(o.latency[i]) for i in io])
+                cache[src] = (p, [np.sort(b.latency[i]) for i in ib], [np.sort(o.latency[i]) for i in io])
+            else:
+                center = np.mean if src == "cpu_per_msg" else median_fast
+                cache[src] = _round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io], center)
+        return cache[src]
+
+    parts = [r for r in (_metric_rows(m, b, o, ib, io, tests) for m in metrics) if r is not None]
+    shown = [d for d in KEY_MAYBE if d in key and len({r[d] for r in [*b.rows, *o.rows]}) > 1]
+    info = {"key": key, "across": across, "shown": shown, "matched": len(m), "only_base": only("left_only"),
+            "only_other": only("right_only"),
+            "failed": [{**f, "side": side} for side, c in (("base", b), ("other", o)) for f in c.failed]}
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS), info
+    stat = pd.concat(parts, ignore_index=True)
+    cases = pd.DataFrame({
+        "base_set": base.label, "other_set": other.label,
+        **{c: [b.rows[i][c] for i in ib] for c in KEY_ALWAYS},
+        **{f"base_{c}": [b.rows[i][c] for i in ib] for c in SIDE_COLUMNS},
+        **{f"other_{c}": [o.rows[i][c] for i in io] for c in SIDE_COLUMNS},
+        "base_flags": [b.rows[i]["flags"] for i in ib], "other_flags": [o.rows[i]["flags"] for i in io],
+    })
+    out = stat.join(cases, on="_i")
+    order = {m: i for i, m in enumerate(METRICS)}
+    out = out.assign(_m=out.metric.map(order)).sort_values(
+        [*KEY_ALWAYS, "base_start_method", "base_python_version", "_m"], kind="stable")
+    return out[COLUMNS].reset_index(drop=True), info
+
+
+def check_metrics(metrics) -> tuple[str, ...]:
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise UserError(f"cannot compare metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    return tuple(metrics)
+
+
+def compare(base: Side, others: list[Side], metrics=METRICS) -> Comparison:
+    """Each other side against the base. ``metrics``: which to compute (fewer is faster)."""
+    metrics = check_metrics(metrics)
+    comp = Comparison(pd.DataFrame(columns=COLUMNS), base.label, [o.label for o in others],
+                      sides={s.label: describe(s) for s in [base, *others]})
+    frames, only_b, only_o, failed = [], [], [], []
+    collected = _collect(base)
+    for other in others:
+        df, info = compare_pair(base, other, metrics, collected)
+        frames.append(df)
+        comp.key[other.label], comp.across[other.label] = info["key"], info["across"]
+        comp.shown[other.label], comp.matched[other.label] = info["shown"], info["matched"]
+        only_b.append(info["only_base"])
+        only_o.append(info["only_other"])
+        failed.extend(f for f in info["failed"] if f["side"] == "other" or other is others[0])
+    frames = [f for f in frames if len(f)]
+    comp.frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    comp.frame = comp.frame.astype({"significant": bool})
+    cols = [*KEY_ALWAYS, *KEY_MAYBE, "other_set"]
+    comp.only_base = pd.concat(only_b, ignore_index=True) if only_b else pd.DataFrame(columns=cols)
+    comp.only_other = pd.concat(only_o, ignore_index=True) if only_o else pd.DataFrame(columns=cols)
+    comp.failed = pd.DataFrame(failed, columns=["side", "result_set", *KEY_ALWAYS, *KEY_MAYBE, "machine_id",
+                                                "error"])
+    return comp

@@ -1,0 +1,279 @@
+"""The inside of one benchmark round: peers, warm-up, CPU accounting, reaping, failure detection.
+
+A round runs in its own orchestrator process (see ``orchestrator.py``). ``Round`` gives a pattern what it
+needs and nothing more:
+
+* ``start_peer`` starts a daemon peer process with the case's start method and watches it: a peer that
+  dies while the round still needs it fails the round at once with a reason (``PeerMonitor``), instead of
+  leaving the orchestrator blocked in a ``recv``.
+* ``cpu_snapshot`` reads the CPU seconds of the orchestrator and every process below it (peers, a
+  Manager's server, Pool workers, feeder threads included); see ``process_cpu_seconds``.
+* ``close`` reaps every process the round started, whatever happened.
+
+Why timed loops use blocking calls: ``Connection.poll(timeout)`` and ``Queue.get(timeout=...)`` build a
+selector per call, which costs microseconds on a ~30 µs round trip (docs/measurement.md has the numbers).
+So the hot loops call ``recv()``/``get()`` exactly as a user would, and hangs are bounded from outside: the
+peer monitor turns a dead peer into a failed round, and the runner kills a round that passes its deadline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import psutil
+
+from ..plan.cases import Case, RoundSpec
+from .payloads import make_payload
+
+
+class RoundFailed(Exception):
+    """The round could not be measured; the message says why (shown to the user and stored)."""
+
+
+@dataclass
+class RoundResult:
+    """What one round measured. Times are ``perf_counter_ns`` values or differences of them."""
+
+    samples_ns: list[int]                 # one per operation (round trip, message, call, task, start)
+    ops: int | None = None                # operations completed inside the timed window
+    window_ns: int | None = None          # length of that window
+    bytes_per_op: int = 0                 # payload bytes one operation delivers
+    cpu_s: float | None = None            # CPU seconds of all processes during the window
+    placement: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "samples_ns": list(self.samples_ns),
+            "ops": self.ops,
+            "window_ns": self.window_ns,
+            "bytes_per_op": self.bytes_per_op,
+            "cpu_s": self.cpu_s,
+            "placement": self.placement,
+        }
+
+
+def _reap(proc, grace: float = 2.0) -> None:
+    """Join a multiprocessing.Process; escalate terminate -> kill if it does not exit."""
+    if proc.pid is None:
+        return
+    proc.join(grace)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(grace)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(grace)
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process below this one and wait for them (bounded)."""
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for p in kids:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(kids, timeout=2)
+
+
+def process_cpu_seconds(proc: psutil.Process) -> float | None:
+    """CPU seconds used so far by all threads of a process.
+
+    On Linux, the sum of ``/proc/PID/task/*/schedstat`` (nanoseconds of run time): exact, where the
+    user/system times behind psutil.cpu_times() tick at 10 ms, too coarse for a 50 ms window.
+    Elsewhere, psutil's user + system.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{proc.pid}/task")
+    except OSError:
+        tasks = None
+    if tasks is not None:
+        total = 0
+        for tid in tasks:
+            try:
+                with open(f"/proc/{proc.pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue    # a thread that just ended
+        return total / 1e9
+    try:
+        t = proc.cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return None
+
+
+class PeerMonitor(threading.Thread):
+    """Fails the round as soon as a watched peer exits when it should not have.
+
+    A peer may exit with status 0 once the pattern has called ``Round.stopping()``; any other exit (a
+    crash, a signal, ``os._exit``) calls ``on_failure(reason)``.
+    """
+
+    def __init__(self, on_failure):
+        super().__init__(name="ipcbench-peer-monitor", daemon=True)
+        self._procs: list = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.stopping = False
+        self._on_failure = on_failure
+
+    def watch(self, proc) -> None:
+        with self._lock:
+            self._procs.append(proc)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def run(self) -> None:
+        from multiprocessing.connection import wait
+
+        judged: set[int] = set()
+        while not self._closed.is_set():
+            with self._lock:
+                procs = list(self._procs)
+            for p in procs:
+                code = p.exitcode              # polls without blocking
+                if code is None or id(p) in judged:
+                    continue
+                judged.add(id(p))
+                if self._closed.is_set():
+                    return
+                if code != 0:
+                    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                    self._on_failure(f"peer process {p.name!r} {how} during the round")
+                    return
+                if not self.stopping:
+                    self._on_failure(f"peer process {p.name!r} exited before the round was finished")
+                    return
+            alive = [p.sentinel for p in procs if p.exitcode is None]
+            if alive:
+                wait(alive, timeout=0.2)
+            else:
+                self._closed.wait(0.2)
+
+
+class Round:
+    """One round of one case, run inside the orchestrator process."""
+
+    def __init__(self, case: Case, spec: RoundSpec, on_failure=None):
+        self.case = case
+        self.spec = spec
+        self.ctx = mp.get_context(case.start_method)
+        self.stack = ExitStack()
+        self.peers: list = []
+        self._monitor = PeerMonitor(on_failure or (lambda reason: None))
+        self._monitor.start()
+        self._procs: list[psutil.Process] | None = None
+        self._payload = None
+        self._grace = 2.0   # how long a peer gets to exit by itself when the round closes
+
+    # -- setup -------------------------------------------------------------------------------------
+    @property
+    def payload(self):
+        if self._payload is None:
+            self._payload = make_payload(self.case.payload_kind, self.case.payload_bytes)
+        return self._payload
+
+    def start_peer(self, target, *args, name: str):
+        proc = self.ctx.Process(target=target, args=args, name=name, daemon=True)
+        proc.start()
+        self.peers.append(proc)
+        self.stack.callback(lambda: _reap(proc, self._grace))
+        self._monitor.watch(proc)
+        return proc
+
+    def manager(self):
+        mgr = self.ctx.Manager()
+        self.stack.callback(mgr.shutdown)
+        return mgr
+
+    def pool(self, processes: int):
+        pool = self.ctx.Pool(processes)
+        self.stack.callback(self._close_pool, pool)
+        return pool
+
+    def _close_pool(self, pool) -> None:
+        # After a clean round the pool is idle: close+join lets workers exit on their own. terminate()
+        # signals workers, and races with the pool's own repopulation thread; keep it for failures.
+        if self._grace > 1:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
+
+    def stopping(self) -> None:
+        """From now on peers may exit normally (they have been told to stop)."""
+        self._monitor.stopping = True
+
+    # -- measurement helpers -----------------------------------------------------------------------
+    def warmup(self, op) -> int:
+        """Run ``op`` up to ``spec.warmup`` times, or for ``spec.warmup_s``, whichever ends first (>= 1)."""
+        deadline = time.perf_counter() + self.spec.warmup_s
+        n = 0
+        while n < max(1, self.spec.warmup):
+            op()
+            n += 1
+            if time.perf_counter() >= deadline:
+                break
+        return n
+
+    def _processes(self) -> list[psutil.Process]:
+        me = psutil.Process()
+        return [me, *me.children(recursive=True)]
+
+    def cpu_snapshot(self) -> dict[int, float]:
+        """CPU seconds per pid, for this process and every process below it (``process_cpu_seconds``).
+
+        The process list is resolved on the first call (after peers, managers and pools exist) so that
+        later snapshots only read counters and stay cheap.
+        """
+        if self._procs is None:
+            self._procs = self._processes()
+        out = {}
+        for p in self._procs:
+            t = process_cpu_seconds(p)
+            if t is not None:
+                out[p.pid] = t
+        return out
+
+    @staticmethod
+    def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+        return sum(after[pid] - before[pid] for pid in after if pid in before)
+
+    def placement(self) -> dict:
+        """Which CPU each process last ran on, and the affinity it was allowed."""
+        cpus = {}
+        for p in self._procs or self._processes():
+            try:
+                cpus[str(p.pid)] = p.cpu_num()
+            except (psutil.Error, AttributeError):
+                pass
+        try:
+            affinity = sorted(os.sched_getaffinity(0))
+        except AttributeError:
+            affinity = None
+        return {"last_cpu": cpus, "affinity": affinity}
+
+    def close(self, ok: bool = True) -> None:
+        """Reap everything. After a failure peers may be blocked, so they get little time to exit."""
+        if not ok:
+            self._grace = 0.2
+        self._monitor.stopping = True
+        self._monitor.close()
+        # Teardown itself can hang (a Pool join racing its worker handler, a wedged Manager): bound it,
+        # and if it does not finish, SIGKILL every process below this one so the joins return.
+        closer = threading.Thread(target=self.stack.close, name="ipcbench-teardown", daemon=True)
+        closer.start()
+        closer.join(self.spec.timeout_s)
+        if closer.is_alive():
+            kill_descendants()
+            closer.join(5)

@@ -1,0 +1,104 @@
+"""Entry point of the process that runs one round of one case: ``python -m ipcbench.measure.orchestrator IN OUT``.
+
+IN is a JSON file ``{"case": {...}, "spec": {...}}``; OUT receives ``{"ok": true, "result": {...}}`` or
+``{"ok": false, "error": "..."}``, written atomically. The runner starts this in a new session so that,
+if all else fails, it can kill the whole process group.
+
+Failure handling, from inside out:
+* a pattern raises (RoundFailed, EOFError, ...) -> error written, everything reaped, exit 0;
+* a peer dies -> the peer monitor writes the error, kills every process below this one, and exits;
+* SIGTERM from the runner (round deadline or Ctrl-C) -> SystemExit, so ``finally`` reaps the peers;
+* the runner itself dies -> PR_SET_PDEATHSIG delivers SIGTERM here (Linux).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import signal
+import sys
+import threading
+
+
+def _write_json(path: str, obj) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def main(argv: list[str]) -> int:
+    in_path, out_path = argv
+    _die_with_parent()
+
+    me = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() != me:
+            # A forked peer or Pool worker inherited this handler: die the default way, at once, as
+            # Pool.terminate() expects (raising SystemExit there can deadlock the pool's teardown).
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    # On a deadline the runner sends SIGUSR1 first: every thread's stack goes to stderr, so the failure
+    # reason can say where the round was stuck.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the runner's to handle
+
+    with open(in_path) as f:
+        job = json.load(f)
+
+    from ..plan.cases import Case, RoundSpec
+    from .harness import Round, kill_descendants
+    from .mechanisms import get
+
+    case = Case.from_dict(job["case"])
+    spec = RoundSpec.from_dict(job["spec"])
+    failed = threading.Event()
+
+    def on_peer_failure(reason: str) -> None:
+        if failed.is_set():
+            return
+        failed.set()
+        _write_json(out_path, {"ok": False, "error": reason})
+        kill_descendants()
+        os._exit(3)
+
+    run = get(case.mechanism).patterns[case.pattern]
+    rnd = Round(case, spec, on_failure=on_peer_failure)
+    ok = False
+    try:
+        result = run(rnd)
+        ok = True
+    except Exception as exc:  # every failure of a round is data: write it, reap, and go on
+        if not failed.is_set():
+            failed.set()
+            msg = str(exc) or type(exc).__name__
+            if type(exc).__name__ != "RoundFailed":
+                msg = f"{type(exc).__name__}: {msg}"
+            _write_json(out_path, {"ok": False, "error": msg})
+        return 0
+    finally:
+        rnd.close(ok=ok)
+    if not failed.is_set():
+        _write_json(out_path, {"ok": True, "result": result.to_dict()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,495 @@
+"""The seven patterns: how a round of each is driven and what its clock measures.
+
+Each pattern is a function ``pattern(rnd, ...) -> RoundResult`` run inside the orchestrator process.
+Mechanisms (``ipcbench.measure.mechanisms``) plug their own objects into these functions; the timing code lives
+only here, so every mechanism is measured the same way.
+
+The unit of work ("op") per pattern, which ``throughput_msgs`` counts and ``cpu_per_msg`` divides by:
+
+============ ========================================================= ==============
+pattern      one op (timed from ... to ...)                            payload bytes
+============ ========================================================= ==============
+roundtrip    parent sends payload -> echo peer sends it back -> parent  2 x size
+             has received it
+stream       producer calls send -> consumer's recv returns it (one-way 1 x size
+             latency on the shared monotonic clock)
+fanin        as stream, with N producers on one channel                1 x size
+rpc          client calls ``proxy[key]`` -> value returned to client     1 x size
+dispatch     task submitted -> its (echoed) result is back in the parent 2 x size
+startup      ``Process.start()`` -> child has run its first line          1 x size (arg)
+contention   ``lock.acquire()`` + ``lock.release()`` in one of N procs    0
+============ ========================================================= ==============
+
+Throughput is counted at delivery: for stream and fanin, messages received by the consumer between its
+first and last timed receipt; for the others, ops completed inside the timed window.
+Warm-up happens before the clock; processes, managers and pools are started before warm-up.
+"""
+
+from __future__ import annotations
+
+import queue as queue_mod
+import time
+from array import array
+from functools import partial
+from time import perf_counter_ns
+
+from .harness import Round, RoundFailed, RoundResult
+from .payloads import make_payload
+
+
+def _deadlines(spec, t_go: int) -> tuple[int, int]:
+    return t_go + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
+
+
+def _check_echo(obj, size: int) -> None:
+    if obj is None or len(obj) != size:
+        got = "None" if obj is None else f"{len(obj)} bytes"
+        raise RoundFailed(f"echo returned {got}, expected {size} bytes")
+
+
+# --------------------------------------------------------------------------------------------------
+# roundtrip
+# --------------------------------------------------------------------------------------------------
+def _echo_peer(end) -> None:
+    recv, send = end.recv, end.send
+    while True:
+        msg = recv()
+        if msg is None:
+            return
+        send(msg)
+
+
+def roundtrip(rnd: Round, make_channel) -> RoundResult:
+    """Ping-pong: time each single round trip with perf_counter_ns around ``send`` + ``recv``."""
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    parent, child = make_channel(rnd, bounded=False)
+    rnd.start_peer(_echo_peer, child, name="echo")
+    payload = rnd.payload
+    send, recv = parent.send, parent.recv
+
+    def one():
+        send(payload)
+        _check_echo(recv(), size)
+
+    rnd.warmup(one)
+    samples: list[int] = []
+    append, clock = samples.append, perf_counter_ns
+    cpu0 = rnd.cpu_snapshot()
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    n, t1, reply = 0, t_go, payload
+    while True:
+        t0 = clock()
+        send(payload)
+        reply = recv()
+        t1 = clock()
+        append(t1 - t0)
+        n += 1
+        if n >= spec.max_messages or t1 >= hard or (t1 >= soft and n >= spec.min_messages):
+            break
+    cpu1 = rnd.cpu_snapshot()
+    _check_echo(reply, size)
+    placement = rnd.placement()
+    rnd.stopping()
+    send(None)
+    return RoundResult(samples, ops=n, window_ns=t1 - t_go, bytes_per_op=2 * size,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+
+
+# --------------------------------------------------------------------------------------------------
+# stream and fanin (one consumer = the orchestrator; producers are peers)
+# --------------------------------------------------------------------------------------------------
+def _wait_flag(flag, timeout: float) -> None:
+    """Peers wait for the stop flag before exiting, so an early exit always means trouble."""
+    deadline = time.monotonic() + timeout
+    while not flag.value and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout):
+    payload = make_payload(kind, size)
+    msg = (index, payload) if tagged else payload
+    send = end.send
+    for _ in range(warmup):
+        send(msg)
+    if not go.wait(timeout):
+        raise TimeoutError("producer: no start signal from the consumer")
+    sent = array("q")
+    append, clock = sent.append, perf_counter_ns
+    n = 0
+    while n < max_messages and not stop.value:
+        append(clock())
+        send(msg)
+        n += 1
+    send(None)
+    result_conn.send_bytes(sent.tobytes())
+    result_conn.close()
+    _wait_flag(stop, timeout)
+
+
+def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: bool, warmup: int, go, stop,
+                    per_producer: int) -> list:
+    """Start the producer peers and receive their warm-up messages; return their result connections."""
+    case, ctx = rnd.case, rnd.ctx
+    result_conns = []
+    for i in range(producers):
+        r, w = ctx.Pipe(duplex=False)
+        result_conns.append(r)
+        rnd.start_peer(_producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
+                       warmup, go, stop, w, per_producer, rnd.spec.timeout_s, name=f"producer-{i}")
+        w.close()
+    recv = consumer.recv
+    for _ in range(warmup * producers):
+        if recv() is None:
+            raise RoundFailed("a producer ended during warm-up")
+    return result_conns
+
+
+def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> RoundResult:
+    spec, case = rnd.spec, rnd.case
+    ctx = rnd.ctx
+    consumer, producer_end = make_channel(rnd, bounded=True)
+    go, stop = ctx.Event(), ctx.RawValue("b", 0)
+    warmup = max(1, spec.warmup)
+    per_producer = max(1, spec.max_messages // producers)
+    result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer)
+    recv = consumer.recv
+
+    times: list[list[int]] = [[] for _ in range(producers)]
+    clock = perf_counter_ns
+    ended = 0                      # producers whose sentinel has arrived
+    count = 0
+    first = last = 0
+    cpu0 = rnd.cpu_snapshot()
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    go.set()
+    if tagged:
+        while True:
+            msg = recv()
+            t = clock()
+            if msg is None:
+                ended += 1
+                if ended == producers:
+                    break
+                continue
+            times[msg[0]].append(t)
+            count += 1
+            if count == 1:
+                first = t
+            last = t
+            if t >= hard or (t >= soft and count >= spec.min_messages):
+                break
+    else:
+        own = times[0]
+        append = own.append
+        while True:
+            msg = recv()
+            t = clock()
+            if msg is None:
+                ended = 1
+                break
+            append(t)
+            if t >= hard or (t >= soft and len(own) >= spec.min_messages):
+                break
+        count = len(own)
+        if count:
+            first, last = own[0], own[-1]
+    cpu1 = rnd.cpu_snapshot()
+    rnd.stopping()                  # before the flag: a producer may see it and exit at once
+    stop.value = 1
+    placement = rnd.placement()
+    while ended < producers:        # drain before join: producers block on a full channel otherwise
+        if recv() is None:
+            ended += 1
+    samples: list[int] = []
+    for i, conn in enumerate(result_conns):
+        sent = array("q")
+        sent.frombytes(conn.recv_bytes())
+        samples.extend(t_recv - t_send for t_recv, t_send in zip(times[i], sent))
+    if count < 2:
+        raise RoundFailed(f"only {count} message(s) delivered in the timed window")
+    # (count - 1) messages arrived after the first timed receipt: that is the delivered rate.
+    return RoundResult(samples, ops=count - 1, window_ns=last - first, bytes_per_op=case.payload_bytes,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+
+
+def stream(rnd: Round, make_channel) -> RoundResult:
+    """One producer streams to the consumer; latency per message is one-way (send call -> recv return)."""
+    return _one_way(rnd, make_channel, producers=1, tagged=False)
+
+
+def fanin(rnd: Round, make_channel) -> RoundResult:
+    """N = workers producers share one channel to one consumer; messages are tagged (producer, payload)."""
+    return _one_way(rnd, make_channel, producers=rnd.case.workers, tagged=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# rpc and contention: N client processes each time their own ops; the parent opens and closes the window
+# --------------------------------------------------------------------------------------------------
+# Client protocol on result_conn: b"ready" after warm-up, then (after the round) start and end times.
+def _send_client_times(result_conn, starts, ends, stop, timeout) -> None:
+    result_conn.send_bytes(starts.tobytes())
+    result_conn.send_bytes(ends.tobytes())
+    result_conn.close()
+    _wait_flag(stop, timeout)
+
+
+# The two client loops are written out rather than sharing an ``op()`` callback: an extra Python call
+# per op would be timed too, and is a sizeable part of an uncontended lock cycle.
+def _rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
+    get = proxy.__getitem__
+    for _ in range(warmup):
+        get(key)
+    result_conn.send_bytes(b"ready")
+    if not go.wait(timeout):
+        raise TimeoutError("client: no start signal")
+    starts, ends = array("q"), array("q")
+    s_append, e_append, clock = starts.append, ends.append, perf_counter_ns
+    n = 0
+    while n < max_ops and not stop.value:
+        t0 = clock()
+        get(key)
+        t1 = clock()
+        s_append(t0)
+        e_append(t1)
+        n += 1
+        counts[index] = n
+    _send_client_times(result_conn, starts, ends, stop, timeout)
+
+
+def _lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
+    acquire, release = lock.acquire, lock.release
+    for _ in range(warmup):
+        acquire()
+        release()
+    result_conn.send_bytes(b"ready")
+    if not go.wait(timeout):
+        raise TimeoutError("client: no start signal")
+    starts, ends = array("q"), array("q")
+    s_append, e_append, clock = starts.append, ends.append, perf_counter_ns
+    n = 0
+    while n < max_ops and not stop.value:
+        t0 = clock()
+        acquire()
+        release()
+        t1 = clock()
+        s_append(t0)
+        e_append(t1)
+        n += 1
+        counts[index] = n
+    _send_client_times(result_conn, starts, ends, stop, timeout)
+
+
+def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResult:
+    """Run one client process per target argument tuple; count ops that end inside [go, stop]."""
+    spec, ctx = rnd.spec, rnd.ctx
+    n = len(targets)
+    go, stop = ctx.Event(), ctx.RawValue("b", 0)
+    counts = ctx.RawArray("q", n)
+    conns = []
+    for i, args in enumerate(targets):
+        r, w = ctx.Pipe(duplex=False)
+        conns.append(r)
+        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i, w,
+                       max(1, spec.max_messages // n), spec.timeout_s, name=f"client-{i}")
+        w.close()
+    for conn in conns:              # every client started and warmed up: start-up stays off the clock
+        conn.recv_bytes()
+    cpu0 = rnd.cpu_snapshot()
+    t_go = perf_counter_ns()
+    soft, hard = _deadlines(spec, t_go)
+    go.set()
+    limit = max(1, spec.max_messages // n) * n
+    while True:
+        time.sleep(min(0.01, spec.budget_s / 10))
+        now = perf_counter_ns()
+        done = sum(counts)
+        if done >= limit or now >= hard or (now >= soft and done >= spec.min_messages):
+            break
+    t_stop = perf_counter_ns()
+    rnd.stopping()                  # before the flag: a client may see it and exit at once
+    stop.value = 1
+    cpu1 = rnd.cpu_snapshot()
+    placement = rnd.placement()
+    samples: list[int] = []
+    ops = 0
+    for conn in conns:
+        starts, ends = array("q"), array("q")
+        starts.frombytes(conn.recv_bytes())
+        ends.frombytes(conn.recv_bytes())
+        for t0, t1 in zip(starts, ends):
+            if t1 <= t_stop:
+                samples.append(t1 - t0)
+                ops += 1
+    if ops == 0:
+        raise RoundFailed("no operation completed in the timed window")
+    return RoundResult(samples, ops=ops, window_ns=t_stop - t_go, bytes_per_op=bytes_per_op,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+
+
+def rpc(rnd: Round, make_proxy) -> RoundResult:
+    """N clients read ``proxy[key]`` (each its own key, holding the payload) from a Manager's server."""
+    n = rnd.case.workers
+    proxy = make_proxy(rnd.manager(), rnd.payload, n)
+    keys = list(range(n))
+    return _clients(rnd, _rpc_client, [(proxy, k) for k in keys], bytes_per_op=rnd.case.payload_bytes)
+
+
+def contention(rnd: Round, make_lock) -> RoundResult:
+    """N processes acquire and release one lock as fast as they can; latency is per acquire+release."""
+    lock = make_lock(rnd.ctx)
+    return _clients(rnd, _lock_client, [(lock,)] * rnd.case.workers, bytes_per_op=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# dispatch (Pool)
+# --------------------------------------------------------------------------------------------------
+def echo_task(payload):
+    """The Pool task: return the payload, so it crosses the process boundary both ways."""
+    return payload
+
+
+def _noop(_):
+    return None
+
+
+def _warm_pool(rnd: Round, pool) -> None:
+    workers = rnd.case.workers
+    pool.map(_noop, range(workers * 4), chunksize=1)
+    rnd.warmup(lambda: pool.apply(echo_task, (rnd.payload,)))
+
+
+def dispatch_apply(rnd: Round) -> RoundResult:
+    """``Pool.apply``: one task at a time; latency per task, throughput = tasks / window."""
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    pool = rnd.pool(rnd.case.workers)
+    _warm_pool(rnd, pool)
+    apply, payload = pool.apply, rnd.payload
+    samples: list[int] = []
+    append, clock = samples.append, perf_counter_ns
+    cpu0 = rnd.cpu_snapshot()
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    n, t1, reply = 0, t_go, payload
+    while True:
+        t0 = clock()
+        reply = apply(echo_task, (payload,))
+        t1 = clock()
+        append(t1 - t0)
+        n += 1
+        if n >= spec.max_messages or t1 >= hard or (t1 >= soft and n >= spec.min_messages):
+            break
+    cpu1 = rnd.cpu_snapshot()
+    _check_echo(reply, size)
+    return RoundResult(samples, ops=n, window_ns=t1 - t_go, bytes_per_op=2 * size,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=rnd.placement())
+
+
+IN_FLIGHT_BYTES = 256 * 1024**2
+
+
+def in_flight_window(workers: int, size: int) -> int:
+    """Tasks kept in flight by pool_apply_async: 4 per worker, capped so payloads in flight stay <= 256 MiB."""
+    return max(1, min(4 * workers, IN_FLIGHT_BYTES // max(1, 2 * size)))
+
+
+def _done(done_q, t_submit, result):
+    done_q.put((t_submit, perf_counter_ns(), len(result)))
+
+
+def _failed(done_q, t_submit, exc):
+    done_q.put((t_submit, None, repr(exc)))
+
+
+def dispatch_apply_async(rnd: Round) -> RoundResult:
+    """``Pool.apply_async`` with a window of tasks in flight; latency = submit -> result back (callback)."""
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    pool = rnd.pool(rnd.case.workers)
+    _warm_pool(rnd, pool)
+    window = in_flight_window(rnd.case.workers, size)
+    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+    submit_async, payload, clock = pool.apply_async, rnd.payload, perf_counter_ns
+
+    def submit():
+        t = clock()
+        submit_async(echo_task, (payload,), callback=partial(_done, done_q, t),
+                     error_callback=partial(_failed, done_q, t))
+
+    samples: list[int] = []
+    cpu0 = rnd.cpu_snapshot()
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    for _ in range(window):
+        submit()
+    in_flight, n, t_last = window, 0, t_go
+    while True:
+        t_sub, t_done, got = done_q.get(timeout=spec.timeout_s)
+        in_flight -= 1
+        if t_done is None:
+            raise RoundFailed(f"a pool task failed: {got}")
+        if got != size:
+            raise RoundFailed(f"pool echo returned {got} bytes, expected {size}")
+        samples.append(t_done - t_sub)
+        n += 1
+        t_last = t_done
+        if n >= spec.max_messages or t_done >= hard or (t_done >= soft and n >= spec.min_messages):
+            break
+        submit()
+        in_flight += 1
+    cpu1 = rnd.cpu_snapshot()
+    placement = rnd.placement()
+    for _ in range(in_flight):      # drain what is still in flight before the pool is torn down
+        done_q.get(timeout=spec.timeout_s)
+    return RoundResult(samples, ops=n, window_ns=t_last - t_go, bytes_per_op=2 * size,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+
+
+# --------------------------------------------------------------------------------------------------
+# startup
+# --------------------------------------------------------------------------------------------------
+def _started_child(conn, payload) -> None:
+    conn.send_bytes(b"!")
+    conn.close()
+
+
+def startup(rnd: Round) -> RoundResult:
+    """Time ``Process.start()`` until the child has written one byte back (its first line ran).
+
+    The payload is the child's argument: copied by fork, pickled for spawn and forkserver. Joining the
+    child happens outside the clock. No throughput or CPU figure: the children are gone before they
+    could be counted, and a forkserver reaps them itself.
+    """
+    spec, ctx, payload = rnd.spec, rnd.ctx, rnd.payload
+    samples: list[int] = []
+    clock = perf_counter_ns
+
+    def once(record: bool) -> None:
+        r, w = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_started_child, args=(w, payload), name="started", daemon=True)
+        t0 = clock()
+        proc.start()
+        w.close()                 # so that a child that dies before writing gives EOFError, not a hang
+        try:
+            r.recv_bytes()
+        except EOFError:
+            raise RoundFailed(f"started child exited with status {proc.exitcode} before running") from None
+        t1 = clock()
+        if record:
+            samples.append(t1 - t0)
+        proc.join(spec.timeout_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            raise RoundFailed("started child did not exit")
+        r.close()
+
+    rnd.warmup(lambda: once(False))
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    while True:
+        once(True)
+        now = clock()
+        if len(samples) >= spec.max_messages or now >= hard or (now >= soft and len(samples) >= spec.min_messages):
+            break
+    return RoundResult(samples, placement=rnd.placement(), bytes_per_op=rnd.case.payload_bytes)

@@ -1,0 +1,300 @@
+"""The session form of each pattern: what one operation is when someone else owns the timing loop.
+
+``sessions.open_session`` uses these. A builder starts what the pattern of ``patterns.py`` starts (with
+the engine's own peers and the mechanism's maker) and returns an ``Op`` whose ``call()`` is exactly one
+operation. Nothing here is a timing loop; see ``sessions.py`` for the table of what one call is.
+"""
+
+from __future__ import annotations
+
+import queue as queue_mod
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter_ns
+
+from ..plan.cases import Case
+from . import patterns
+from .harness import Round, RoundFailed
+from .mechanisms import get as get_mechanism
+
+# Other clients (rpc, contention) record two timestamps per op until told to stop; this caps their memory
+# (32 MB each). A client that reaches it stops early, which ``extra()`` reports.
+BACKGROUND_MAX_OPS = 2_000_000
+# Untimed calls after warm-up that estimate the duration of one call (sessions.Session.warmup); the
+# stream builder sizes its producers' budget with it.
+CALIBRATION_CALLS = 9
+
+
+class NoSessionForm(Exception):
+    """The case's pattern function has no session form (e.g. a plugin's own pattern function)."""
+
+
+def _nothing() -> None:
+    return None
+
+
+def _no_extra() -> dict:
+    return {}
+
+
+@dataclass
+class Op:
+    call: Callable[[], object]              # one operation: the thing an outside harness times
+    definition: str                         # what one call is, in words (stored with the results)
+    timed: str                              # "latency" or "interval" (see sessions.py)
+    bytes_per_op: int
+    check: Callable[[object], None] = lambda result: None   # validates call()'s last result, untimed
+    setup: Callable[[], None] | None = None  # untimed, before every call (startup)
+    finish: Callable[[], None] = _nothing    # orderly stop: tell peers to stop, drain; before reaping
+    other_ops: Callable[[], int] | None = None          # ops completed so far by other processes
+    latencies: Callable[[], list[int]] | None = None    # engine-measured latencies in the window (ns)
+    on_begin: Callable[[], None] = _nothing  # the timed window starts now
+    extra: Callable[[], dict] = _no_extra    # facts about the window worth storing
+    throughput: bool = True
+    cpu: bool = True
+
+
+# --------------------------------------------------------------------------------------------------
+# one builder per pattern function: start what the pattern starts, return the Op
+# --------------------------------------------------------------------------------------------------
+def _roundtrip(rnd: Round, make_channel) -> Op:
+    size = rnd.case.payload_bytes
+    parent, child = make_channel(rnd, bounded=False)
+    rnd.start_peer(patterns._echo_peer, child, name="echo")
+    payload, send, recv = rnd.payload, parent.send, parent.recv
+
+    def call():
+        send(payload)
+        return recv()
+
+    def finish():
+        rnd.stopping()
+        send(None)
+
+    return Op(call, "send the payload, then recv its echo from a peer process (one round trip)", "latency",
+              2 * size, check=partial(patterns._check_echo, size=size), finish=finish)
+
+
+def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> Op:
+    spec, case, ctx = rnd.spec, rnd.case, rnd.ctx
+    consumer, producer_end = make_channel(rnd, bounded=True)
+    go, stop = ctx.Event(), ctx.RawValue("b", 0)
+    warmup = max(1, spec.warmup)
+    # Each producer may send this many after the start signal: more than the session can consume (warm-up,
+    # calibration, at most max_messages timed calls), so no producer's end-of-stream None reaches a timed recv.
+    budget = spec.max_messages + warmup + CALIBRATION_CALLS + 1
+    conns = patterns.start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, budget)
+    recv = consumer.recv
+    go.set()
+    size = case.payload_bytes
+
+    def check(msg):
+        if msg is None:
+            raise RoundFailed("a producer ended during the timed window")
+        patterns._check_echo(msg[1] if tagged else msg, size)
+
+    def finish():
+        rnd.stopping()             # before the flag: a peer may see it and exit at once
+        stop.value = 1
+        ended = 0
+        while ended < producers:          # drain before join: producers block on a full channel otherwise
+            if recv() is None:
+                ended += 1
+        for conn in conns:                 # producers send their send times last; read so they can exit
+            conn.recv_bytes()
+
+    who = "a producer process streams" if producers == 1 else f"{producers} producer processes stream"
+    return Op(recv, f"recv() of the next message while {who} continuously (time between deliveries at the "
+              f"consumer, not a one-way latency)", "interval", size, check=check, finish=finish)
+
+
+def _stream(rnd: Round, make_channel) -> Op:
+    return _one_way(rnd, make_channel, producers=1, tagged=False)
+
+
+def _fanin(rnd: Round, make_channel) -> Op:
+    return _one_way(rnd, make_channel, producers=rnd.case.workers, tagged=True)
+
+
+def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[], int], Callable[[], None],
+                                                                    Callable[[], dict]]:
+    """Start the engine's client loop in one process per target; return (ops so far, finish, extra)."""
+    spec, ctx = rnd.spec, rnd.ctx
+    go, stop = ctx.Event(), ctx.RawValue("b", 0)
+    counts = ctx.RawArray("q", max(1, len(targets)))
+    conns = []
+    for i, args in enumerate(targets):
+        r, w = ctx.Pipe(duplex=False)
+        conns.append(r)
+        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i, w, BACKGROUND_MAX_OPS,
+                       spec.timeout_s, name=f"client-{i + 1}")
+        w.close()
+    go.set()
+    n = len(targets)
+    deadline = time.monotonic() + spec.timeout_s
+    while any(counts[i] == 0 for i in range(n)):      # contention means: every other client is in its loop
+        if time.monotonic() > deadline:
+            raise RoundFailed(f"other clients did not start within {spec.timeout_s:g} s")
+        time.sleep(0.001)
+
+    def other_ops() -> int:
+        return sum(counts[:n])
+
+    def finish() -> None:
+        rnd.stopping()             # before the flag: a peer may see it and exit at once
+        stop.value = 1
+        for conn in conns:                 # each client sent b"ready", then sends start and end times
+            conn.recv_bytes()
+            conn.recv_bytes()
+            conn.recv_bytes()
+
+    def extra() -> dict:
+        return {"other_clients": n,
+                "other_clients_stopped_early": sum(1 for i in range(n) if counts[i] >= BACKGROUND_MAX_OPS)}
+
+    return other_ops, finish, extra
+
+
+def _rpc(rnd: Round, make_proxy) -> Op:
+    n, size = rnd.case.workers, rnd.case.payload_bytes
+    proxy = make_proxy(rnd.manager(), rnd.payload, n)
+    other_ops, finish, extra = _background_clients(rnd, patterns._rpc_client, [(proxy, k) for k in range(1, n)])
+    others = f", while {n - 1} other client process(es) call the same server" if n > 1 else ""
+    return Op(partial(proxy.__getitem__, 0), f"proxy[key] from this process, answered by the manager's "
+              f"server process{others}", "latency", size, check=partial(patterns._check_echo, size=size),
+              finish=finish, other_ops=other_ops, extra=extra, throughput=n == 1)
+
+
+def _contention(rnd: Round, make_lock) -> Op:
+    n = rnd.case.workers
+    lock = make_lock(rnd.ctx)
+    other_ops, finish, extra = _background_clients(rnd, patterns._lock_client, [(lock,)] * (n - 1))
+    acquire, release = lock.acquire, lock.release
+
+    def call():
+        acquire()
+        release()
+
+    others = f", while {n - 1} other process(es) acquire and release it too" if n > 1 else ""
+    return Op(call, f"lock.acquire() + lock.release() in this process{others}", "latency", 0,
+              finish=finish, other_ops=other_ops, extra=extra, throughput=n == 1)
+
+
+def _dispatch_apply(rnd: Round) -> Op:
+    size = rnd.case.payload_bytes
+    pool = rnd.pool(rnd.case.workers)
+    patterns._warm_pool(rnd, pool)
+    return Op(partial(pool.apply, patterns.echo_task, (rnd.payload,)),
+              f"pool.apply(echo, payload): one task to a pool of {rnd.case.workers} worker(s) and its result "
+              f"back", "latency", 2 * size, check=partial(patterns._check_echo, size=size))
+
+
+def _dispatch_apply_async(rnd: Round) -> Op:
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    pool = rnd.pool(rnd.case.workers)
+    patterns._warm_pool(rnd, pool)
+    window = patterns.in_flight_window(rnd.case.workers, size)
+    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+    submit_async, payload, clock = pool.apply_async, rnd.payload, perf_counter_ns
+
+    def submit():
+        t = clock()
+        submit_async(patterns.echo_task, (payload,), callback=partial(patterns._done, done_q, t),
+                     error_callback=partial(patterns._failed, done_q, t))
+
+    for _ in range(window):
+        submit()
+    done: list = []
+    get, append, timeout = done_q.get, done.append, spec.timeout_s
+
+    def call():
+        item = get(timeout=timeout)
+        append(item)
+        submit()
+        return item
+
+    def latencies() -> list[int]:
+        out = []
+        for t_sub, t_done, got in done:
+            if t_done is None:
+                raise RoundFailed(f"a pool task failed: {got}")
+            if got != size:
+                raise RoundFailed(f"pool echo returned {got} bytes, expected {size}")
+            out.append(t_done - t_sub)
+        return out
+
+    def finish():
+        for _ in range(window):            # drain what is still in flight before the pool is torn down
+            get(timeout=timeout)
+
+    return Op(call, f"wait for the next result of a pool with {window} echo tasks in flight, then submit one "
+              f"more (time between completions; per-task latency comes from the completion callback)",
+              "interval", 2 * size, finish=finish, latencies=latencies, on_begin=done.clear,
+              extra=lambda: {"in_flight": window})
+
+
+def _startup(rnd: Round) -> Op:
+    spec, ctx, payload = rnd.spec, rnd.ctx, rnd.payload
+    state: dict = {}
+
+    def reap_previous(strict: bool = True) -> None:
+        proc = state.pop("proc", None)
+        if proc is None or proc.pid is None:
+            return
+        proc.join(spec.timeout_s if strict else 1.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            if strict:
+                raise RoundFailed("started child did not exit")
+        state.pop("r").close()
+
+    def setup() -> None:
+        reap_previous()
+        r, w = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=patterns._started_child, args=(w, payload), name="started", daemon=True)
+        state.update(r=r, w=w, proc=proc)
+
+    def call():
+        s = state
+        proc = s["proc"]
+        proc.start()
+        s["w"].close()           # so that a child that dies before writing gives EOFError, not a hang
+        try:
+            s["r"].recv_bytes()
+        except EOFError:
+            raise RoundFailed(f"started child exited with status {proc.exitcode} before running") from None
+
+    rnd.stack.callback(reap_previous, False)
+    return Op(call, "Process.start() until the child has run its first line (the Process object is made, "
+              "and the previous child joined, before the clock)", "latency", rnd.case.payload_bytes,
+              setup=setup, finish=reap_previous, throughput=False, cpu=False)
+
+
+BUILDERS: dict[Callable, Callable[..., Op]] = {
+    patterns.roundtrip: _roundtrip,
+    patterns.stream: _stream,
+    patterns.fanin: _fanin,
+    patterns.rpc: _rpc,
+    patterns.contention: _contention,
+    patterns.dispatch_apply: _dispatch_apply,
+    patterns.dispatch_apply_async: _dispatch_apply_async,
+    patterns.startup: _startup,
+}
+
+
+def builder_for(case: Case) -> Callable[[Round], Op]:
+    """The session form of the case's pattern, with the mechanism's maker bound (as ``run`` binds it)."""
+    mech = get_mechanism(case.mechanism)
+    fn = mech.patterns.get(case.pattern)
+    if fn is None:
+        raise NoSessionForm(f"{case.mechanism} has no {case.pattern} pattern")
+    func, keywords = (fn.func, dict(fn.keywords)) if isinstance(fn, partial) else (fn, {})
+    build = BUILDERS.get(func)
+    if build is None:
+        name = getattr(func, "__qualname__", repr(func))
+        raise NoSessionForm(f"{case.mechanism}/{case.pattern} uses {name}, which has no session form "
+                            f"(sessions.BUILDERS); `ipcbench run` measures it")
+    return partial(build, **keywords)

@@ -1,0 +1,73 @@
+"""What gets measured: a ``Case`` (one cell of the matrix) and the ``RoundSpec`` for one round of it.
+
+A case is identified by (mechanism, pattern, payload_kind, payload_bytes, workers, start_method).
+These names are public: they appear in CLI flags, result files and the tidy export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ..units import format_size
+
+PATTERNS = {
+    "roundtrip": "ping-pong with an echo peer; latency = one full round trip of the payload",
+    "stream": "one-way stream producer -> consumer; throughput counted where the consumer receives",
+    "fanin": "N producers -> 1 consumer (N = workers); throughput counted at the consumer",
+    "rpc": "N client processes make proxy calls that return the payload; latency per call",
+    "dispatch": "Pool tasks that echo the payload; apply: one task at a time, apply_async: many in flight",
+    "startup": "Process.start() until the child runs its first line (payload = pickled argument)",
+    "contention": "N processes acquire and release one lock; latency per acquire+release",
+}
+
+# Patterns whose `workers` dimension means "number of peer processes"; the others always use 1.
+MULTI_WORKER_PATTERNS = frozenset({"fanin", "rpc", "dispatch", "contention"})
+# Patterns that move no payload: they run with payload_bytes = 0 only.
+PAYLOADLESS_PATTERNS = frozenset({"contention"})
+
+PAYLOAD_KINDS = ("bytes",)
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    mechanism: str
+    pattern: str
+    payload_kind: str
+    payload_bytes: int
+    workers: int
+    start_method: str
+
+    @property
+    def key(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def label(self) -> str:
+        return (f"{self.mechanism} {self.pattern} {format_size(self.payload_bytes)} "
+                f"w{self.workers} {self.start_method}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Case:
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """How long and how hard one round of a case runs (all limits; the first reached ends the round)."""
+
+    budget_s: float = 0.15        # timed window aimed for
+    min_messages: int = 5         # keep timing past the budget until this many are delivered...
+    max_window_s: float = 5.0     # ...but never longer than this
+    max_messages: int = 20_000    # per round, across all peers
+    warmup: int = 10              # messages before the clock starts (each peer)
+    warmup_s: float = 0.05        # warm-up stops early after this long
+    timeout_s: float = 20.0       # any single blocking call (recv, get, join, acquire)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RoundSpec:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})

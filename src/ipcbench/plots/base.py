@@ -1,0 +1,158 @@
+"""Shared pieces of the figure functions: facets by result set, stable colours, human axes.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global state, no display), so
+they work without a GUI backend and are garbage-collected like any object. A figure function takes a
+frame and returns a Figure, or raises ``NoData`` when the frame holds nothing it can draw.
+
+Several result sets (machines, Python versions, start methods) are never mixed in one line: every figure
+draws one panel per *setup* (machine_id, python_version, start_method), titled with it.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+
+from ..analysis.findings import SETUP_COLUMNS, format_count_rate, metric_table, setup_label, setups  # noqa: F401
+from ..units import format_seconds, format_size
+
+# Known mechanisms get fixed colours (tab10 + tab20 extras) so a mechanism looks the same in every figure.
+MECHANISM_ORDER = [
+    "queue", "pipe_duplex", "pipe_simplex", "manager_queue", "manager_dict", "manager_list",
+    "pool_apply", "pool_apply_async", "process_start", "lock", "simple_queue", "joinable_queue",
+    "shared_memory", "sharedctypes_array", "pool_map", "pool_imap", "process_pool_executor", "os_pipe",
+    "socketpair", "thread_queue", "celery",
+]
+_PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+    "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+    "#756bb1", "#636363", "#9c9ede",
+]
+LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v"]
+
+
+class LogTicks(LogLocator):
+    """Decades on a wide log axis; 1-2-5 steps when it spans less than ~1.5 decades (so it has labels)."""
+
+    def tick_values(self, vmin, vmax):
+        narrow = vmin > 0 and vmax > 0 and abs(math.log10(vmax / vmin)) < 1.5
+        self.set_params(subs=(1.0, 2.0, 5.0) if narrow else (1.0,))
+        return super().tick_values(vmin, vmax)
+
+
+class NoData(ValueError):
+    """The frame holds nothing this figure can draw (the message says what is missing)."""
+
+
+def mechanism_color(name: str) -> str:
+    if name in MECHANISM_ORDER:
+        return _PALETTE[MECHANISM_ORDER.index(name) % len(_PALETTE)]
+    return _PALETTE[zlib.crc32(str(name).encode()) % len(_PALETTE)]
+
+
+def mechanism_sort_key(name: str) -> tuple:
+    return (MECHANISM_ORDER.index(name) if name in MECHANISM_ORDER else len(MECHANISM_ORDER), str(name))
+
+
+def mechanisms_in(df: pd.DataFrame) -> list[str]:
+    return sorted({str(m) for m in df["mechanism"].unique()}, key=mechanism_sort_key)
+
+
+def new_figure(nrows: int, ncols: int, panel: tuple[float, float] = (3.6, 2.5), sharey=False, sharex=False,
+               left: float = 0.95, right: float = 1.9, top: float = 0.8, bottom: float = 0.75,
+               gap: tuple[float, float] = (0.95, 1.15)) -> tuple[Figure, np.ndarray]:
+    """A Figure with an nrows x ncols grid of axes (always a 2-D array), laid out in fixed inches.
+
+    ``panel`` is the size of one axes; margins and gaps leave room for labels, a two-line panel title and a
+    legend on the right. A fixed layout costs nothing at draw time (constrained layout doubles it).
+    """
+    width = left + right + ncols * panel[0] + (ncols - 1) * gap[0]
+    height = top + bottom + nrows * panel[1] + (nrows - 1) * gap[1]
+    fig = Figure(figsize=(width, height))
+    grid = fig.add_gridspec(nrows, ncols, left=left / width, right=1 - right / width, bottom=bottom / height,
+                            top=1 - top / height, wspace=gap[0] / panel[0], hspace=gap[1] / panel[1])
+    axes = grid.subplots(sharex=sharex, sharey=sharey, squeeze=False)
+    return fig, axes
+
+
+def suptitle(fig: Figure, text: str) -> None:
+    """Figure title in the top margin, left-aligned with the figure."""
+    fig.suptitle(text, x=0.01, y=1 - 0.12 / fig.get_figheight(), ha="left", va="top", fontsize="medium")
+
+
+def size_axis(ax, sizes: Iterable[int], axis: str = "x", label: str = "payload size") -> None:
+    """Log axis of payload sizes with human tick labels (8 B, 64 KiB, 1 MiB)."""
+    sizes = sorted({int(s) for s in sizes if s and s > 0})
+    set_scale = ax.set_xscale if axis == "x" else ax.set_yscale
+    set_scale("log", base=2)
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if 0 < len(sizes) <= 8:
+        target.set_major_locator(FixedLocator(sizes))
+    else:
+        target.set_major_locator(LogLocator(base=16))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: format_size(int(round(v))) if v >= 1 else ""))
+    target.set_minor_locator(NullLocator())
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(f"{label} (log scale)", fontsize="small")
+    ax.tick_params(axis=axis, labelsize="small", labelrotation=30 if axis == "x" else 0)
+
+
+
+def size_panels(row, sizes: Iterable[int], title: str) -> None:
+    """A row of panels that share a payload-size x axis: axis, title and grid on each."""
+    for ax in row:
+        size_axis(ax, sizes)
+        ax.set_title(title, fontsize="small")
+        ax.grid(True, which="major", alpha=0.3)
+
+def seconds_axis(ax, label: str, axis: str = "y") -> None:
+    """Log axis of durations in seconds with human tick labels (29.4 µs, 1.2 ms)."""
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogTicks())
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: format_seconds(v) if v > 0 else ""))
+    target.set_minor_locator(NullLocator())
+    (ax.set_ylabel if axis == "y" else ax.set_xlabel)(f"{label} (s, log scale)", fontsize="small")
+    ax.tick_params(axis=axis, labelsize="small")
+
+
+def rate_axis(ax, label: str, unit: str) -> None:
+    """Log y axis of a rate (messages/s or MB/s) with compact tick labels (1.2k, 3.4M)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogTicks())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_count_rate(v) if v > 0 else ""))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_ylabel(f"{label} ({unit}, log scale)", fontsize="small")
+    ax.tick_params(axis="y", labelsize="small")
+
+
+def mechanism_legend(fig: Figure, names: Sequence[str], extra: Sequence[tuple[str, dict]] = ()) -> None:
+    """One legend for the whole figure, outside the panels: a colour per mechanism plus style notes."""
+    handles = [Line2D([], [], color=mechanism_color(n), marker="o", label=n) for n in names]
+    handles += [Line2D([], [], color="0.3", label=text, **style) for text, style in extra]
+    if handles:
+        legend_right(fig, handles)
+
+
+def legend_right(fig: Figure, handles, title: str | None = None) -> None:
+    """A legend in the figure's right margin, level with the top of the panels."""
+    right = max(ax.get_position().x1 for ax in fig.axes)
+    top = max(ax.get_position().y1 for ax in fig.axes)
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(right + 0.15 / fig.get_figwidth(), top), fontsize="small",
+               frameon=False, title=title, title_fontsize="small", borderaxespad=0)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def remove_unused(axes: np.ndarray, used: int) -> None:
+    for ax in axes.flat[used:]:
+        ax.remove()

@@ -1,0 +1,138 @@
+"""Figures against payload size: round-trip latency, delivered throughput, CPU cost per message.
+
+Each takes the tidy frame (``ipcbench.frame.tidy_frame``) and returns a Figure; one panel per setup.
+Lines are labelled with the mechanism name (``ax.get_lines()``, ``line.get_label()``); a p99 line is
+labelled ``"<mechanism> p99"``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .base import (
+    NoData,
+    mechanism_color,
+    mechanism_legend,
+    mechanism_sort_key,
+    metric_table,
+    new_figure,
+    plural,
+    rate_axis,
+    remove_unused,
+    seconds_axis,
+    setups,
+    size_axis,
+    size_panels,
+    suptitle,
+)
+
+CPU_PATTERNS = ("roundtrip", "stream", "dispatch")
+
+
+def _sorted_mechs(df: pd.DataFrame) -> list[str]:
+    return sorted({str(m) for m in df["mechanism"].unique()}, key=mechanism_sort_key)
+
+
+def _lowest_workers(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["workers"] == df["workers"].min()] if len(df) else df
+
+
+def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
+    """p50 (solid) and p99 (dashed) latency against payload size, per mechanism, log-log; one panel per
+    setup. Only ``pattern`` (default round trips) is drawn: latencies of different patterns are not alike."""
+    df = tidy[(tidy["pattern"] == pattern) & tidy["metric"].isin(["latency_p50", "latency_p99"])
+              & (tidy["payload_bytes"] > 0)]
+    panels = setups(df)
+    if not panels:
+        raise NoData(f"no {pattern} cases with a payload")
+    name = "round-trip" if pattern == "roundtrip" else pattern
+    ncols = min(2, len(panels))
+    fig, axes = new_figure(math.ceil(len(panels) / ncols), ncols, sharey=True)
+    names: set[str] = set()
+    for ax, (label, part) in zip(axes.flat, panels, strict=False):
+        part = _lowest_workers(part)
+        wide = metric_table(part, ["latency_p50", "latency_p99"], ["mechanism", "payload_bytes"])
+        for mech in _sorted_mechs(wide):
+            m = wide[wide["mechanism"] == mech].sort_values("payload_bytes")
+            color = mechanism_color(mech)
+            ax.plot(m["payload_bytes"], m["latency_p50"], color=color, marker="o", ms=3.5, label=mech)
+            ax.plot(m["payload_bytes"], m["latency_p99"], color=color, ls="--", lw=1, alpha=0.8,
+                    label=f"{mech} p99")
+            names.add(mech)
+        size_axis(ax, wide["payload_bytes"])
+        seconds_axis(ax, f"{name} latency")
+        ax.set_title(label, fontsize="small")
+        ax.grid(True, which="major", alpha=0.3)
+    remove_unused(axes, len(panels))
+    suptitle(fig, f"{name.capitalize()} latency against payload size (p50 solid, p99 dashed)")
+    mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
+                     [("p50", {"ls": "-"}), ("p99", {"ls": "--"})])
+    return fig
+
+
+def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
+    """Delivered one-way throughput (MB/s and messages/s) against payload size, per mechanism, log-log.
+
+    Stream cases are drawn solid; a mechanism without a stream case is drawn from its fan-in case with one
+    producer (dotted, labelled ``"<mechanism> (fanin)"``): the same one-way delivery, counted at the receiver.
+    One row per setup.
+    """
+    df = tidy[tidy["pattern"].isin(["stream", "fanin"]) & (tidy["workers"] == 1) & (tidy["payload_bytes"] > 0)
+              & tidy["metric"].isin(["throughput_bytes", "throughput_msgs"])]
+    panels = setups(df)
+    if not panels or "stream" not in set(df["pattern"]):
+        raise NoData("no stream cases")
+    fig, axes = new_figure(len(panels), 2)
+    names: set[str] = set()
+    for row, (label, part) in zip(axes, panels, strict=True):
+        wide = metric_table(part, ["throughput_bytes", "throughput_msgs"], ["mechanism", "pattern", "payload_bytes"])
+        streams = set(wide.loc[wide["pattern"] == "stream", "mechanism"])
+        for mech in _sorted_mechs(wide):
+            pattern = "stream" if mech in streams else "fanin"
+            m = wide[(wide["mechanism"] == mech) & (wide["pattern"] == pattern)].sort_values("payload_bytes")
+            name = mech if pattern == "stream" else f"{mech} (fanin)"
+            style = {"color": mechanism_color(mech), "marker": "o", "ms": 3.5, "label": name,
+                     "ls": "-" if pattern == "stream" else ":"}
+            row[0].plot(m["payload_bytes"], m["throughput_bytes"] / 1e6, **style)
+            row[1].plot(m["payload_bytes"], m["throughput_msgs"], **style)
+            names.add(mech)
+        rate_axis(row[0], "delivered throughput", "MB/s")
+        rate_axis(row[1], "delivered messages", "msg/s")
+        size_panels(row, wide["payload_bytes"], label)
+    suptitle(fig, "One-way delivered throughput against payload size (stream; dotted: fanin with 1 producer)")
+    mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
+                     [("stream", {"ls": "-"}), ("fanin, 1 producer", {"ls": ":"})])
+    return fig
+
+
+def cpu_per_message(tidy: pd.DataFrame) -> Figure:
+    """CPU seconds of all processes per message against payload size, per mechanism; a panel per pattern
+    in ``CPU_PATTERNS`` (at its smallest worker count) and setup, three panels to a row."""
+    df = tidy[tidy["pattern"].isin(list(CPU_PATTERNS)) & (tidy["metric"] == "cpu_per_msg")
+              & (tidy["payload_bytes"] > 0) & (tidy["value"] > 0)]
+    panels = setups(df)
+    if not panels:
+        raise NoData("no cases with CPU time per message")
+    patterns = [p for p in CPU_PATTERNS if p in set(df["pattern"])]
+    cells = [(label, part, pattern) for label, part in panels for pattern in patterns
+             if (part["pattern"] == pattern).any()]
+    ncols = min(3, len(cells))
+    fig, axes = new_figure(math.ceil(len(cells) / ncols), ncols, panel=(3.2, 2.5), sharey=True)
+    names: set[str] = set()
+    for ax, (label, part, pattern) in zip(axes.flat, cells, strict=False):
+        pp = _lowest_workers(part[part["pattern"] == pattern])
+        for mech in _sorted_mechs(pp):
+            m = pp[pp["mechanism"] == mech].sort_values("payload_bytes")
+            ax.plot(m["payload_bytes"], m["value"], color=mechanism_color(mech), marker="o", ms=3.5, label=mech)
+            names.add(mech)
+        ax.set_title(f"{pattern}, {plural(int(pp['workers'].iloc[0]), 'worker')}\n{label}", fontsize="small")
+        size_axis(ax, pp["payload_bytes"])
+        seconds_axis(ax, "CPU per message")
+        ax.grid(True, which="major", alpha=0.3)
+    remove_unused(axes, len(cells))
+    suptitle(fig, "CPU time of all processes per message against payload size")
+    mechanism_legend(fig, sorted(names, key=mechanism_sort_key))
+    return fig

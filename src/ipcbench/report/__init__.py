@@ -1,0 +1,1 @@
+"""The static HTML report: one self-contained page of sections, figures as inline SVG, Jinja2 templates."""

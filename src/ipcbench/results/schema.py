@@ -1,0 +1,89 @@
+"""The result file: versioned JSON, written atomically, read with clear errors and step-wise migrations.
+
+Format history (``schema_version``):
+  1 - first version: {schema, schema_version, ipcbench_version, machine, python, run, cases[]}.
+      Each case: {case, status ("ok"|"failed"), error, metrics{name: {value, unit}}, noise, rounds[],
+      wall_s}. Each round: {ok, error, samples_ns (<= cap, evenly spaced), samples_total, ops, window_ns,
+      bytes_per_op, cpu_s, placement}. Times in integer nanoseconds in rounds, seconds in metrics.
+
+Never pickle: a result file must be safe to open from a stranger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import UserError
+
+SCHEMA = "ipcbench-result"
+SCHEMA_VERSION = 1
+
+# version -> function turning a dict of that version into version + 1
+MIGRATIONS: dict = {}
+
+
+def write_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; a result file is meant to be shared
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"), allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_json(path: str | os.PathLike) -> object:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{p}: is a folder; give a result file (or use a command that takes folders)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{p}: cannot read ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not valid JSON (truncated or not a result file?): {exc.msg} at line {exc.lineno}") from None
+
+
+def check(data: object, source: str) -> dict:
+    """Validate and migrate a loaded ipcbench result dict; raise UserError with a way forward if we can't."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise UserError(f"{source}: not an ipcbench result file (no \"schema\": \"{SCHEMA}\")")
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise UserError(f"{source}: result file has no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{source}: schema_version {version} is newer than this ipcbench understands "
+                        f"({SCHEMA_VERSION}); upgrade ipcbench (pip install -U ipcbench)")
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise UserError(f"{source}: schema_version {version} cannot be migrated to {SCHEMA_VERSION}; "
+                            f"re-run the benchmark with this ipcbench to get a current file")
+        data = step(data)
+        version = data["schema_version"]
+    if not isinstance(data.get("cases"), list):
+        raise UserError(f"{source}: result file has no list of cases")
+    return data
+
+
+def load_result(path: str | os.PathLike) -> dict:
+    return check(read_json(path), str(path))
