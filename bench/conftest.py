@@ -33,7 +33,7 @@ except ImportError:
 
 from ipcbench import __version__  # noqa: E402
 from ipcbench.measure.harness import RoundFailed  # noqa: E402
-from ipcbench.measure.sessions import NoSessionForm, builder_for, case_id, open_session  # noqa: E402
+from ipcbench.measure.sessions import NoSessionForm, builder_for, open_session  # noqa: E402
 from ipcbench.plan.cases import Case  # noqa: E402
 from ipcbench.results.formats import pytest_benchmark as pb_format  # noqa: E402
 
@@ -119,8 +119,8 @@ def pytest_generate_tests(metafunc):
     cases = metafunc.config.stash[_STATE]["cases"]
     names = []
     for case in _cases(metafunc.config, family):
-        cases[case_id(case)] = case
-        names.append(case_id(case))
+        cases[case.id] = case
+        names.append(case.id)
     # Parametrized by name (indirect): pytest-benchmark stores params in its JSON, and a name serializes.
     metafunc.parametrize("case", names, indirect=True)
 
@@ -183,7 +183,7 @@ def ipcbench_case(benchmark, request):
 
     def run(case: Case) -> None:
         t_open = time.perf_counter()
-        benchmark.group = f"{case.pattern} {case_id(case).split('/', 2)[2]}"
+        benchmark.group = f"{case.pattern} {case.id.split('/', 2)[2]}"
         try:
             builder_for(case)
         except NoSessionForm as exc:

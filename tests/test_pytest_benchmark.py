@@ -22,7 +22,7 @@ from ipcbench.errors import UserError
 from ipcbench.measure import mechanisms, patterns
 from ipcbench.measure.harness import RoundFailed
 from ipcbench.measure.mechanisms import Mechanism, all_mechanisms
-from ipcbench.measure.sessions import NoSessionForm, Session, builder_for, case_id, open_session
+from ipcbench.measure.sessions import NoSessionForm, Session, builder_for, open_session
 from ipcbench.plan.cases import Case, RoundSpec
 from ipcbench.plan.presets import PRESETS, build_grid, start_methods, worker_counts
 from ipcbench.results.formats import pytest_benchmark as pb
@@ -41,9 +41,9 @@ def case(mechanism="pipe_duplex", pattern="roundtrip", size=8, workers=1, method
 # sessions
 # --------------------------------------------------------------------------------------------------
 def test_case_id_names_every_dimension():
-    assert case_id(case()) == "pipe_duplex/roundtrip/8B/w1/fork"
-    assert case_id(case("queue", "fanin", 65536, 2, "spawn")) == "queue/fanin/64KiB/w2/spawn"
-    assert case_id(case("queue", "stream", 1536)) == "queue/stream/1.5KiB/w1/fork"
+    assert case().id == "pipe_duplex/roundtrip/8B/w1/fork"
+    assert case("queue", "fanin", 65536, 2, "spawn").id == "queue/fanin/64KiB/w2/spawn"
+    assert case("queue", "stream", 1536).id == "queue/stream/1.5KiB/w1/fork"
 
 
 def test_every_registered_pattern_has_a_session_form():
@@ -167,8 +167,8 @@ def bench_entry(c: Case, data_s=DATA_S, timed="latency", with_data=True, measure
     stats = {"min": min(data_s), "max": max(data_s), "mean": float(np.mean(data_s)), "rounds": len(data_s)}
     if with_data:
         stats["data"] = list(data_s)
-    return {"group": c.pattern, "name": f"test_x[{case_id(c)}]", "fullname": f"bench/test_x.py::test_x[{case_id(c)}]",
-            "params": {"case": case_id(c)}, "param": case_id(c), "options": {"timer": timer},
+    return {"group": c.pattern, "name": f"test_x[{c.id}]", "fullname": f"bench/test_x.py::test_x[{c.id}]",
+            "params": {"case": c.id}, "param": c.id, "options": {"timer": timer},
             "extra_info": pb.extra_info(c, measured, "what one call is", timed, "smoke", 0.5), "stats": stats}
 
 
@@ -421,7 +421,7 @@ def test_collected_cases_are_the_presets_cases():
     preset = PRESETS["smoke"]
     expected = build_grid(None, None, list(preset.payload_sizes), worker_counts(preset.workers),
                           start_methods(preset.start_methods))
-    assert ids == sorted(case_id(c) for c in expected)
+    assert ids == sorted(c.id for c in expected)
     assert "1 deselected" in proc.stdout                              # test_other_families has nothing to run
 
 

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ipcbench.errors import UserError
-from ipcbench.results.schema import SCHEMA_VERSION, load_result, write_atomic
+from ipcbench.results.io import write_json_atomic as write_atomic
+from ipcbench.results.schema import SCHEMA_VERSION, load_result
 from tests.factories import case_record, result_set, write
 
 

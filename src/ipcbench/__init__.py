@@ -5,7 +5,9 @@ Importing the package stays cheap (no numpy/pandas) because every benchmark roun
 interpreter that imports it.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def load(paths):

@@ -22,10 +22,9 @@ import threading
 
 
 def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    from ..results.io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(obj))
 
 
 def _die_with_parent() -> None:

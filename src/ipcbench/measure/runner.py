@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..plan.cases import Case, RoundSpec
 from ..results import summary as stats
-from ..results.schema import SCHEMA, SCHEMA_VERSION, write_atomic
+from ..results.io import write_json_atomic
+from ..results.schema import SCHEMA, SCHEMA_VERSION
 from .environment import machine_metadata, python_metadata
 
 SRC_DIR = str(Path(__file__).resolve().parent.parent)
@@ -231,7 +232,7 @@ class ResultWriter:
         self._write()
 
     def _write(self) -> None:
-        write_atomic(self.path, self.data)
+        write_json_atomic(self.path, self.data)
 
 
 def _now() -> str:

@@ -55,20 +55,12 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 
 from ..plan.cases import Case, RoundSpec
-from ..units import format_size
 from .harness import Round, RoundFailed
 from .session_ops import CALIBRATION_CALLS, NoSessionForm, Op, builder_for
 
-__all__ = ["NoSessionForm", "Op", "Session", "Window", "builder_for", "case_id", "open_session"]
+__all__ = ["NoSessionForm", "Op", "Session", "Window", "builder_for", "open_session"]
 
 _INTERRUPT = signal.SIGUSR1
-
-
-def case_id(case: Case) -> str:
-    """``pipe_duplex/roundtrip/8B/w1/fork``: one name per case, for test ids and pyperf benchmarks."""
-    size = format_size(case.payload_bytes).replace(" ", "")
-    kind = "" if case.payload_kind == "bytes" else f"{case.payload_kind}:"
-    return f"{case.mechanism}/{case.pattern}/{kind}{size}/w{case.workers}/{case.start_method}"
 
 
 # --------------------------------------------------------------------------------------------------

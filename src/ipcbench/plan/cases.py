@@ -41,6 +41,13 @@ class Case:
     def key(self) -> tuple:
         return tuple(getattr(self, f.name) for f in fields(self))
 
+    @property
+    def id(self) -> str:
+        """``pipe_duplex/roundtrip/8B/w1/fork``: the one name of a case (test ids, pyperf benchmark names)."""
+        size = format_size(self.payload_bytes).replace(" ", "")
+        kind = "" if self.payload_kind == "bytes" else f"{self.payload_kind}:"
+        return f"{self.mechanism}/{self.pattern}/{kind}{size}/w{self.workers}/{self.start_method}"
+
     def label(self) -> str:
         return (f"{self.mechanism} {self.pattern} {format_size(self.payload_bytes)} "
                 f"w{self.workers} {self.start_method}")

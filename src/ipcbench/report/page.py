@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from .. import __version__
+from .._version import __version__
 from ..analysis.findings import (
     CASE_KEY,
     NOISE_FLAGS,
@@ -48,6 +48,7 @@ from ..errors import UserError
 from ..plots.dist import DIST_PATTERNS, SMALL_PAYLOAD
 from ..plots.figures import FIGURES, NoData
 from ..results.frame import Loaded, load_sets
+from ..results.io import write_text_atomic
 from ..units import format_seconds, format_size
 from .metadata import metadata_rows
 
@@ -324,11 +325,8 @@ def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Seq
 
     html = render_html(loaded, [*comparison_sections(loaded), *extra_sections], max_setups)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         target = out / "index.html"
-        tmp = out / ".index.html.tmp"
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, target)
+        write_text_atomic(target, html)
     except OSError as exc:
         raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     return target

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .schema import check, read_json
+from .io import read_json
+from .schema import check
 
 CASE_COLUMNS = ["machine_id", "python_version", "start_method", "mechanism", "pattern", "payload_kind",
                 "payload_bytes", "workers"]

@@ -1,4 +1,4 @@
-"""The result file: versioned JSON, written atomically, read with clear errors and step-wise migrations.
+"""The result file: versioned JSON, checked with clear errors and step-wise migrations (I/O in ``io``).
 
 Format history (``schema_version``):
   1 - first version: {schema, schema_version, ipcbench_version, machine, python, run, cases[]}.
@@ -11,56 +11,16 @@ Never pickle: a result file must be safe to open from a stranger.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from pathlib import Path
 
 from ..errors import UserError
+from .io import read_json
 
 SCHEMA = "ipcbench-result"
 SCHEMA_VERSION = 1
 
 # version -> function turning a dict of that version into version + 1
 MIGRATIONS: dict = {}
-
-
-def write_atomic(path: str | os.PathLike, data: dict) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600; a result file is meant to be shared
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, separators=(",", ":"), allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def read_json(path: str | os.PathLike) -> object:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{p}: is a folder; give a result file (or use a command that takes folders)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{p}: cannot read ({exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{p}: not valid JSON (truncated or not a result file?): {exc.msg} at line {exc.lineno}") from None
 
 
 def check(data: object, source: str) -> dict:

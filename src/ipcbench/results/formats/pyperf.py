@@ -5,7 +5,7 @@ stats|hist|compare_to|metadata`` read it as they read pyperf's own files.
 Mapping:
 
 * one pyperf benchmark per successful case, named ``mechanism/pattern/size/wN/start_method``
-  (``sessions.case_id``, e.g. ``pipe_duplex/roundtrip/8B/w1/fork``), tagged with its pattern (so
+  (``Case.id``, e.g. ``pipe_duplex/roundtrip/8B/w1/fork``), tagged with its pattern (so
   ``compare_to`` also gives a geometric mean per pattern);
 * one pyperf run per round (each round ran in fresh processes, like a pyperf worker); its values are the
   round's stored per-operation latency samples in seconds (``loops=1``: each value is one operation, not
@@ -73,9 +73,7 @@ def _set_metadata(rs: dict) -> dict:
 
 
 def benchmark_name(case: dict) -> str:
-    from ...measure.sessions import case_id
-
-    return case_id(Case.from_dict(case))
+    return Case.from_dict(case).id
 
 
 def _runs(rec: dict, name: str, base: dict) -> list:

@@ -23,7 +23,7 @@ estimated from a mean and a standard deviation. A benchmark with neither is refu
 
 from __future__ import annotations
 
-from ... import __version__
+from ..._version import __version__
 from ...errors import UserError
 from ...plan.cases import Case
 from .. import summary as stats
