@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .system_checks import pyperf_metadata, run_checks
+
 PACKAGES = ("ipcbench", "numpy", "scipy", "pandas", "matplotlib", "psutil", "pyperf", "pytest-benchmark",
             "rich", "Jinja2")
 
@@ -144,8 +146,6 @@ def machine_metadata(machine_id: str | None = None, with_checks: bool = True) ->
         "load_average": load,
     }
     if with_checks:
-        from .system_checks import pyperf_metadata, run_checks
-
         machine["system_checks"] = run_checks(machine)
         machine["pyperf"] = pyperf_metadata()
     return machine

@@ -27,7 +27,12 @@ from ..results.io import write_json_atomic
 from ..results.schema import SCHEMA, SCHEMA_VERSION
 from .environment import machine_metadata, python_metadata
 
-SRC_DIR = str(Path(__file__).resolve().parent.parent)
+# The round process imports the very ipcbench this process runs (a checkout, an install, a tox env),
+# without touching PYTHONPATH (which every grandchild would inherit): its sys.path gets this package's
+# parent folder in front, then it runs the orchestrator as ``python -m`` would.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+ORCHESTRATOR = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "runpy.run_module('ipcbench.measure.orchestrator', run_name='__main__', alter_sys=True)")
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIXES = ("sem.mp-", "psm_", "mp-")
 
@@ -78,13 +83,11 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str) -> di
             os.unlink(p)
     with open(job, "w") as f:
         json.dump({"case": case.to_dict(), "spec": spec.to_dict()}, f)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC_DIR, env.get("PYTHONPATH")) if p)
     shm_before = _shm_names()
     with open(err, "w") as errf:
-        proc = subprocess.Popen([sys.executable, "-m", "ipcbench.measure.orchestrator", job, out],
+        proc = subprocess.Popen([sys.executable, "-c", ORCHESTRATOR, PACKAGE_PARENT, job, out],
                                 stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-                                start_new_session=True, env=env)
+                                start_new_session=True)
         forced = False
         try:
             proc.wait(timeout_s)

@@ -17,7 +17,7 @@ Each check is a dict ``{"check", "state", "message", "source"}``; ``state`` is o
 * ``info``        worth recording, no verdict (e.g. "no CPU is isolated" where nothing can be done);
 * ``unavailable`` the check could not run here (not Linux, no permission, pyperf changed).
 
-``run_checks()`` is what ``metadata.machine_metadata`` stores as ``machine["system_checks"]``.
+``run_checks(machine)`` is what ``environment.machine_metadata`` stores as ``machine["system_checks"]``.
 """
 
 from __future__ import annotations
@@ -141,13 +141,9 @@ def cpu_checks(usable: int, quota: float | None, load1: float | None, virtualiza
     return out
 
 
-def ipcbench_checks(machine: dict | None = None) -> list[dict]:
-    """ipcbench's checks, from ``machine`` metadata when given (no second read), else read here."""
+def ipcbench_checks(machine: dict) -> list[dict]:
+    """ipcbench's checks, judged from ``machine`` metadata (``environment.machine_metadata``; no second read)."""
     try:
-        if machine is None:
-            from .environment import machine_metadata
-
-            machine = machine_metadata(with_checks=False)
         load = machine.get("load_average")
         return cpu_checks(machine.get("usable_cpus") or 1, machine.get("cgroup_cpu_quota"),
                           load[0] if load else None, machine.get("virtualization"))
@@ -155,7 +151,7 @@ def ipcbench_checks(machine: dict | None = None) -> list[dict]:
         return [check("ipcbench checks", "unavailable", f"{type(exc).__name__}: {exc}")]
 
 
-def run_checks(machine: dict | None = None) -> list[dict]:
+def run_checks(machine: dict) -> list[dict]:
     """All checks, pyperf's first; what a result file stores as ``machine["system_checks"]``."""
     return pyperf_checks() + ipcbench_checks(machine)
 

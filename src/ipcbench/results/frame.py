@@ -18,12 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .formats.pytest_benchmark import from_pytest_benchmark
 from .io import read_json
-from .schema import check
-
-CASE_COLUMNS = ["machine_id", "python_version", "start_method", "mechanism", "pattern", "payload_kind",
-                "payload_bytes", "workers"]
-TIDY_COLUMNS = [*CASE_COLUMNS, "metric", "value", "unit"]
+from .schema import CASE_COLUMNS, TIDY_COLUMNS, check
 
 
 @dataclass
@@ -65,8 +62,6 @@ def read_set(path: str | os.PathLike) -> dict:
     """One file -> a checked ipcbench result dict (pytest-benchmark JSON is converted on the way)."""
     data = read_json(path)
     if isinstance(data, dict) and "benchmarks" in data and "schema" not in data:
-        from .formats.pytest_benchmark import from_pytest_benchmark
-
         data = from_pytest_benchmark(data, str(path))
     data = check(data, str(path))
     data.setdefault("_source", str(path))

@@ -19,6 +19,12 @@ from .io import read_json
 SCHEMA = "ipcbench-result"
 SCHEMA_VERSION = 1
 
+# The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
+# one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
+CASE_COLUMNS = ["machine_id", "python_version", "start_method", "mechanism", "pattern", "payload_kind",
+                "payload_bytes", "workers"]
+TIDY_COLUMNS = [*CASE_COLUMNS, "metric", "value", "unit"]
+
 # version -> function turning a dict of that version into version + 1
 MIGRATIONS: dict = {}
 

@@ -1,8 +1,8 @@
-"""Tidy CSV export: the public columns of ``frame.TIDY_COLUMNS`` first, then ``flags``."""
+"""Tidy CSV export: the public columns of ``schema.TIDY_COLUMNS`` first, then ``flags``."""
 
 from __future__ import annotations
 
-from ..frame import TIDY_COLUMNS
+from ..schema import TIDY_COLUMNS
 
 
 def write_csv(tidy, out) -> None:
