@@ -7,6 +7,7 @@ import pytest
 
 from ipcbench.measure import patterns
 from ipcbench.measure.harness import Round, RoundFailed
+from ipcbench.measure.mechanisms import Mechanism
 from ipcbench.plan.cases import Case, RoundSpec
 
 
@@ -76,7 +77,9 @@ def clock(monkeypatch):
 
 
 def channel(echo):
-    return lambda rnd, bounded: (echo, echo)
+    """A mechanism declaration whose channel is the in-process echo."""
+    return Mechanism("fake", "test", "in-process echo", patterns=("roundtrip",),
+                     make_channel=lambda rnd, bounded: (echo, echo))
 
 
 def test_roundtrip_stops_at_budget(clock):

@@ -78,11 +78,12 @@ def main(argv: list[str]) -> int:
         kill_descendants()
         os._exit(3)
 
-    run = get(case.mechanism).patterns[case.pattern]
+    mech = get(case.mechanism)
+    pattern = mech.patterns[case.pattern]     # the declaration: its driver runs the round
     rnd = Round(case, spec, on_failure=on_peer_failure)
     ok = False
     try:
-        result = run(rnd)
+        result = pattern.run(rnd, mech)
         ok = True
     except Exception as exc:  # every failure of a round is data: write it, reap, and go on
         if not failed.is_set():

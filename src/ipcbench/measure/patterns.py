@@ -1,8 +1,33 @@
-"""The seven patterns: how a round of each is driven and what its clock measures.
+"""The seven patterns: how a round of each is driven, what its clock measures, and the peers it starts.
 
-Each pattern is a function ``pattern(rnd, ...) -> RoundResult`` run inside the orchestrator process.
-Mechanisms (``ipcbench.measure.mechanisms``) plug their own objects into these functions; the timing code lives
-only here, so every mechanism is measured the same way.
+A pattern is a ``Pattern`` declaration (``PATTERNS`` below): a public name, the driver that runs one round
+inside the orchestrator process, ``driver(rnd, mechanism) -> RoundResult``, and the makers it needs from a
+mechanism (``needs``). Mechanisms (``ipcbench.measure.mechanisms``) are declarations too: they provide
+makers (a channel, a proxy, a lock, a dispatch style) and name the patterns they support; a mechanism
+that lacks a maker a pattern needs cannot declare that pattern. The timing code lives only here, so every
+mechanism is measured the same way; the drivers call the mechanism's makers outside the clock.
+
+========== ============================ =============================================================
+pattern    needs                        driver
+========== ============================ =============================================================
+roundtrip  ``make_channel``             ``roundtrip``: ping-pong with ``echo_peer``
+stream     ``make_channel``             ``stream``: one ``producer_peer`` -> this process
+fanin      ``make_channel``             ``fanin``: N ``producer_peer`` -> this process
+rpc        ``make_proxy``               ``rpc``: N ``rpc_client`` processes
+contention ``make_lock``                ``contention``: N ``lock_client`` processes
+dispatch   ``dispatch`` (a style)       ``dispatch``: ``dispatch_apply`` or ``dispatch_apply_async``
+startup    nothing                      ``startup``: ``started_child`` per ``Process.start()``
+========== ============================ =============================================================
+
+The peers and helpers have public names because the session forms (``session_ops.py``, the
+pytest-benchmark front end) start the very same peers: ``echo_peer``, ``start_producers``,
+``rpc_client``, ``lock_client``, ``warm_pool``, ``echo_task``, ``task_done``/``task_failed``,
+``started_child``, ``check_echo``, ``in_flight_window``.
+
+Adding a mechanism touches nothing here: it is one module under ``mechanisms/`` that declares its makers
+and the names of the patterns above it supports, plus its test (``mechanisms/__init__.py`` says how).
+Adding a pattern means a driver here, an entry in ``PATTERNS`` (and in ``plan.cases.PATTERNS``), and its
+session form in ``session_ops.SESSION_FORMS``; a new kind of maker is a new field of ``Mechanism``.
 
 The unit of work ("op") per pattern, which ``throughput_msgs`` counts and ``cpu_per_msg`` divides by:
 
@@ -30,18 +55,31 @@ from __future__ import annotations
 import queue as queue_mod
 import time
 from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from time import perf_counter_ns
+from typing import Protocol
 
 from .harness import Round, RoundFailed, RoundResult
 from .payloads import make_payload
+
+
+class Makers(Protocol):
+    """What a driver reads from a mechanism: its declared makers (``mechanisms.Mechanism`` provides them;
+    a maker the mechanism lacks is None, and then it cannot declare a pattern that needs it)."""
+
+    make_channel: Callable | None
+    make_proxy: Callable | None
+    make_lock: Callable | None
+    dispatch: str | None
 
 
 def _deadlines(spec, t_go: int) -> tuple[int, int]:
     return t_go + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
 
 
-def _check_echo(obj, size: int) -> None:
+def check_echo(obj, size: int) -> None:
     if obj is None or len(obj) != size:
         got = "None" if obj is None else f"{len(obj)} bytes"
         raise RoundFailed(f"echo returned {got}, expected {size} bytes")
@@ -50,7 +88,8 @@ def _check_echo(obj, size: int) -> None:
 # --------------------------------------------------------------------------------------------------
 # roundtrip
 # --------------------------------------------------------------------------------------------------
-def _echo_peer(end) -> None:
+def echo_peer(end) -> None:
+    """The roundtrip peer: send back every message until ``None``."""
     recv, send = end.recv, end.send
     while True:
         msg = recv()
@@ -59,17 +98,17 @@ def _echo_peer(end) -> None:
         send(msg)
 
 
-def roundtrip(rnd: Round, make_channel) -> RoundResult:
+def roundtrip(rnd: Round, mech: Makers) -> RoundResult:
     """Ping-pong: time each single round trip with perf_counter_ns around ``send`` + ``recv``."""
     spec, size = rnd.spec, rnd.case.payload_bytes
-    parent, child = make_channel(rnd, bounded=False)
-    rnd.start_peer(_echo_peer, child, name="echo")
+    parent, child = mech.make_channel(rnd, bounded=False)
+    rnd.start_peer(echo_peer, child, name="echo")
     payload = rnd.payload
     send, recv = parent.send, parent.recv
 
     def one():
         send(payload)
-        _check_echo(recv(), size)
+        check_echo(recv(), size)
 
     rnd.warmup(one)
     samples: list[int] = []
@@ -88,7 +127,7 @@ def roundtrip(rnd: Round, make_channel) -> RoundResult:
         if n >= spec.max_messages or t1 >= hard or (t1 >= soft and n >= spec.min_messages):
             break
     cpu1 = rnd.cpu_snapshot()
-    _check_echo(reply, size)
+    check_echo(reply, size)
     placement = rnd.placement()
     rnd.stopping()
     send(None)
@@ -106,7 +145,9 @@ def _wait_flag(flag, timeout: float) -> None:
         time.sleep(0.005)
 
 
-def _producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout):
+def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout):
+    """The stream/fanin peer: ``warmup`` messages, then on ``go`` send (stamping each send time) until
+    ``stop`` or ``max_messages``; then ``None``, and the send times on ``result_conn``."""
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
     send = end.send
@@ -135,7 +176,7 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
     for i in range(producers):
         r, w = ctx.Pipe(duplex=False)
         result_conns.append(r)
-        rnd.start_peer(_producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
+        rnd.start_peer(producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
                        warmup, go, stop, w, per_producer, rnd.spec.timeout_s, name=f"producer-{i}")
         w.close()
     recv = consumer.recv
@@ -145,10 +186,10 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
     return result_conns
 
 
-def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> RoundResult:
+def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundResult:
     spec, case = rnd.spec, rnd.case
     ctx = rnd.ctx
-    consumer, producer_end = make_channel(rnd, bounded=True)
+    consumer, producer_end = mech.make_channel(rnd, bounded=True)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
     warmup = max(1, spec.warmup)
     per_producer = max(1, spec.max_messages // producers)
@@ -214,14 +255,14 @@ def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> RoundRes
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 
 
-def stream(rnd: Round, make_channel) -> RoundResult:
+def stream(rnd: Round, mech: Makers) -> RoundResult:
     """One producer streams to the consumer; latency per message is one-way (send call -> recv return)."""
-    return _one_way(rnd, make_channel, producers=1, tagged=False)
+    return _one_way(rnd, mech, producers=1, tagged=False)
 
 
-def fanin(rnd: Round, make_channel) -> RoundResult:
+def fanin(rnd: Round, mech: Makers) -> RoundResult:
     """N = workers producers share one channel to one consumer; messages are tagged (producer, payload)."""
-    return _one_way(rnd, make_channel, producers=rnd.case.workers, tagged=True)
+    return _one_way(rnd, mech, producers=rnd.case.workers, tagged=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,7 +278,8 @@ def _send_client_times(result_conn, starts, ends, stop, timeout) -> None:
 
 # The two client loops are written out rather than sharing an ``op()`` callback: an extra Python call
 # per op would be timed too, and is a sizeable part of an uncontended lock cycle.
-def _rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
+def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
+    """The rpc peer: ``proxy[key]`` in a loop, stamping each call; ``counts[index]`` = calls so far."""
     get = proxy.__getitem__
     for _ in range(warmup):
         get(key)
@@ -258,7 +300,8 @@ def _rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_op
     _send_client_times(result_conn, starts, ends, stop, timeout)
 
 
-def _lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
+def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
+    """The contention peer: acquire + release in a loop, stamping each cycle; ``counts[index]`` = cycles."""
     acquire, release = lock.acquire, lock.release
     for _ in range(warmup):
         acquire()
@@ -328,18 +371,18 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResul
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 
 
-def rpc(rnd: Round, make_proxy) -> RoundResult:
+def rpc(rnd: Round, mech: Makers) -> RoundResult:
     """N clients read ``proxy[key]`` (each its own key, holding the payload) from a Manager's server."""
     n = rnd.case.workers
-    proxy = make_proxy(rnd.manager(), rnd.payload, n)
+    proxy = mech.make_proxy(rnd.manager(), rnd.payload, n)
     keys = list(range(n))
-    return _clients(rnd, _rpc_client, [(proxy, k) for k in keys], bytes_per_op=rnd.case.payload_bytes)
+    return _clients(rnd, rpc_client, [(proxy, k) for k in keys], bytes_per_op=rnd.case.payload_bytes)
 
 
-def contention(rnd: Round, make_lock) -> RoundResult:
+def contention(rnd: Round, mech: Makers) -> RoundResult:
     """N processes acquire and release one lock as fast as they can; latency is per acquire+release."""
-    lock = make_lock(rnd.ctx)
-    return _clients(rnd, _lock_client, [(lock,)] * rnd.case.workers, bytes_per_op=0)
+    lock = mech.make_lock(rnd.ctx)
+    return _clients(rnd, lock_client, [(lock,)] * rnd.case.workers, bytes_per_op=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -354,7 +397,8 @@ def _noop(_):
     return None
 
 
-def _warm_pool(rnd: Round, pool) -> None:
+def warm_pool(rnd: Round, pool) -> None:
+    """Make every worker run a task, then the engine's warm-up of ``pool.apply(echo_task, payload)``."""
     workers = rnd.case.workers
     pool.map(_noop, range(workers * 4), chunksize=1)
     rnd.warmup(lambda: pool.apply(echo_task, (rnd.payload,)))
@@ -364,7 +408,7 @@ def dispatch_apply(rnd: Round) -> RoundResult:
     """``Pool.apply``: one task at a time; latency per task, throughput = tasks / window."""
     spec, size = rnd.spec, rnd.case.payload_bytes
     pool = rnd.pool(rnd.case.workers)
-    _warm_pool(rnd, pool)
+    warm_pool(rnd, pool)
     apply, payload = pool.apply, rnd.payload
     samples: list[int] = []
     append, clock = samples.append, perf_counter_ns
@@ -381,7 +425,7 @@ def dispatch_apply(rnd: Round) -> RoundResult:
         if n >= spec.max_messages or t1 >= hard or (t1 >= soft and n >= spec.min_messages):
             break
     cpu1 = rnd.cpu_snapshot()
-    _check_echo(reply, size)
+    check_echo(reply, size)
     return RoundResult(samples, ops=n, window_ns=t1 - t_go, bytes_per_op=2 * size,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=rnd.placement())
 
@@ -394,11 +438,13 @@ def in_flight_window(workers: int, size: int) -> int:
     return max(1, min(4 * workers, IN_FLIGHT_BYTES // max(1, 2 * size)))
 
 
-def _done(done_q, t_submit, result):
+def task_done(done_q, t_submit, result):
+    """apply_async callback: (submit time, completion time, result length) onto ``done_q``."""
     done_q.put((t_submit, perf_counter_ns(), len(result)))
 
 
-def _failed(done_q, t_submit, exc):
+def task_failed(done_q, t_submit, exc):
+    """apply_async error callback: (submit time, None, the exception's repr) onto ``done_q``."""
     done_q.put((t_submit, None, repr(exc)))
 
 
@@ -406,15 +452,15 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
     """``Pool.apply_async`` with a window of tasks in flight; latency = submit -> result back (callback)."""
     spec, size = rnd.spec, rnd.case.payload_bytes
     pool = rnd.pool(rnd.case.workers)
-    _warm_pool(rnd, pool)
+    warm_pool(rnd, pool)
     window = in_flight_window(rnd.case.workers, size)
     done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
     submit_async, payload, clock = pool.apply_async, rnd.payload, perf_counter_ns
 
     def submit():
         t = clock()
-        submit_async(echo_task, (payload,), callback=partial(_done, done_q, t),
-                     error_callback=partial(_failed, done_q, t))
+        submit_async(echo_task, (payload,), callback=partial(task_done, done_q, t),
+                     error_callback=partial(task_failed, done_q, t))
 
     samples: list[int] = []
     cpu0 = rnd.cpu_snapshot()
@@ -445,15 +491,28 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 
 
+# How a mechanism's dispatch style maps to its driver (``Mechanism(dispatch=...)``).
+DISPATCH_STYLES: dict[str, Callable[[Round], RoundResult]] = {
+    "apply": dispatch_apply,
+    "apply_async": dispatch_apply_async,
+}
+
+
+def dispatch(rnd: Round, mech: Makers) -> RoundResult:
+    """Pool tasks that echo the payload, in the mechanism's dispatch style (``DISPATCH_STYLES``)."""
+    return DISPATCH_STYLES[mech.dispatch](rnd)
+
+
 # --------------------------------------------------------------------------------------------------
 # startup
 # --------------------------------------------------------------------------------------------------
-def _started_child(conn, payload) -> None:
+def started_child(conn, payload) -> None:
+    """The startup child: write one byte as its first act."""
     conn.send_bytes(b"!")
     conn.close()
 
 
-def startup(rnd: Round) -> RoundResult:
+def startup(rnd: Round, mech: Makers) -> RoundResult:
     """Time ``Process.start()`` until the child has written one byte back (its first line ran).
 
     The payload is the child's argument: copied by fork, pickled for spawn and forkserver. Joining the
@@ -466,7 +525,7 @@ def startup(rnd: Round) -> RoundResult:
 
     def once(record: bool) -> None:
         r, w = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_started_child, args=(w, payload), name="started", daemon=True)
+        proc = ctx.Process(target=started_child, args=(w, payload), name="started", daemon=True)
         t0 = clock()
         proc.start()
         w.close()                 # so that a child that dies before writing gives EOFError, not a hang
@@ -493,3 +552,36 @@ def startup(rnd: Round) -> RoundResult:
         if len(samples) >= spec.max_messages or now >= hard or (now >= soft and len(samples) >= spec.min_messages):
             break
     return RoundResult(samples, placement=rnd.placement(), bytes_per_op=rnd.case.payload_bytes)
+
+
+# --------------------------------------------------------------------------------------------------
+# the declarations
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """A pattern: its public name, the driver of one round, and the mechanism makers the driver uses.
+
+    ``run(rnd, mechanism) -> RoundResult`` runs one round inside the orchestrator process. ``needs`` names
+    attributes of ``mechanisms.Mechanism`` (``make_channel``, ``make_proxy``, ``make_lock``,
+    ``dispatch``) that must be given for a mechanism to declare this pattern.
+    """
+
+    name: str
+    run: Callable[[Round, Makers], RoundResult]
+    needs: tuple[str, ...] = ()
+
+    @property
+    def builtin(self) -> bool:
+        """True for ipcbench's own patterns (``PATTERNS``), False for a plugin's own driver."""
+        return PATTERNS.get(self.name) is self
+
+
+PATTERNS: dict[str, Pattern] = {p.name: p for p in (
+    Pattern("roundtrip", roundtrip, needs=("make_channel",)),
+    Pattern("stream", stream, needs=("make_channel",)),
+    Pattern("fanin", fanin, needs=("make_channel",)),
+    Pattern("rpc", rpc, needs=("make_proxy",)),
+    Pattern("dispatch", dispatch, needs=("dispatch",)),
+    Pattern("startup", startup),
+    Pattern("contention", contention, needs=("make_lock",)),
+)}

@@ -1,8 +1,11 @@
 """The session form of each pattern: what one operation is when someone else owns the timing loop.
 
-``sessions.open_session`` uses these. A builder starts what the pattern of ``patterns.py`` starts (with
-the engine's own peers and the mechanism's maker) and returns an ``Op`` whose ``call()`` is exactly one
-operation. Nothing here is a timing loop; see ``sessions.py`` for the table of what one call is.
+``sessions.open_session`` uses these. ``SESSION_FORMS`` maps a pattern's name to its session form,
+``form(rnd, mechanism) -> Op``: it starts what the pattern's driver in ``patterns.py`` starts (the
+engine's own public peers, built with the mechanism's declared makers) and returns an ``Op`` whose
+``call()`` is exactly one operation. ``builder_for`` reads the case's mechanism declaration and pattern
+name; nothing here knows a mechanism by name. Nothing here is a timing loop; see ``sessions.py`` for the
+table of what one call is.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from time import perf_counter_ns
 from ..plan.cases import Case
 from . import patterns
 from .harness import Round, RoundFailed
+from .mechanisms import Mechanism
 from .mechanisms import get as get_mechanism
 
 # Other clients (rpc, contention) record two timestamps per op until told to stop; this caps their memory
@@ -28,7 +32,7 @@ CALIBRATION_CALLS = 9
 
 
 class NoSessionForm(Exception):
-    """The case's pattern function has no session form (e.g. a plugin's own pattern function)."""
+    """The case's pattern has no session form (e.g. a plugin's own pattern driver)."""
 
 
 def _nothing() -> None:
@@ -57,12 +61,12 @@ class Op:
 
 
 # --------------------------------------------------------------------------------------------------
-# one builder per pattern function: start what the pattern starts, return the Op
+# one session form per pattern: start what the pattern's driver starts, return the Op
 # --------------------------------------------------------------------------------------------------
-def _roundtrip(rnd: Round, make_channel) -> Op:
+def roundtrip_op(rnd: Round, mech: Mechanism) -> Op:
     size = rnd.case.payload_bytes
-    parent, child = make_channel(rnd, bounded=False)
-    rnd.start_peer(patterns._echo_peer, child, name="echo")
+    parent, child = mech.make_channel(rnd, bounded=False)
+    rnd.start_peer(patterns.echo_peer, child, name="echo")
     payload, send, recv = rnd.payload, parent.send, parent.recv
 
     def call():
@@ -74,12 +78,12 @@ def _roundtrip(rnd: Round, make_channel) -> Op:
         send(None)
 
     return Op(call, "send the payload, then recv its echo from a peer process (one round trip)", "latency",
-              2 * size, check=partial(patterns._check_echo, size=size), finish=finish)
+              2 * size, check=partial(patterns.check_echo, size=size), finish=finish)
 
 
-def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> Op:
+def _one_way(rnd: Round, mech: Mechanism, producers: int, tagged: bool) -> Op:
     spec, case, ctx = rnd.spec, rnd.case, rnd.ctx
-    consumer, producer_end = make_channel(rnd, bounded=True)
+    consumer, producer_end = mech.make_channel(rnd, bounded=True)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
     warmup = max(1, spec.warmup)
     # Each producer may send this many after the start signal: more than the session can consume (warm-up,
@@ -93,7 +97,7 @@ def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> Op:
     def check(msg):
         if msg is None:
             raise RoundFailed("a producer ended during the timed window")
-        patterns._check_echo(msg[1] if tagged else msg, size)
+        patterns.check_echo(msg[1] if tagged else msg, size)
 
     def finish():
         rnd.stopping()             # before the flag: a peer may see it and exit at once
@@ -110,12 +114,12 @@ def _one_way(rnd: Round, make_channel, producers: int, tagged: bool) -> Op:
               f"consumer, not a one-way latency)", "interval", size, check=check, finish=finish)
 
 
-def _stream(rnd: Round, make_channel) -> Op:
-    return _one_way(rnd, make_channel, producers=1, tagged=False)
+def stream_op(rnd: Round, mech: Mechanism) -> Op:
+    return _one_way(rnd, mech, producers=1, tagged=False)
 
 
-def _fanin(rnd: Round, make_channel) -> Op:
-    return _one_way(rnd, make_channel, producers=rnd.case.workers, tagged=True)
+def fanin_op(rnd: Round, mech: Mechanism) -> Op:
+    return _one_way(rnd, mech, producers=rnd.case.workers, tagged=True)
 
 
 def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[], int], Callable[[], None],
@@ -157,20 +161,20 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
     return other_ops, finish, extra
 
 
-def _rpc(rnd: Round, make_proxy) -> Op:
+def rpc_op(rnd: Round, mech: Mechanism) -> Op:
     n, size = rnd.case.workers, rnd.case.payload_bytes
-    proxy = make_proxy(rnd.manager(), rnd.payload, n)
-    other_ops, finish, extra = _background_clients(rnd, patterns._rpc_client, [(proxy, k) for k in range(1, n)])
+    proxy = mech.make_proxy(rnd.manager(), rnd.payload, n)
+    other_ops, finish, extra = _background_clients(rnd, patterns.rpc_client, [(proxy, k) for k in range(1, n)])
     others = f", while {n - 1} other client process(es) call the same server" if n > 1 else ""
     return Op(partial(proxy.__getitem__, 0), f"proxy[key] from this process, answered by the manager's "
-              f"server process{others}", "latency", size, check=partial(patterns._check_echo, size=size),
+              f"server process{others}", "latency", size, check=partial(patterns.check_echo, size=size),
               finish=finish, other_ops=other_ops, extra=extra, throughput=n == 1)
 
 
-def _contention(rnd: Round, make_lock) -> Op:
+def contention_op(rnd: Round, mech: Mechanism) -> Op:
     n = rnd.case.workers
-    lock = make_lock(rnd.ctx)
-    other_ops, finish, extra = _background_clients(rnd, patterns._lock_client, [(lock,)] * (n - 1))
+    lock = mech.make_lock(rnd.ctx)
+    other_ops, finish, extra = _background_clients(rnd, patterns.lock_client, [(lock,)] * (n - 1))
     acquire, release = lock.acquire, lock.release
 
     def call():
@@ -182,27 +186,27 @@ def _contention(rnd: Round, make_lock) -> Op:
               finish=finish, other_ops=other_ops, extra=extra, throughput=n == 1)
 
 
-def _dispatch_apply(rnd: Round) -> Op:
+def dispatch_apply_op(rnd: Round) -> Op:
     size = rnd.case.payload_bytes
     pool = rnd.pool(rnd.case.workers)
-    patterns._warm_pool(rnd, pool)
+    patterns.warm_pool(rnd, pool)
     return Op(partial(pool.apply, patterns.echo_task, (rnd.payload,)),
               f"pool.apply(echo, payload): one task to a pool of {rnd.case.workers} worker(s) and its result "
-              f"back", "latency", 2 * size, check=partial(patterns._check_echo, size=size))
+              f"back", "latency", 2 * size, check=partial(patterns.check_echo, size=size))
 
 
-def _dispatch_apply_async(rnd: Round) -> Op:
+def dispatch_apply_async_op(rnd: Round) -> Op:
     spec, size = rnd.spec, rnd.case.payload_bytes
     pool = rnd.pool(rnd.case.workers)
-    patterns._warm_pool(rnd, pool)
+    patterns.warm_pool(rnd, pool)
     window = patterns.in_flight_window(rnd.case.workers, size)
     done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
     submit_async, payload, clock = pool.apply_async, rnd.payload, perf_counter_ns
 
     def submit():
         t = clock()
-        submit_async(patterns.echo_task, (payload,), callback=partial(patterns._done, done_q, t),
-                     error_callback=partial(patterns._failed, done_q, t))
+        submit_async(patterns.echo_task, (payload,), callback=partial(patterns.task_done, done_q, t),
+                     error_callback=partial(patterns.task_failed, done_q, t))
 
     for _ in range(window):
         submit()
@@ -235,7 +239,7 @@ def _dispatch_apply_async(rnd: Round) -> Op:
               extra=lambda: {"in_flight": window})
 
 
-def _startup(rnd: Round) -> Op:
+def startup_op(rnd: Round, mech: Mechanism) -> Op:
     spec, ctx, payload = rnd.spec, rnd.ctx, rnd.payload
     state: dict = {}
 
@@ -254,7 +258,7 @@ def _startup(rnd: Round) -> Op:
     def setup() -> None:
         reap_previous()
         r, w = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=patterns._started_child, args=(w, payload), name="started", daemon=True)
+        proc = ctx.Process(target=patterns.started_child, args=(w, payload), name="started", daemon=True)
         state.update(r=r, w=w, proc=proc)
 
     def call():
@@ -273,28 +277,36 @@ def _startup(rnd: Round) -> Op:
               setup=setup, finish=reap_previous, throughput=False, cpu=False)
 
 
-BUILDERS: dict[Callable, Callable[..., Op]] = {
-    patterns.roundtrip: _roundtrip,
-    patterns.stream: _stream,
-    patterns.fanin: _fanin,
-    patterns.rpc: _rpc,
-    patterns.contention: _contention,
-    patterns.dispatch_apply: _dispatch_apply,
-    patterns.dispatch_apply_async: _dispatch_apply_async,
-    patterns.startup: _startup,
+def dispatch_op(rnd: Round, mech: Mechanism) -> Op:
+    return DISPATCH_FORMS[mech.dispatch](rnd)
+
+
+DISPATCH_FORMS: dict[str, Callable[[Round], Op]] = {    # as patterns.DISPATCH_STYLES
+    "apply": dispatch_apply_op,
+    "apply_async": dispatch_apply_async_op,
+}
+
+# The session form of each of ipcbench's patterns (patterns.PATTERNS), by pattern name.
+SESSION_FORMS: dict[str, Callable[[Round, Mechanism], Op]] = {
+    "roundtrip": roundtrip_op,
+    "stream": stream_op,
+    "fanin": fanin_op,
+    "rpc": rpc_op,
+    "contention": contention_op,
+    "dispatch": dispatch_op,
+    "startup": startup_op,
 }
 
 
 def builder_for(case: Case) -> Callable[[Round], Op]:
-    """The session form of the case's pattern, with the mechanism's maker bound (as ``run`` binds it)."""
+    """The session form of the case's pattern, built with the case's mechanism (as ``run`` builds it)."""
     mech = get_mechanism(case.mechanism)
-    fn = mech.patterns.get(case.pattern)
-    if fn is None:
+    pattern = mech.patterns.get(case.pattern)
+    if pattern is None:
         raise NoSessionForm(f"{case.mechanism} has no {case.pattern} pattern")
-    func, keywords = (fn.func, dict(fn.keywords)) if isinstance(fn, partial) else (fn, {})
-    build = BUILDERS.get(func)
-    if build is None:
-        name = getattr(func, "__qualname__", repr(func))
+    form = SESSION_FORMS.get(pattern.name) if pattern.builtin else None
+    if form is None:
+        name = getattr(pattern.run, "__qualname__", repr(pattern.run))
         raise NoSessionForm(f"{case.mechanism}/{case.pattern} uses {name}, which has no session form "
-                            f"(sessions.BUILDERS); `ipcbench run` measures it")
-    return partial(build, **keywords)
+                            f"(session_ops.SESSION_FORMS); `ipcbench run` measures it")
+    return partial(form, mech=mech)

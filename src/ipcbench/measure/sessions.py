@@ -2,10 +2,11 @@
 
 ``ipcbench run`` times whole rounds inside ``patterns.py``. A harness such as pytest-benchmark instead
 wants a callable to time, once per round. A session gives it one: ``open_session(case, spec)`` starts
-the case's processes with the engine's own code (``harness.Round``, the mechanism's channel, proxy or
-lock maker, the peer functions of ``patterns.py``), and ``session.op.call()`` performs exactly one
-operation. Nothing here re-implements a mechanism or a timing loop; only the unit of work is chosen so
-that one call of ``op.call`` *is* one operation.
+the case's processes with the engine's own code (``harness.Round``, the makers the mechanism declares,
+the public peers of ``patterns.py``), and ``session.op.call()`` performs exactly one operation. What to
+build is looked up from the declaration: the pattern's name selects its session form
+(``session_ops.SESSION_FORMS``), the mechanism supplies the makers. Nothing here re-implements a mechanism
+or a timing loop; only the unit of work is chosen so that one call of ``op.call`` *is* one operation.
 
 What one call is, per pattern (``op.timed`` says how to read its duration):
 

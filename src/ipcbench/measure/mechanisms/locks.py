@@ -1,8 +1,5 @@
 """``lock``: multiprocessing.Lock (a POSIX semaphore) shared by N processes."""
 
-from functools import partial
-
-from .. import patterns
 from . import Mechanism
 
 
@@ -12,5 +9,5 @@ def _lock(ctx):
 
 MECHANISMS = [
     Mechanism("lock", "sync", "multiprocessing.Lock: acquire+release by N processes at once",
-              {"contention": partial(patterns.contention, make_lock=_lock)}),
+              patterns=("contention",), make_lock=_lock),
 ]

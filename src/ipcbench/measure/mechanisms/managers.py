@@ -1,9 +1,6 @@
 """Manager proxies: ``manager_dict``, ``manager_list``, ``manager_queue``. Every call is a round trip to
 the manager's server process over a socket; the server is started and warmed before the clock."""
 
-from functools import partial
-
-from .. import patterns
 from ..channels import bounded_size, queue_pair, shared_queue
 from . import Mechanism
 
@@ -25,10 +22,9 @@ def _list(mgr, payload, n):
 
 MECHANISMS = [
     Mechanism("manager_dict", "manager", "SyncManager.dict() proxy: clients read d[key]",
-              {"rpc": partial(patterns.rpc, make_proxy=_dict)}),
+              patterns=("rpc",), make_proxy=_dict),
     Mechanism("manager_list", "manager", "SyncManager.list() proxy: clients read l[index]",
-              {"rpc": partial(patterns.rpc, make_proxy=_list)}),
+              patterns=("rpc",), make_proxy=_list),
     Mechanism("manager_queue", "manager", "SyncManager.Queue() proxy: put/get through the server",
-              {"roundtrip": partial(patterns.roundtrip, make_channel=_queue_channel),
-               "fanin": partial(patterns.fanin, make_channel=_queue_channel)}),
+              patterns=("roundtrip", "fanin"), make_channel=_queue_channel),
 ]

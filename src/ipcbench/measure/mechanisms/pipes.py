@@ -1,9 +1,6 @@
 """``pipe_duplex`` (``Pipe()``: a socketpair) and ``pipe_simplex`` (``Pipe(duplex=False)``: an os.pipe;
 a pair of them for round trips)."""
 
-from functools import partial
-
-from .. import patterns
 from ..channels import Endpoint
 from . import Mechanism
 
@@ -26,14 +23,9 @@ def _simplex(rnd, bounded: bool):
     return Endpoint(r2, w1), Endpoint(r1, w2)
 
 
-def _mechanism(name, summary, channel):
-    return Mechanism(name, "pipe", summary, {
-        "roundtrip": partial(patterns.roundtrip, make_channel=channel),
-        "stream": partial(patterns.stream, make_channel=channel),
-    })
-
-
 MECHANISMS = [
-    _mechanism("pipe_duplex", "multiprocessing.Pipe(): a socketpair, send/recv pickled in the caller", _duplex),
-    _mechanism("pipe_simplex", "multiprocessing.Pipe(duplex=False): an os.pipe per direction", _simplex),
+    Mechanism("pipe_duplex", "pipe", "multiprocessing.Pipe(): a socketpair, send/recv pickled in the caller",
+              patterns=("roundtrip", "stream"), make_channel=_duplex),
+    Mechanism("pipe_simplex", "pipe", "multiprocessing.Pipe(duplex=False): an os.pipe per direction",
+              patterns=("roundtrip", "stream"), make_channel=_simplex),
 ]

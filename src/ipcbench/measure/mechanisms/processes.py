@@ -1,9 +1,8 @@
 """``process_start``: the cost of starting a Process, per start method."""
 
-from .. import patterns
 from . import Mechanism
 
 MECHANISMS = [
     Mechanism("process_start", "process", "Process.start() until the child runs (argument = payload)",
-              {"startup": patterns.startup}),
+              patterns=("startup",)),
 ]

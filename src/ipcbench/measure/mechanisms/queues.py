@@ -1,8 +1,5 @@
 """``queue``: multiprocessing.Queue (a pipe, a lock, and a feeder thread that pickles in the background)."""
 
-from functools import partial
-
-from .. import patterns
 from ..channels import bounded_size, queue_pair, shared_queue
 from . import Mechanism
 
@@ -25,12 +22,6 @@ def _close(q) -> None:
 
 
 MECHANISMS = [
-    Mechanism(
-        "queue", "queue", "multiprocessing.Queue: put/get, pickled by a feeder thread",
-        {
-            "roundtrip": partial(patterns.roundtrip, make_channel=_channel),
-            "stream": partial(patterns.stream, make_channel=_channel),
-            "fanin": partial(patterns.fanin, make_channel=_channel),
-        },
-    ),
+    Mechanism("queue", "queue", "multiprocessing.Queue: put/get, pickled by a feeder thread",
+              patterns=("roundtrip", "stream", "fanin"), make_channel=_channel),
 ]
