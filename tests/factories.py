@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ipcbench.plan import metrics as metrics_registry
 from ipcbench.results import summary as stats
 from ipcbench.results.schema import SCHEMA, SCHEMA_VERSION
 
@@ -47,7 +48,7 @@ def case_record(samples_ns=None, metrics: dict | None = None, status="ok", error
         m.update(metrics)
     stored = [{"ok": True, "error": None, "samples_total": len(r["samples_ns"]), **r} for r in rr]
     return {"case": c, "status": "ok", "error": None,
-            "metrics": {k: {"value": v, "unit": stats.UNITS.get(k, "")} for k, v in m.items()},
+            "metrics": {k: {"value": v, "unit": metrics_registry.unit(k)} for k, v in m.items()},
             "noise": noise, "rounds": stored, "wall_s": 0.5}
 
 

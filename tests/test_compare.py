@@ -20,7 +20,7 @@ from ipcbench.analysis.compare import (
 )
 from ipcbench.analysis.compare_stats import quantile_ci_ranks, sorted_quantile
 from ipcbench.errors import UserError
-from ipcbench.report.compare_table import to_csv, to_html, to_markdown, to_table
+from ipcbench.reporting.compare_table import to_csv, to_html, to_markdown, to_table
 from ipcbench.results.frame import read_set
 from tests import factories as f
 
@@ -175,7 +175,7 @@ def test_p_values_are_adjusted_for_the_number_of_cases_and_chance_hits_are_not_s
     chance = df[~moved & (df.p_value < ALPHA) & ((df.ratio - 1).abs() >= MIN_EFFECT)]
     assert len(chance) >= 1                                     # what an unadjusted p would have called real
     assert not df[~moved].significant.any()
-    from ipcbench.report.compare_table import verdict
+    from ipcbench.reporting.compare_table import verdict
     assert verdict(chance.iloc[0].to_dict()).startswith("n.s.: q >= 0.05")
 
 
@@ -375,3 +375,14 @@ def test_render_functions_agree_on_rows():
     md_rows = [ln for ln in to_markdown(comp).splitlines() if ln.startswith("| pipe_duplex")]
     assert len(md_rows) == len(comp.frame) == 2 * 7                # every metric when none are picked
     assert to_table(comp, metrics=["latency_p50"]).count("pipe_duplex roundtrip") == 2
+
+
+def test_case_names_come_from_one_function():
+    from ipcbench.analysis.compare import case_label
+    from ipcbench.plan.cases import Case, case_name
+
+    assert Case("queue", "roundtrip", "bytes", 65536, 1, "fork").label() == "queue roundtrip 64 KiB w1 fork"
+    row = {"mechanism": "queue", "pattern": "rpc", "payload_kind": "numpy", "payload_bytes": 8, "workers": 2,
+           "base_start_method": "spawn", "python_version": "3.12.1"}
+    assert case_label(row, ["start_method", "python_version"]) == "queue rpc 8 B w2 numpy spawn Python 3.12.1"
+    assert case_name("lock", "contention", workers=4, payload_kind="bytes") == "lock contention w4"

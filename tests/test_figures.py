@@ -211,3 +211,16 @@ def test_figure_registry_ids_unique_and_figures_module_avoids_pyplot():
     assert {spec.source for spec in figures.FIGURES} == {"tidy", "samples"}
     code = "import sys, ipcbench.plots.figures; sys.exit('matplotlib.pyplot' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_mechanism_order_lists_every_registered_mechanism_and_unknown_ones_sort_after(monkeypatch):
+    from ipcbench.measure import mechanisms
+    from ipcbench.plots.base import MECHANISM_ORDER, mechanism_color, mechanism_sort_key
+
+    monkeypatch.delenv("IPCBENCH_PLUGINS", raising=False)     # ipcbench's own mechanisms, no test plugins
+    monkeypatch.setattr(mechanisms, "_REGISTRY", None)
+    assert {m.name for m in mechanisms.all_mechanisms()} <= set(MECHANISM_ORDER)
+    assert len(set(MECHANISM_ORDER)) == len(MECHANISM_ORDER)
+    assert sorted(["zz_mine", "lock", "aa_mine", "queue"], key=mechanism_sort_key) == [
+        "queue", "lock", "aa_mine", "zz_mine"]
+    assert len({mechanism_color(m) for m in MECHANISM_ORDER}) == len(MECHANISM_ORDER)

@@ -8,7 +8,8 @@ from markupsafe import Markup
 
 from ipcbench.analysis.compare import Side, compare
 from ipcbench.plots.base import NoData
-from ipcbench.plots.compare import ZERO_X, comparison_of, ratio_plot, wins_map
+from ipcbench.plots.compare import ZERO_X, ratio_plot, wins_map
+from ipcbench.reporting.compare import comparison_of
 from tests import factories as f
 
 SIZES = (8, 1024, 65536)

@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
+from ipcbench import units
 from ipcbench.analysis import findings
+from ipcbench.analysis.setups import setups
 from ipcbench.results.frame import failures_frame
 from tests import factories
 
@@ -67,7 +69,7 @@ def test_setups_are_never_mixed():
 def test_same_setup_in_two_files_is_two_parts_named_by_file():
     a = rs([rt("pipe_duplex", 8, 10e-6), rt("queue", 8, 20e-6)], source="/r/m/monday.json")
     b = rs([rt("pipe_duplex", 8, 10e-6), rt("queue", 8, 20e-6)], source="/r/m/tuesday.json")
-    labels = [label for label, _ in findings.setups(tidy(a, b))]
+    labels = [label for label, _ in setups(tidy(a, b))]
     assert labels == ["test-machine · Python 3.11.7 · fork · monday.json",
                       "test-machine · Python 3.11.7 · fork · tuesday.json"]
 
@@ -163,9 +165,9 @@ def test_size_phrases(lo, hi, sizes, phrase):
 
 
 def test_formatters():
-    assert findings.format_ratio(1.66) == "1.7x" and findings.format_ratio(25.2) == "25x"
-    assert findings.format_count_rate(12345) == "12.3k" and findings.format_count_rate(950) == "950"
-    assert findings.format_bytes_rate(1.2e9) == "1.2 GB/s" and findings.format_bytes_rate(512) == "512 B/s"
+    assert units.format_ratio(1.66) == "1.7x" and units.format_ratio(25.2) == "25x"
+    assert units.format_count_rate(12345) == "12.3k" and units.format_count_rate(950) == "950"
+    assert units.format_bytes_rate(1.2e9) == "1.2 GB/s" and units.format_bytes_rate(512) == "512 B/s"
 
 
 def test_findings_do_not_import_matplotlib():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from ipcbench.plan import metrics
 from ipcbench.results import summary as stats
 
 
@@ -81,3 +82,37 @@ def test_summarize_without_throughput_or_cpu():
                              "bytes_per_op": 8, "cpu_s": None}])
     assert "throughput_msgs" not in m and "cpu_per_msg" not in m
     assert m["latency_p50"] == pytest.approx(5e-3)
+
+
+def test_every_metric_summarize_records_is_in_the_registry_with_its_unit():
+    rounds = [{"samples_ns": [1_000 * (i % 7 + 1) for i in range(200)], "ops": 200, "window_ns": 10**6,
+               "bytes_per_op": 16, "cpu_s": 1e-4} for _ in range(3)]
+    m, _ = stats.summarize(rounds)
+    assert set(m) <= set(metrics.METRICS) and set(metrics.UNITS) == set(metrics.METRICS)
+    assert {k: metrics.unit(k) for k in m if k.startswith("latency_p")} == {k: "s" for k in stats.PERCENTILES}
+    assert (metrics.unit("throughput_msgs"), metrics.unit("throughput_bytes")) == ("msg/s", "B/s")
+    assert stats.PERCENTILES == {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99, "latency_p999": 99.9}
+
+
+def test_metric_registry_directions_and_formats():
+    assert metrics.higher_is_better("throughput_bytes") and metrics.lower_is_better("cpu_per_msg")
+    assert not metrics.higher_is_better("samples") and not metrics.lower_is_better("samples")
+    assert metrics.COMPARABLE == ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max",
+                                  "throughput_msgs", "throughput_bytes", "cpu_per_msg")
+    assert metrics.names(kind="spread") == ("latency_round_spread", "throughput_round_spread")
+    assert metrics.format_value("throughput_msgs", 12345) == "12.3k msg/s"
+    assert metrics.format_value("throughput_msgs", 12345, with_unit=False) == "12.3k"
+    assert metrics.format_value("throughput_bytes", 1.2e9) == "1.2 GB/s"
+    assert metrics.format_value("latency_p99", 29.4e-6) == "29.4 µs"
+    assert metrics.format_value("latency_round_spread", 0.25) == "25%"
+    assert metrics.format_value("cpu_per_msg", float("nan")) == "n/a"
+    assert metrics.format_value("samples", None, missing="–") == "–"
+    assert all(m.help and m.better in metrics.BETTER and m.kind in metrics.KINDS for m in metrics.METRICS.values())
+
+
+def test_bounded_thins_arrays_like_lists():
+    s = np.arange(10_000, dtype=np.int64) * 3
+    assert isinstance(stats.bounded(s, 100), np.ndarray)
+    assert list(stats.bounded(s, 100)) == stats.bounded(list(s), 100)
+    short = s[:5]
+    assert stats.bounded(short, 100) is short

@@ -1,7 +1,22 @@
 import pytest
 
 from ipcbench.errors import UserError
-from ipcbench.units import format_seconds, format_size, parse_int_list, parse_size, parse_size_list
+from ipcbench.units import (
+    format_bytes_rate,
+    format_change,
+    format_count,
+    format_count_rate,
+    format_factor,
+    format_finite,
+    format_number,
+    format_percent,
+    format_ratio,
+    format_seconds,
+    format_size,
+    parse_int_list,
+    parse_size,
+    parse_size_list,
+)
 
 
 @pytest.mark.parametrize("text,value", [("8", 8), ("1KiB", 1024), ("1k", 1024), ("1kB", 1000),
@@ -37,3 +52,14 @@ def test_formatting():
     assert format_seconds(1.2e-3) == "1.2 ms"
     assert format_seconds(250e-9) == "250 ns"
     assert format_seconds(float("nan")) == "n/a"
+
+
+def test_number_formatters():
+    assert format_count_rate(4.5e6) == "4.5M" and format_bytes_rate(12.3e6) == "12.3 MB/s"
+    assert format_ratio(1.66) == "1.7x" and format_ratio(9.96) == "10x"
+    assert format_factor(1.0) == "1x" and format_factor(1.34) == "1.3x" and format_factor(12.4) == "12x"
+    assert format_change(3.91) == "×3.9" and format_change(0.454) == "×0.45"
+    assert format_percent(0.2) == "20%" and format_percent(0.999, 3) == "99.9%" and format_percent(0.001, 3) == "0.1%"
+    assert format_count(1999.6) == "2000" and format_number(0.123456) == "0.1235"
+    assert format_finite(1.23456, ".3f") == "1.235" and format_finite(float("nan"), ".3f") == "n/a"
+    assert format_finite(None, ".2g", missing="–") == "–"

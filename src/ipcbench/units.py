@@ -1,7 +1,14 @@
-"""Parsing and formatting of byte sizes and durations (``1KiB``, ``16 MiB``, ``29.4 µs``)."""
+"""Parsing and formatting of numbers for people: sizes, durations, rates, ratios (``1KiB``, ``16 MiB``,
+``29.4 µs``, ``12.3k``, ``1.2 GB/s``, ``1.7x``).
+
+The one place where a number becomes text: findings, figures' tick labels, the report's tables and the
+compare command all format through these functions (which unit each metric takes is in
+``ipcbench.plan.metrics``).
+"""
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import UserError
@@ -65,6 +72,11 @@ def format_size(n: int) -> str:
     return f"{n} B"
 
 
+def format_finite(v, spec: str, missing: str = "n/a") -> str:
+    """``v`` in the format ``spec`` (``".3f"``), or ``missing`` where it is None, NaN or infinite."""
+    return format(v, spec) if v is not None and math.isfinite(v) else missing
+
+
 def format_seconds(s: float) -> str:
     """Human duration with 3 significant digits: 29.4 µs, 1.20 ms, 2.5 s."""
     if s != s:  # NaN
@@ -77,3 +89,49 @@ def format_seconds(s: float) -> str:
     if a < 1:
         return f"{s * 1e3:.3g} ms"
     return f"{s:.3g} s"
+
+
+def format_count_rate(v: float) -> str:
+    """Compact count: 950, 12.3k, 4.5M (3 significant digits)."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def format_bytes_rate(v: float) -> str:
+    """Decimal bytes per second: 950 B/s, 12.3 MB/s, 1.2 GB/s."""
+    for factor, suffix in ((1e9, "GB/s"), (1e6, "MB/s"), (1e3, "kB/s")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g} {suffix}"
+    return f"{v:.3g} B/s"
+
+
+def format_ratio(r: float) -> str:
+    """A factor in prose: 1.7x, 25x (one decimal below 10)."""
+    return f"{r:.1f}x" if r < 9.95 else f"{r:.0f}x"
+
+
+def format_factor(f: float) -> str:
+    """A factor in a small cell: 1.3x, 2x, 25x (two significant digits below 10)."""
+    return f"{f:.2g}x" if f < 10 else f"{f:.0f}x"
+
+
+def format_change(r: float) -> str:
+    """A multiplier applied to a value: ×3.9, ×1.0, ×0.45 (two decimals below 1)."""
+    return f"×{r:.1f}" if r >= 1 else f"×{r:.2f}"
+
+
+def format_percent(v: float, digits: int | None = None) -> str:
+    """A fraction as a percentage: 0.2 -> 20% (whole), or with ``digits`` significant digits: 0.999 -> 99.9%."""
+    return f"{v:.0%}" if digits is None else f"{v * 100:.{digits}g}%"
+
+
+def format_count(v: float) -> str:
+    """A count as a whole number: 2000."""
+    return f"{v:.0f}"
+
+
+def format_number(v: float, digits: int = 4) -> str:
+    """A plain number with ``digits`` significant digits: 0.4567, 1.234e+05."""
+    return f"{v:.{digits}g}"

@@ -48,32 +48,29 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..plan import metrics as registry
+from ..plan.cases import case_name
 from ..results.frame import machine_id_of, python_version_of
-from ..results.summary import PERCENTILES, UNITS
-from ..units import format_size
-from .compare_stats import (  # noqa: F401  (re-exported: the statistics' settings belong to a comparison)
-    BOOTSTRAP_RESAMPLES,
-    CONFIDENCE,
+from ..results.summary import bounded
+from .compare_stats import (
     MAX_TEST_SAMPLES,
     MIN_ROUNDS,
     latency_ratio_ci,
     mann_whitney,
     median_fast,
-    quantile_ci_ranks,
     round_ratio_ci,
     sorted_quantile,
-    thin,
 )
 
 ALPHA = 0.05               # p-value below which a difference can count as significant
 MIN_EFFECT = 0.05          # ... and only if |ratio - 1| is at least this (5 %)
 
-LATENCY_METRICS = ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max")
-ROUND_METRICS = ("throughput_msgs", "throughput_bytes", "cpu_per_msg")
-METRICS = LATENCY_METRICS + ROUND_METRICS
+# what can be compared: the metrics with a better direction (plan.metrics), in the registry's order
+LATENCY_METRICS = registry.names(kind="latency", comparable=True)   # tested on the per-message samples
+ROUND_METRICS = tuple(m for m in registry.COMPARABLE if m not in LATENCY_METRICS)   # ... on per-round values
+METRICS = registry.COMPARABLE
 DEFAULT_METRICS = ("latency_p50", "latency_p99", "throughput_msgs")
-HIGHER_IS_BETTER = frozenset({"throughput_msgs", "throughput_bytes"})
-QUANTILES = {m: q / 100 for m, q in PERCENTILES.items()}
+QUANTILES = {m: q / 100 for m, q in registry.PERCENTILES.items()}
 # per-round samples of each round metric: bytes/s is msgs/s times the payload, so it shares their test
 ROUND_SAMPLES = {"throughput_msgs": "throughput_msgs", "throughput_bytes": "throughput_msgs",
                  "cpu_per_msg": "cpu_per_msg"}
@@ -133,14 +130,13 @@ class Comparison:
 def case_label(row, dims=()) -> str:
     """``queue roundtrip 64 KiB w1`` (+ payload kind if not bytes, + the values of ``dims``)."""
     get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
-    parts = [get("mechanism"), get("pattern"), format_size(int(get("payload_bytes"))), f"w{get('workers')}"]
-    if get("payload_kind") not in (None, "bytes"):
-        parts.append(get("payload_kind"))
+    extra = []
     for dim in dims:
         v = get(dim) or get(f"base_{dim}")
         if v:
-            parts.append(f"Python {v}" if dim == "python_version" else str(v))
-    return " ".join(str(p) for p in parts)
+            extra.append(f"Python {v}" if dim == "python_version" else str(v))
+    return case_name(get("mechanism"), get("pattern"), int(get("payload_bytes")), get("workers"),
+                     get("payload_kind"), extra)
 
 
 def _missing(df: pd.DataFrame, side: str, dims) -> str:
@@ -223,7 +219,8 @@ def _pooled_samples(rounds: list[dict]) -> np.ndarray:
         frac = min(len(x) / t for x, t in zip(parts, totals, strict=True))
         keep = [max(1, round(frac * t)) for t in totals]
         if any(k < len(x) for k, x in zip(keep, parts, strict=True)):
-            return np.concatenate([thin(np.asarray(x, dtype=np.int64), k) for x, k in zip(parts, keep, strict=True)])
+            return np.concatenate([bounded(np.asarray(x, dtype=np.int64), k)
+                                   for x, k in zip(parts, keep, strict=True)])
     return np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=sum(len(x) for x in parts))
 
 
@@ -289,9 +286,9 @@ def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarr
     q = fdr_adjust(np.where(keep, p, np.nan))
     with np.errstate(invalid="ignore"):
         sig = (q < ALPHA) & (np.abs(ratio - 1) >= MIN_EFFECT) & ((lo > 1) | (hi < 1))
-    lower_wins = (ratio > 1) if metric in HIGHER_IS_BETTER else (ratio < 1)
+    lower_wins = (ratio > 1) if registry.higher_is_better(metric) else (ratio < 1)
     better = np.where(sig, np.where(lower_wins, "other", "base"), "")
-    df = pd.DataFrame({"metric": metric, "unit": UNITS.get(metric, ""), "base": vb, "other": vo,
+    df = pd.DataFrame({"metric": metric, "unit": registry.unit(metric), "base": vb, "other": vo,
                        "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p,
                        "q_value": q, "significant": sig, "better": better, "n_base": n_b, "n_other": n_o,
                        "samples_of": kind, "_i": np.arange(len(ib))})
@@ -336,7 +333,8 @@ def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | N
         src = "latency" if metric in LATENCY_METRICS else ROUND_SAMPLES[metric]
         if src not in cache:
             if src == "latency":
-                p = mann_whitney([thin(b.latency[i]) for i in ib], [thin(o.latency[i]) for i in io])
+                p = mann_whitney([bounded(b.latency[i], MAX_TEST_SAMPLES) for i in ib],
+                                 [bounded(o.latency[i], MAX_TEST_SAMPLES) for i in io])
                 cache[src] = (p, [np.sort(b.latency[i]) for i in ib], [np.sort(o.latency[i]) for i in io])
             else:
                 center = np.mean if src == "cpu_per_msg" else median_fast

@@ -7,7 +7,6 @@ vectorized scipy call. ``ipcbench.analysis.compare`` decides what to test and wh
 
 from __future__ import annotations
 
-import functools
 import inspect
 import warnings
 from collections import defaultdict
@@ -16,7 +15,8 @@ import numpy as np
 
 CONFIDENCE = 0.95          # level of the ratio CIs
 MIN_ROUNDS = 3             # per side, for tests on per-round values
-MAX_TEST_SAMPLES = 1000    # per side for the U test on latency samples (the CIs use every stored sample)
+MAX_TEST_SAMPLES = 1000    # per side for the U test on latency samples (thinned evenly in time with
+                           # results.summary.bounded; the CIs use every stored sample)
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 20240611
 
@@ -29,18 +29,6 @@ def _by_shape(xs: list[np.ndarray], ys: list[np.ndarray], min_n: int):
             groups[(len(x), len(y))].append(i)
     for idx in groups.values():
         yield idx, np.stack([xs[i] for i in idx]), np.stack([ys[i] for i in idx])
-
-
-def thin(samples: np.ndarray, cap: int = MAX_TEST_SAMPLES) -> np.ndarray:
-    """At most ``cap`` samples, evenly spaced in time (as the runner stores them): keeps the test cheap."""
-    if len(samples) <= cap:
-        return samples
-    return samples[_thin_index(len(samples), cap)]
-
-
-@functools.lru_cache(maxsize=256)
-def _thin_index(n: int, cap: int) -> np.ndarray:
-    return np.linspace(0, n - 1, cap).round().astype(int)
 
 
 def mann_whitney(xs: list[np.ndarray], ys: list[np.ndarray], min_n: int = 1) -> np.ndarray:

@@ -3,7 +3,8 @@
 Nothing here is hard-coded: every sentence names what the data in front of it says (which mechanism is
 fastest for which payload sizes, by how much, how throughput scales with workers...). Comparisons are
 like with like: one pattern, one worker count, one setup (machine, Python version, start method) at a
-time. No I/O and no plotting (figures import the frame helpers below, never the other way round).
+time (``setups``); who leads is ranked in ``winners``, words and numbers are written with ``units``.
+No I/O and no plotting.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..units import format_seconds, format_size
+from ..plan.metrics import lower_is_better
+from ..units import (
+    format_bytes_rate,
+    format_change,
+    format_percent,
+    format_ratio,
+    format_seconds,
+    format_size,
+)
+from .setups import CASE_KEY, metric_table, setups
+from .winners import TIE, bands, leaders
 
-SETUP_COLUMNS = ["machine_id", "python_version", "start_method"]
-CASE_KEY = ["machine_id", "python_version", "start_method", "mechanism", "pattern", "payload_kind",
-            "payload_bytes", "workers", "result_set"]
-TIE = 1.05            # a margin below this is "about the same"
 NOISE_FLAGS = ("noisy", "bimodal", "few_samples")
 
 
@@ -29,87 +36,6 @@ class Finding:
     text: str                   # one plain sentence (escaped by the template, not here)
     setup: str | None = None    # setup label; None when the finding is about everything loaded
     data: dict = field(default_factory=dict, compare=False)
-
-
-# ------------------------------------------------------------------------------------------------
-# formatting and frame helpers (shared with the figures and the report)
-# ------------------------------------------------------------------------------------------------
-def format_ratio(r: float) -> str:
-    return f"{r:.1f}x" if r < 9.95 else f"{r:.0f}x"
-
-
-def format_count_rate(v: float) -> str:
-    """Compact count: 950, 12.3k, 4.5M."""
-    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= factor:
-            return f"{v / factor:.3g}{suffix}"
-    return f"{v:.3g}"
-
-
-def format_bytes_rate(v: float) -> str:
-    """Decimal bytes per second: 950 B/s, 12.3 MB/s, 1.2 GB/s."""
-    for factor, suffix in ((1e9, "GB/s"), (1e6, "MB/s"), (1e3, "kB/s")):
-        if abs(v) >= factor:
-            return f"{v / factor:.3g} {suffix}"
-    return f"{v:.3g} B/s"
-
-
-def _text(v) -> str:
-    return "?" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-
-
-def setup_label(machine_id, python_version, start_method=None) -> str:
-    parts = [_text(machine_id), f"Python {_text(python_version)}"]
-    if start_method is not None:
-        parts.append(_text(start_method))
-    return " · ".join(parts)
-
-
-def setups(df: pd.DataFrame, columns: Sequence[str] = SETUP_COLUMNS) -> list[tuple[str, pd.DataFrame]]:
-    """Split a frame into (label, part) per setup, in a stable order.
-
-    A setup is one combination of ``columns``. If the same setup comes from several result files, each
-    file is its own part (the file name is added to the label): two runs are never averaged silently.
-    """
-    if df.empty:
-        return []
-    keys = [*columns, "result_set"] if "result_set" in df.columns else list(columns)
-    groups = [(tuple(_text(k) for k in key), part)
-              for key, part in df.groupby(keys, sort=True, dropna=False, observed=True)]
-    n = len(columns)
-    count: dict[tuple, int] = {}
-    for key, _ in groups:
-        count[key[:n]] = count.get(key[:n], 0) + 1
-    out = []
-    for key, part in groups:
-        label = setup_label(*key[:n])
-        if count[key[:n]] > 1:
-            label += f" · {key[-1].replace(chr(92), '/').rsplit('/', 1)[-1]}"
-        out.append((label, part))
-    return out
-
-
-def fill_missing(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``df`` with missing values in ``columns`` (e.g. an unknown Python version) replaced by "?"."""
-    missing = [c for c in columns if c in df.columns and df[c].isna().any()]
-    if not missing:
-        return df
-    return df.assign(**{c: df[c].astype(object).where(df[c].notna(), "?") for c in missing})
-
-
-def metric_table(df: pd.DataFrame, metrics: Sequence[str], index: Sequence[str]) -> pd.DataFrame:
-    """Tidy rows -> one row per ``index`` combination with one column per metric (NaN where missing)."""
-    part = df[df["metric"].isin(list(metrics))]
-    if part.empty:
-        return pd.DataFrame(columns=[*index, *metrics])
-    part = fill_missing(part, index)       # pivot_table would drop rows whose keys are missing
-    wide = part.pivot_table(index=list(index), columns="metric", values="value", aggfunc="first",
-                            observed=True).reset_index()
-    wide.columns.name = None
-    for m in metrics:
-        if m not in wide.columns:
-            wide[m] = np.nan
-    return wide
 
 
 def _sizes_phrase(lo: int, hi: int, all_sizes: Sequence[int]) -> str:
@@ -138,40 +64,6 @@ def _names(names: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------------------------
 # who is fastest, by payload size
 # ------------------------------------------------------------------------------------------------
-def leaders(df: pd.DataFrame, metric: str, lower_is_better: bool) -> list[dict]:
-    """Per payload size (sorted), the best and second-best mechanism of ``df`` (one setup, pattern,
-    worker count) by ``metric``; sizes with fewer than two mechanisms are left out."""
-    d = df[(df["metric"] == metric) & (df["value"] > 0)].drop_duplicates(["payload_bytes", "mechanism"])
-    sizes = d["payload_bytes"].to_numpy(dtype=np.int64)
-    mechs = d["mechanism"].astype(str).to_numpy()
-    values = d["value"].to_numpy(dtype=np.float64)
-    order = np.lexsort((mechs, values if lower_is_better else -values, sizes))
-    out = []
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order) and sizes[order[j]] == sizes[order[i]]:
-            j += 1
-        if j - i >= 2:
-            b, s = order[i], order[i + 1]
-            ratio = values[s] / values[b] if lower_is_better else values[b] / values[s]
-            out.append({"payload_bytes": int(sizes[b]), "winner": str(mechs[b]), "value": float(values[b]),
-                        "runner_up": str(mechs[s]), "runner_up_value": float(values[s]), "ratio": float(ratio)})
-        i = j
-    return out
-
-
-def bands(rows: list[dict]) -> list[list[dict]]:
-    """Consecutive payload sizes with the same winner, grouped."""
-    out: list[list[dict]] = []
-    for row in rows:
-        if out and out[-1][-1]["winner"] == row["winner"]:
-            out[-1].append(row)
-        else:
-            out.append([row])
-    return out
-
-
 _LEADER_TEXT = {
     # (lower_is_better) -> (superlative, comparative)
     True: ("the lowest {what}", "lower"),
@@ -179,15 +71,16 @@ _LEADER_TEXT = {
 }
 
 
-def leader_findings(tidy: pd.DataFrame, pattern: str, metric: str, lower_is_better: bool, what: str,
-                    topic: str) -> list[Finding]:
+def leader_findings(tidy: pd.DataFrame, pattern: str, metric: str, what: str, topic: str) -> list[Finding]:
     """Sentences like "Up to 16 KiB, pipe_duplex has the lowest round-trip latency (p50): 1.7x lower than
-    queue." for one pattern at its smallest worker count, per setup."""
+    queue." for one pattern at its smallest worker count, per setup (lower or higher wins as the metric
+    registry says)."""
+    lower = lower_is_better(metric)
     out = []
     df = tidy[(tidy["pattern"] == pattern) & (tidy["metric"] == metric)]
     for label, part in setups(df):
         part = part[part["workers"] == part["workers"].min()]
-        rows = leaders(part, metric, lower_is_better)
+        rows = leaders(part, metric, lower)
         all_sizes = sorted(int(s) for s in part["payload_bytes"].unique())
         for band in bands(rows):
             lo, hi = band[0]["payload_bytes"], band[-1]["payload_bytes"]
@@ -196,10 +89,10 @@ def leader_findings(tidy: pd.DataFrame, pattern: str, metric: str, lower_is_bett
             runners = [r["runner_up"] for r in band]
             where = _sizes_phrase(lo, hi, all_sizes)
             if max(ratios) < TIE:
-                text = (f"{where}, {winner} and {_names(runners)} are within {TIE - 1:.0%} of each other "
+                text = (f"{where}, {winner} and {_names(runners)} are within {format_percent(TIE - 1)} of each other "
                         f"in {what}.")
             else:
-                sup, comp = _LEADER_TEXT[lower_is_better]
+                sup, comp = _LEADER_TEXT[lower]
                 text = (f"{where}, {winner} has {sup.format(what=what)}: {_ratio_range(ratios)} {comp} "
                         f"than {_names(runners)}" + (" (the runner-up)." if len(set(runners)) == 1 else "."))
             out.append(Finding(topic, text, label, {"pattern": pattern, "metric": metric, "winner": winner,
@@ -208,12 +101,11 @@ def leader_findings(tidy: pd.DataFrame, pattern: str, metric: str, lower_is_bett
 
 
 def roundtrip_latency(tidy: pd.DataFrame) -> list[Finding]:
-    return leader_findings(tidy, "roundtrip", "latency_p50", True, "round-trip latency (p50)", "latency")
+    return leader_findings(tidy, "roundtrip", "latency_p50", "round-trip latency (p50)", "latency")
 
 
 def stream_throughput(tidy: pd.DataFrame) -> list[Finding]:
-    out = leader_findings(tidy, "stream", "throughput_bytes", False, "one-way throughput (stream)",
-                          "throughput")
+    out = leader_findings(tidy, "stream", "throughput_bytes", "one-way throughput (stream)", "throughput")
     df = tidy[(tidy["pattern"] == "stream") & (tidy["metric"] == "throughput_bytes") & (tidy["value"] > 0)]
     for label, part in setups(df):
         best = part.loc[part["value"].idxmax()]
@@ -248,7 +140,7 @@ def scaling(tidy: pd.DataFrame, patterns: Sequence[str] = ("fanin", "dispatch", 
             if not ratios:
                 continue
             ranked = sorted(ratios.items(), key=lambda kv: -kv[1])
-            parts = ", ".join(f"×{r:.1f} for {m}" if r >= 1 else f"×{r:.2f} for {m}" for m, r in ranked)
+            parts = ", ".join(f"{format_change(r)} for {m}" for m, r in ranked)
             out.append(Finding("scaling", f"{pattern} at {format_size(size)}: {w1} workers instead of {w0} "
                                f"change throughput (msg/s) {parts}.", label,
                                {"pattern": pattern, "payload_bytes": size, "from_workers": w0, "to_workers": w1,

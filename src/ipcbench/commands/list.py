@@ -14,8 +14,8 @@ def register(sub) -> None:
 def main(args) -> int:
     from ..measure.mechanisms import all_mechanisms
     from ..plan.cases import PATTERNS
+    from ..plan.metrics import METRICS
     from ..plan.presets import PRESETS
-    from ..results.summary import UNITS
 
     print("mechanisms:")
     for m in all_mechanisms():
@@ -26,7 +26,7 @@ def main(args) -> int:
     print("\npresets:")
     for p in PRESETS.values():
         print(f"  {p.name:<18} {p.description}")
-    print("\nmetrics:")
-    for name, unit in UNITS.items():
-        print(f"  {name:<24} {unit}")
+    print("\nmetrics (unit, better):")
+    for m in METRICS.values():
+        print(f"  {m.name:<24} {m.unit:<6} {m.better:<7} {m.help}")
     return 0

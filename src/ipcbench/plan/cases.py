@@ -28,6 +28,18 @@ PAYLOADLESS_PATTERNS = frozenset({"contention"})
 PAYLOAD_KINDS = ("bytes",)
 
 
+def case_name(mechanism, pattern=None, payload_bytes=None, workers=None, payload_kind=None, extra=()) -> str:
+    """The one way a case is named for people: ``queue roundtrip 64 KiB w1`` and then ``extra``.
+
+    Parts that are None are left out (a figure's row already names the payload size, say); the payload
+    kind only when it is not ``bytes``; ``extra``: further parts as given (start method, "Python 3.12").
+    """
+    parts = [mechanism, pattern, None if payload_bytes is None else format_size(int(payload_bytes)),
+             None if workers is None else f"w{workers}", None if payload_kind in (None, "bytes") else payload_kind,
+             *extra]
+    return " ".join(str(p) for p in parts if p is not None)
+
+
 @dataclass(frozen=True, order=True)
 class Case:
     mechanism: str
@@ -49,8 +61,9 @@ class Case:
         return f"{self.mechanism}/{self.pattern}/{kind}{size}/w{self.workers}/{self.start_method}"
 
     def label(self) -> str:
-        return (f"{self.mechanism} {self.pattern} {format_size(self.payload_bytes)} "
-                f"w{self.workers} {self.start_method}")
+        """``queue roundtrip 64 KiB w1 fork``: the case for people (progress lines, messages)."""
+        return case_name(self.mechanism, self.pattern, self.payload_bytes, self.workers, self.payload_kind,
+                         [self.start_method])
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -4,8 +4,8 @@
   pattern (and a row per other result set); log axes, a line at 1, CI error bars, significant points filled.
 * ``wins_map``: "where each machine wins": mechanism x payload size cells coloured by how many times faster
   the winning side is, for significant differences only (others are marked "≈").
-* ``comparison_of(base, others)``: a comparison with its figures and table, for the HTML report (which
-  plans its comparisons with ``compare_plan``).
+* ``comparison_figures(comp)``: those figures for the metrics the report shows, with ids and alt texts
+  (``report.compare`` puts them on the page with the table).
 
 Figures never show or save; they are built on ``matplotlib.figure.Figure`` (no pyplot state).
 """
@@ -20,8 +20,11 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from ..analysis.compare import CONFIDENCE, DEFAULT_METRICS, HIGHER_IS_BETTER, Side, compare
-from ..units import format_size
+from ..analysis.compare import DEFAULT_METRICS, Comparison
+from ..analysis.compare_stats import CONFIDENCE
+from ..plan.cases import case_name
+from ..plan.metrics import higher_is_better
+from ..units import format_factor, format_size
 from .base import NoData, mechanism_color, mechanism_sort_key
 
 LINESTYLES = ["-", "--", ":", "-."]
@@ -60,14 +63,9 @@ def _ratio_axis(ax, lo: float, hi: float) -> None:
 
 
 def _series_label(row: dict, extra: list[str]) -> str:
-    parts = [row["mechanism"]]
-    if "workers" in extra:
-        parts.append(f"w{row['workers']}")
-    if "base_start_method" in extra:
-        parts.append(str(row["base_start_method"]))
-    if "payload_kind" in extra:
-        parts.append(str(row["payload_kind"]))
-    return " ".join(parts)
+    """The mechanism, and of ``extra`` (the dimensions that vary in a panel) workers, start method, kind."""
+    return case_name(row["mechanism"], workers=row["workers"] if "workers" in extra else None,
+                     extra=[str(row[c]) for c in ("base_start_method", "payload_kind") if c in extra])
 
 
 def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50", ncols: int = 3) -> Figure:
@@ -82,7 +80,7 @@ def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50", ncols: int = 3)
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=(4.3 * ncols + 0.5, 3.2 * nrows + 0.8), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    good = "higher" if metric in HIGHER_IS_BETTER else "lower"
+    good = "higher" if higher_is_better(metric) else "lower"
     for k, (other, pattern) in enumerate(panels):
         ax = axes.flat[k]
         part = df[(df.other_set == other) & (df.pattern == pattern)]
@@ -124,7 +122,7 @@ def ratio_plot(frame: pd.DataFrame, metric: str = "latency_p50", ncols: int = 3)
 def speedup(df: pd.DataFrame) -> np.ndarray:
     """How many times better other is (>1) or base is (<1): ratio, or 1/ratio where lower is better."""
     r = df.ratio.to_numpy(dtype=float)
-    higher = df.metric.isin(HIGHER_IS_BETTER).to_numpy()
+    higher = np.array([higher_is_better(m) for m in df.metric], dtype=bool)
     with np.errstate(divide="ignore"):
         return np.where(higher, r, 1 / r)
 
@@ -156,8 +154,7 @@ def wins_map(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
             i, j = rows.index(r), sizes.index(s)
             if sig and np.isfinite(v) and v > 0:
                 grid[i, j] = math.log2(v)
-                f = max(v, 1 / v)
-                text[i][j] = f"{f:.2g}x" if f < 10 else f"{f:.0f}x"
+                text[i][j] = format_factor(max(v, 1 / v))
             else:
                 grid[i, j] = 0.0
                 text[i][j] = "≈"
@@ -181,12 +178,8 @@ def wins_map(frame: pd.DataFrame, metric: str = "latency_p50") -> Figure:
 
 
 def _row_label(r: dict, with_start_method: bool) -> str:
-    parts = [r["mechanism"], r["pattern"], f"w{r['workers']}"]
-    if r["payload_kind"] != "bytes":
-        parts.append(r["payload_kind"])
-    if with_start_method:
-        parts.append(str(r["base_start_method"]))
-    return " ".join(parts)
+    return case_name(r["mechanism"], r["pattern"], workers=r["workers"], payload_kind=r["payload_kind"],
+                     extra=[str(r["base_start_method"])] if with_start_method else [])
 
 
 def _cmap():
@@ -196,27 +189,17 @@ def _cmap():
     return colormaps["PuOr"].with_extremes(bad="0.85")
 
 
-def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, max_rows: int | None = None,
-                  left_out: list[str] = (), id_prefix: str = "compare") -> dict:
-    """``others`` against ``base_side``: frame, summary, figures and an HTML table. Returns a dict::
+FIGURE_METRICS = ("latency_p50", "throughput_msgs")     # the metrics drawn for a comparison, of those compared
+FIGURE_KINDS = (("ratio", ratio_plot, "other/base ratio against payload size per mechanism"),
+                ("wins", wins_map, "where each result set is significantly faster"))
 
-        {"comparison": Comparison, "frame": DataFrame, "summary": [str, ...],
-         "figures": [{"id", "title", "alt", "figure"}, ...], "table_html": markupsafe.Markup}
 
-    For the report: ``Section("comparison", "Comparison", Markup(...))`` built from ``table_html`` and
-    ``report.figure_svg(f["figure"], f["id"], f["alt"])`` for each figure (ids start with ``id_prefix``).
-
-    ``left_out``: labels of sides not compared, named in the summary. ``max_rows`` limits the table to the
-    N significant differences with the largest |log ratio| per other set (the figures and the returned
-    frame keep every row).
-    """
-    from ..report.compare_table import html_fragment
-
-    comp = compare(base_side, others, metrics)
+def comparison_figures(comp: Comparison, metrics=DEFAULT_METRICS, id_prefix: str = "compare") -> list[dict]:
+    """The ratio plot and wins map of each metric in ``FIGURE_METRICS`` and ``metrics`` that has data:
+    ``[{"id", "title", "alt", "figure"}, ...]``; ids start with ``id_prefix``."""
     figures = []
-    for metric in [m for m in ("latency_p50", "throughput_msgs") if m in metrics]:
-        for kind, fn, what in (("ratio", ratio_plot, "other/base ratio against payload size per mechanism"),
-                               ("wins", wins_map, "where each result set is significantly faster")):
+    for metric in [m for m in FIGURE_METRICS if m in metrics]:
+        for kind, fn, what in FIGURE_KINDS:
             try:
                 fig = fn(comp.frame, metric)
             except NoData:
@@ -224,20 +207,4 @@ def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, 
             figures.append({"id": f"{id_prefix}-{kind}-{metric}", "title": f"{metric}: {what}",
                             "alt": f"{metric}, {what}, {', '.join(comp.others)} against {comp.base}",
                             "figure": fig})
-    summary = comp.summary()
-    if left_out:
-        summary.append(f"{len(left_out)} more not compared here: {', '.join(left_out)} "
-                       f"(use `ipcbench compare`)")
-    table_comp = comp
-    if max_rows is not None:
-        import dataclasses
-
-        sig = comp.frame[comp.frame.significant].copy()
-        sig["_size"] = np.abs(np.log(sig["ratio"].astype(float)))
-        top = sig.sort_values("_size", ascending=False).groupby("other_set", sort=False).head(max_rows)
-        table_comp = dataclasses.replace(comp, frame=top.drop(columns="_size"))
-        summary.append(f"The table lists up to {max_rows} significant differences per compared side, largest "
-                       f"first ({int(comp.frame.significant.sum())} significant of {len(comp.frame)} "
-                       f"compared); `ipcbench compare` prints them all.")
-    return {"comparison": comp, "frame": comp.frame, "summary": summary, "figures": figures,
-            "table_html": html_fragment(table_comp, metrics)}
+    return figures

@@ -13,7 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..units import format_size
+from ..analysis.setups import setups
+from ..units import format_percent, format_size
 from .base import (
     NoData,
     mechanism_color,
@@ -21,7 +22,6 @@ from .base import (
     mechanism_sort_key,
     new_figure,
     seconds_axis,
-    setups,
     suptitle,
 )
 
@@ -46,7 +46,7 @@ def ecdf(values, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
 def _percent_logit_axis(ax) -> None:
     ax.set_yscale("logit")
     ax.yaxis.set_major_locator(FixedLocator(PERCENT_TICKS))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:.3g}%"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_percent(v, 3)))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.set_ylabel("messages at or below x (%, logit scale)")
 

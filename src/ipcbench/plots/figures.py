@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .base import NoData, mechanism_color, setups
+from .base import NoData, mechanism_color
 from .dist import ecdf, latency_distributions
 from .scaling import pool_apply_vs_async, representative_sizes, scaling, startup_cost
 from .size import cpu_per_message, latency_vs_size, throughput_vs_size
@@ -28,7 +28,7 @@ from .winner import winner_grid, winner_map
 
 __all__ = [
     "FIGURES", "FigureSpec", "NoData", "cpu_per_message", "ecdf", "latency_distributions", "latency_vs_size",
-    "mechanism_color", "pool_apply_vs_async", "representative_sizes", "scaling", "setups", "startup_cost",
+    "mechanism_color", "pool_apply_vs_async", "representative_sizes", "scaling", "startup_cost",
     "throughput_vs_size", "winner_grid", "winner_map",
 ]
 

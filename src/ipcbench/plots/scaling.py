@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from ..analysis.setups import metric_table, setups
 from ..units import format_seconds, format_size
 from .base import (
     LINESTYLES,
@@ -18,12 +19,10 @@ from .base import (
     mechanism_color,
     mechanism_legend,
     mechanism_sort_key,
-    metric_table,
     new_figure,
     rate_axis,
     remove_unused,
     seconds_axis,
-    setups,
     size_panels,
     suptitle,
 )

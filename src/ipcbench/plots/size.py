@@ -12,18 +12,17 @@ import math
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..analysis.setups import metric_table, setups
 from .base import (
     NoData,
     mechanism_color,
     mechanism_legend,
     mechanism_sort_key,
-    metric_table,
     new_figure,
     plural,
     rate_axis,
     remove_unused,
     seconds_axis,
-    setups,
     size_axis,
     size_panels,
     suptitle,

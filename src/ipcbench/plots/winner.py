@@ -8,42 +8,32 @@ import pandas as pd
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from ..analysis.findings import TIE, format_ratio
-from ..units import format_size
-from .base import NoData, mechanism_color, setups, suptitle
+from ..analysis import winners
+from ..analysis.setups import setups
+from ..analysis.winners import TIE
+from ..plan.metrics import lower_is_better
+from ..units import format_ratio, format_size
+from .base import NoData, mechanism_color, suptitle
 
+# kind -> the metric ranked, the patterns whose mechanisms compete on it, and how the figure names it
 WINNER_KINDS = {
-    "latency": {"metric": "latency_p50", "lower": True, "patterns": ("roundtrip", "rpc", "dispatch"),
-                "what": "lowest latency (p50)"},
-    "throughput": {"metric": "throughput_msgs", "lower": False, "patterns": ("stream", "fanin", "rpc", "dispatch"),
-                   "what": "highest throughput (msg/s)"},
+    "latency": {"metric": "latency_p50", "patterns": ("roundtrip", "rpc", "dispatch"), "what": "latency (p50)"},
+    "throughput": {"metric": "throughput_msgs", "patterns": ("stream", "fanin", "rpc", "dispatch"),
+                   "what": "throughput (msg/s)"},
 }
+
+
+def _what(kind: str) -> str:
+    spec = WINNER_KINDS[kind]
+    return f"{'lowest' if lower_is_better(spec['metric']) else 'highest'} {spec['what']}"
 
 
 def winner_grid(df: pd.DataFrame, kind: str) -> tuple[list[tuple[str, int]], list[int], dict]:
     """For one setup: the rows (pattern, workers) where at least two mechanisms compete at some size, the
-    payload sizes, and ``cells[(row, size)] = (winner, margin or None when it ran alone)``."""
+    payload sizes, and ``cells[(row, size)] = (winner, margin or None when it ran alone)``
+    (``analysis.winners.winner_grid`` for the metric and patterns of ``kind``)."""
     spec = WINNER_KINDS[kind]
-    df = df[df["pattern"].isin(list(spec["patterns"])) & (df["metric"] == spec["metric"]) & (df["value"] > 0)]
-    df = df.drop_duplicates(["pattern", "workers", "payload_bytes", "mechanism"])
-    sizes = sorted({int(s) for s in df["payload_bytes"]})
-    cells: dict = {}
-    contested: set[tuple[str, int]] = set()
-    for (pattern, w, size), g in df.groupby(["pattern", "workers", "payload_bytes"], sort=False, observed=True):
-        values = g["value"].to_numpy(dtype=float)
-        mechs = g["mechanism"].astype(str).to_numpy()
-        order = np.lexsort((mechs, values if spec["lower"] else -values))
-        row = (str(pattern), int(w))
-        if len(order) == 1:
-            cells[(row, int(size))] = (mechs[order[0]], None)
-            continue
-        best, second = values[order[0]], values[order[1]]
-        cells[(row, int(size))] = (mechs[order[0]], second / best if spec["lower"] else best / second)
-        contested.add(row)
-    rank = {p: i for i, p in enumerate(spec["patterns"])}
-    rows = sorted(contested, key=lambda r: (rank[r[0]], r[1]))
-    cells = {k: v for k, v in cells.items() if k[0] in contested}
-    return rows, sizes, cells
+    return winners.winner_grid(df, spec["metric"], spec["patterns"])
 
 
 def _tint(color: str, amount: float = 0.45) -> tuple[float, float, float]:
@@ -57,11 +47,10 @@ def winner_map(tidy: pd.DataFrame, kind: str = "latency") -> Figure:
     one mechanism ran). ``kind`` is "latency" (p50, lower wins) or "throughput" (msg/s, higher wins)."""
     if kind not in WINNER_KINDS:
         raise ValueError(f"kind must be one of {', '.join(WINNER_KINDS)}, not {kind!r}")
-    spec = WINNER_KINDS[kind]
     grids = [(label, *winner_grid(part, kind)) for label, part in setups(tidy)]
     grids = [g for g in grids if g[1]]
     if not grids:
-        raise NoData(f"no payload size and worker count where two mechanisms compete on {spec['what']}")
+        raise NoData(f"no payload size and worker count where two mechanisms compete on {_what(kind)}")
     ncols = max(len(g[2]) for g in grids)
     rows = [len(g[1]) for g in grids]
     cell_w, cell_h, left, right, top, bottom, gap = 0.85, 0.36, 1.6, 0.2, 0.85, 0.55, 0.8
@@ -97,5 +86,5 @@ def winner_map(tidy: pd.DataFrame, kind: str = "latency") -> Figure:
         ax.vlines(np.arange(0.5, len(sizes) - 1), -0.5, len(rows) - 0.5, color="white", lw=1.5)
         ax.set_xlabel("payload size", fontsize="small")
         ax.set_title(label, fontsize="small")
-    suptitle(fig, f"Fastest mechanism: {spec['what']}\n(factor = margin over the runner-up)")
+    suptitle(fig, f"Fastest mechanism: {_what(kind)}\n(factor = margin over the runner-up)")
     return fig

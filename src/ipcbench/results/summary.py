@@ -7,18 +7,13 @@ confidence interval for the median, and a bimodality check.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99, "latency_p999": 99.9}
-
-UNITS = {
-    "latency_p50": "s", "latency_p90": "s", "latency_p99": "s", "latency_p999": "s", "latency_max": "s",
-    "throughput_msgs": "msg/s", "throughput_bytes": "B/s", "cpu_per_msg": "s",
-    "samples": "count", "latency_round_spread": "ratio", "throughput_round_spread": "ratio",
-}
+from ..plan.metrics import PERCENTILES
 
 NOISY_SPREAD = 0.20       # (max - min) / median of per-round values above this -> "noisy"
 FEW_SAMPLES = 100         # below this, p99 and beyond are little more than the maximum
@@ -85,20 +80,29 @@ def is_bimodal(samples_ns: Sequence[int], max_points: int = 4000) -> bool:
     return len(peaks) >= 2
 
 
-def bounded(samples: Sequence[int], cap: int) -> list[int]:
-    """At most ``cap`` samples, evenly spaced through the round (keeps time order; deterministic)."""
+def bounded(samples: Sequence[int] | np.ndarray, cap: int) -> list[int] | np.ndarray:
+    """At most ``cap`` samples, evenly spaced through the round (keeps time order; deterministic).
+
+    A list in, a list of ints out (as stored in result files); a numpy array in, an array out (no copy
+    when it is short enough), as the comparison's tests take it."""
     n = len(samples)
+    if isinstance(samples, np.ndarray):
+        return samples if n <= cap else samples[_even_index(n, cap)]
     if n <= cap:
         return list(samples)
-    idx = np.linspace(0, n - 1, cap).round().astype(int)
-    return [int(samples[i]) for i in idx]
+    return [int(samples[i]) for i in _even_index(n, cap)]
+
+
+@functools.lru_cache(maxsize=256)
+def _even_index(n: int, cap: int) -> np.ndarray:
+    return np.linspace(0, n - 1, cap).round().astype(int)
 
 
 def summarize(rounds: list[dict]) -> tuple[dict[str, float], dict]:
     """Metrics and noise description of a case from its successful rounds.
 
     Each round dict has ``samples_ns`` (all samples), ``ops``, ``window_ns``, ``bytes_per_op``, ``cpu_s``.
-    Returns ``(metrics, noise)``: metrics by name (units in ``UNITS``), noise = spreads, CI and flags.
+    Returns ``(metrics, noise)``: metrics by name (units in ``ipcbench.plan.metrics``), noise = spreads, CI and flags.
     """
     pooled = [s for r in rounds for s in r["samples_ns"]]
     metrics: dict[str, float] = dict(latency_metrics(pooled))
