@@ -11,7 +11,7 @@ import pytest
 from markupsafe import Markup
 
 from ipcbench.cli import main
-from ipcbench.report import page as report
+from ipcbench.reporting import page as report
 from ipcbench.results.frame import load_sets
 from tests import factories
 
@@ -277,7 +277,7 @@ def test_output_that_is_a_file_is_a_user_error(tmp_path, capsys):
 
 
 def test_several_result_sets_get_a_comparison_section(tmp_path):
-    from ipcbench.report.page import build_report
+    from ipcbench.reporting.page import build_report
     from ipcbench.results.frame import load_sets
     from tests.factories import case_record, result_set, write
 
@@ -297,7 +297,7 @@ def test_several_result_sets_get_a_comparison_section(tmp_path):
 
 
 def test_start_methods_of_one_machine_are_compared_beside_the_machines(tmp_path):
-    from ipcbench.report.page import build_report
+    from ipcbench.reporting.page import build_report
     from ipcbench.results.frame import load_sets
     from tests.factories import case_record, result_set, write
 
@@ -320,7 +320,7 @@ def test_start_methods_of_one_machine_are_compared_beside_the_machines(tmp_path)
 
 
 def test_system_check_warnings_are_shown(tmp_path):
-    from ipcbench.report.page import build_report
+    from ipcbench.reporting.page import build_report
     from ipcbench.results.frame import load_sets
     from tests.factories import case_record, result_set, write
 

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ipcbench.report import page as report
+from ipcbench.reporting import page as report
 from tests.test_report import loaded_of, rich_set
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

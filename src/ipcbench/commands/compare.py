@@ -81,7 +81,7 @@ def main(args) -> int:
 
 
 def _render(comp, args, metrics) -> str:
-    from ..report.compare_table import to_csv, to_html, to_markdown, to_table
+    from ..reporting.compare_table import to_csv, to_html, to_markdown, to_table
 
     if args.format == "csv":
         return to_csv(comp)

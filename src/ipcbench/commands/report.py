@@ -7,7 +7,7 @@ import sys
 import time
 
 ORDER = 20
-MAX_SETUPS = 4      # the default of ipcbench.report.page.MAX_SETUPS (kept here so --help needs no pandas)
+MAX_SETUPS = 4      # the default of ipcbench.reporting.page.MAX_SETUPS (kept here so --help needs no pandas)
 
 EXAMPLES = """examples:
   ipcbench report                          # every result set under results/ -> reports/index.html
@@ -36,7 +36,7 @@ def main(args) -> int:
     from pathlib import Path
 
     from ..errors import UserError
-    from ..report.page import report
+    from ..reporting.page import report
 
     t0 = time.perf_counter()
     if args.results == ["results/"] and not Path("results").exists():

@@ -1,17 +1,25 @@
 """The report's comparison section: present when the loaded result sets differ in machine, start method
 or Python version.
 
-``compare_plan.plan`` decides what is compared (machines side by side, start methods on one machine,
-Python versions on one machine); each planned comparison becomes a sub-part of the section through
-``figures_compare.comparison_of``: a summary, ratio plots per mechanism and payload size, where each side
-wins, and the table of the largest significant differences. See docs/publishing.md.
+``analysis.compare_plan.plan`` decides what is compared (machines side by side, start methods on one
+machine, Python versions on one machine); ``analysis.compare.compare`` computes each planned comparison,
+``plots.compare.comparison_figures`` draws it (ratio plots per mechanism and payload size, where each side
+wins), and ``comparison_of`` here adds the summary and the table of the largest significant differences
+(``compare_table.html_fragment``). See docs/publishing.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 from markupsafe import Markup, escape
 
-from .page import Section, figure_svg
+from ..analysis.compare import DEFAULT_METRICS, Comparison, Side, compare
+from ..analysis.compare_plan import plan, within_budget
+from ..plots.compare import comparison_figures
+from .compare_table import html_fragment
+from .sections import Section, figure_svg
 
 MAX_ROWS = 150          # table rows per compared side: the largest significant differences
 REPORT_METRICS = ("latency_p50", "throughput_msgs")
@@ -24,10 +32,43 @@ WHAT = {
 }
 
 
-def comparison_sections(loaded) -> list[Section]:
-    from ..analysis.compare_plan import plan, within_budget
-    from ..plots.compare import comparison_of
+def largest_differences(comp: Comparison, max_rows: int) -> Comparison:
+    """``comp`` with its frame cut to the ``max_rows`` significant differences with the largest
+    |log ratio| per other side (largest first)."""
+    sig = comp.frame[comp.frame.significant].copy()
+    sig["_size"] = np.abs(np.log(sig["ratio"].astype(float)))
+    top = sig.sort_values("_size", ascending=False).groupby("other_set", sort=False).head(max_rows)
+    return dataclasses.replace(comp, frame=top.drop(columns="_size"))
 
+
+def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, max_rows: int | None = None,
+                  left_out: list[str] = (), id_prefix: str = "compare") -> dict:
+    """``others`` against ``base_side``: frame, summary, figures and an HTML table. Returns a dict::
+
+        {"comparison": Comparison, "frame": DataFrame, "summary": [str, ...],
+         "figures": [{"id", "title", "alt", "figure"}, ...], "table_html": markupsafe.Markup}
+
+    ``left_out``: labels of sides not compared, named in the summary. ``max_rows`` limits the table to the
+    N significant differences with the largest |log ratio| per other set (the figures and the returned
+    frame keep every row). Figure ids start with ``id_prefix``.
+    """
+    comp = compare(base_side, others, metrics)
+    figures = comparison_figures(comp, metrics, id_prefix)
+    summary = comp.summary()
+    if left_out:
+        summary.append(f"{len(left_out)} more not compared here: {', '.join(left_out)} "
+                       f"(use `ipcbench compare`)")
+    table_comp = comp
+    if max_rows is not None:
+        table_comp = largest_differences(comp, max_rows)
+        summary.append(f"The table lists up to {max_rows} significant differences per compared side, largest "
+                       f"first ({int(comp.frame.significant.sum())} significant of {len(comp.frame)} "
+                       f"compared); `ipcbench compare` prints them all.")
+    return {"comparison": comp, "frame": comp.frame, "summary": summary, "figures": figures,
+            "table_html": html_fragment(table_comp, metrics)}
+
+
+def comparison_sections(loaded) -> list[Section]:
     parts = []
     for p in within_budget(plan(list(loaded.sets))):
         anchor = "compare-" + p.kind.replace("_", "-")

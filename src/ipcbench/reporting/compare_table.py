@@ -10,35 +10,15 @@ import math
 
 import pandas as pd
 
-from ..analysis.compare import (
-    ALPHA,
-    COLUMNS,
-    CONFIDENCE,
-    HIGHER_IS_BETTER,
-    MIN_EFFECT,
-    Comparison,
-    case_label,
-)
-from ..analysis.findings import format_bytes_rate, format_count_rate
-from ..units import format_seconds
+from ..analysis.compare import ALPHA, COLUMNS, MIN_EFFECT, Comparison, case_label
+from ..analysis.compare_stats import CONFIDENCE
+from ..plan.metrics import format_value, higher_is_better
+from ..plan.metrics import get as metric_info
+from ..units import format_finite
 
 DISPLAY_COLUMNS = ["case", "metric", "base", "other", "ratio", "ci", "p", "verdict"]
 HEADERS = {"case": "case", "metric": "metric", "base": "base", "other": "other", "ratio": "other/base",
            "ci": f"{CONFIDENCE:.0%} CI", "p": "p", "verdict": "verdict"}
-
-
-def format_value(metric: str, value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if metric == "throughput_msgs":
-        return f"{format_count_rate(value)} msg/s"
-    if metric == "throughput_bytes":
-        return format_bytes_rate(value)
-    return format_seconds(value)
-
-
-def _num(v: float, fmt: str) -> str:
-    return format(v, fmt) if v is not None and math.isfinite(v) else "n/a"
 
 
 def verdict(row) -> str:
@@ -46,10 +26,10 @@ def verdict(row) -> str:
     r = row["ratio"]
     if row["significant"]:
         factor = r if r >= 1 else 1 / r
-        if row["metric"] == "cpu_per_msg":
+        if metric_info(row["metric"]).kind == "cpu":
             word = "more CPU" if r > 1 else "less CPU"
         else:
-            better = (r > 1) == (row["metric"] in HIGHER_IS_BETTER)
+            better = (r > 1) == higher_is_better(row["metric"])
             word = "faster" if better else "slower"
         return f"other {factor:.2f}x {word}"
     if not math.isfinite(row["p_value"]):
@@ -78,10 +58,10 @@ def display_frame(comp: Comparison, metrics=None, significant_only: bool = False
             "other_set": r["other_set"], "significant": bool(r["significant"]), "better": r["better"],
             "case": case_label(r, comp.shown.get(r["other_set"], [])), "metric": r["metric"],
             "base": format_value(r["metric"], r["base"]), "other": format_value(r["metric"], r["other"]),
-            "ratio": _num(r["ratio"], ".3f"),
+            "ratio": format_finite(r["ratio"], ".3f"),
             "ci": (f"{r['ratio_ci_low']:.3f}-{r['ratio_ci_high']:.3f}"
                    if math.isfinite(r["ratio_ci_low"]) and math.isfinite(r["ratio_ci_high"]) else "n/a"),
-            "p": "<1e-10" if r["p_value"] < 1e-10 else _num(r["p_value"], ".2g"), "verdict": verdict(r),
+            "p": "<1e-10" if r["p_value"] < 1e-10 else format_finite(r["p_value"], ".2g"), "verdict": verdict(r),
         })
     return pd.DataFrame(rows, columns=["other_set", "significant", "better", *DISPLAY_COLUMNS])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-from ..units import format_size
+from ..units import format_number, format_size
 
 
 def _show(v) -> str:
@@ -16,7 +16,7 @@ def _show(v) -> str:
     if isinstance(v, (list, tuple)):
         return " ".join(_show(x) for x in v) or "–"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return format_number(v)
     return str(v)
 
 
@@ -66,7 +66,3 @@ def metadata_rows(sets: list[dict]) -> tuple[list[str], list[tuple[str, list[str
         rows.append((name, values))
     return header, rows
 
-
-# ------------------------------------------------------------------------------------------------
-# sections and page
-# ------------------------------------------------------------------------------------------------

@@ -7,83 +7,55 @@ static host. All text from the data is escaped by Jinja2 (autoescape on).
 
 Hook for other modules (e.g. a comparison when several result sets are loaded)::
 
-    from ipcbench.report.page import Section, build_report, figure_svg
+    from ipcbench.reporting.page import Section, build_report, figure_svg
     extra = Section("comparison", "Comparison", markup)      # markup: markupsafe.Markup (already escaped)
     build_report(loaded, "reports/", extra_sections=[extra])  # placed after the figures
 
-``figure_svg(fig, id, alt)`` turns a matplotlib Figure into accessible inline SVG for such a section.
+``figure_svg(fig, id, alt)`` turns a matplotlib Figure into accessible inline SVG for such a section
+(both live in ``report.sections``). The comparison section (``report.compare``) is added by ``build_report``.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-import matplotlib
 import numpy as np
 import pandas as pd
-from markupsafe import Markup, escape
 
 from .._version import __version__
-from ..analysis.findings import (
-    CASE_KEY,
-    NOISE_FLAGS,
-    Finding,
-    fill_missing,
-    flagged_cases,
-    format_bytes_rate,
-    format_count_rate,
-    key_findings,
-    metric_table,
-    setup_label,
-    setups,
-)
+from ..analysis.findings import NOISE_FLAGS, Finding, flagged_cases, key_findings
+from ..analysis.setups import CASE_KEY, fill_missing, metric_table, setup_label, setups
 from ..errors import UserError
+from ..plan.metrics import format_value
 from ..plots.dist import DIST_PATTERNS, SMALL_PAYLOAD
 from ..plots.figures import FIGURES, NoData
 from ..results.frame import Loaded, load_sets
 from ..results.io import write_text_atomic
-from ..units import format_seconds, format_size
+from ..results.summary import FEW_SAMPLES, NOISY_SPREAD
+from ..units import format_percent, format_size
+from .compare import comparison_sections
 from .metadata import metadata_rows
+from .sections import RenderedFigure, Section, figure_svg
 
-TABLE_METRICS = ["latency_p50", "latency_p99", "throughput_msgs", "throughput_bytes", "cpu_per_msg", "samples",
-                 "latency_round_spread", "throughput_round_spread"]
+# the metrics of the all-cases table, with their column headings (formats: plan.metrics)
+TABLE_METRICS = {"latency_p50": "p50 latency", "latency_p99": "p99 latency", "throughput_msgs": "Throughput (msg/s)",
+                 "throughput_bytes": "Throughput (bytes/s)", "cpu_per_msg": "CPU per message", "samples": "Samples"}
 FLAG_HELP = {
-    "noisy": "per-round results differ by more than 20 % of their median (fresh processes disagree)",
+    "noisy": f"per-round results differ by more than {NOISY_SPREAD * 100:g} % of their median (fresh processes "
+             "disagree)",
     "bimodal": "the latency distribution has two or more clear modes (often: same core vs. across cores)",
-    "few_samples": "fewer than 100 samples; p99 and beyond are little more than the maximum",
+    "few_samples": f"fewer than {FEW_SAMPLES} samples; p99 and beyond are little more than the maximum",
 }
-_FONT_FAMILY = re.compile(r"font-family: [^;\"]*;? ?")
 NOISE_ROWS = 300   # the noise table lists this many flagged cases, most severe first
 MAX_SETUPS = 4     # figures draw at most this many setups (each one is a row of panels); tables show all
-SVG_RC = {"svg.fonttype": "none", "svg.image_inline": True}
-
-
-@dataclass(frozen=True)
-class Section:
-    """One part of the page: ``html`` is the body; a plain ``str`` is escaped, ``Markup`` is used as is."""
-
-    id: str
-    title: str
-    html: str
-
-
-@dataclass(frozen=True)
-class RenderedFigure:
-    id: str
-    title: str
-    alt: str
-    svg: Markup
 
 
 # ------------------------------------------------------------------------------------------------
-# figures -> inline SVG
+# figures
 # ------------------------------------------------------------------------------------------------
 def _alt_text(fig, base: str) -> str:
     legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
@@ -95,36 +67,6 @@ def _alt_text(fig, base: str) -> str:
         shown = panels[:6] + ([f"and {len(panels) - 6} more"] if len(panels) > 6 else [])
         text += f" Panels: {'; '.join(shown)}."
     return text
-
-
-def figure_svg(fig, fig_id: str, alt: str) -> Markup:
-    """A Figure as inline SVG: text kept as text, ids made unique per figure (several SVGs share one
-    page), no XML prolog or metadata, ``role="img"`` with a <title> and aria-labelledby for screen readers."""
-    buf = io.StringIO()
-    with matplotlib.rc_context({**SVG_RC, "svg.hashsalt": fig_id}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
-    svg = re.sub(r"\s*<style[^>]*>.*?</style>", "", svg, flags=re.S)
-    svg = _FONT_FAMILY.sub("", svg)   # one font stack for all text, set in the page's CSS
-    referenced = set(re.findall(r'href="#([^"]+)"', svg)) | set(re.findall(r"url\(#([^)]+)\)", svg))
-
-    def _id(m: re.Match) -> str:
-        return f' id="{fig_id}-{m.group(1)}"' if m.group(1) in referenced else ""
-
-    svg = re.sub(r' id="([^"]+)"', _id, svg)
-    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{fig_id}-{m.group(1)}"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{fig_id}-{m.group(1)})", svg)
-    root_end = svg.index(">")
-    root = svg[:root_end]
-    width = re.search(r'width="([\d.]+)pt"', root)
-    view_box = re.search(r'viewBox="([^"]+)"', root)
-    new_root = (f'<svg id="{escape(fig_id)}" class="fig" role="img" '
-                f'aria-labelledby="{escape(fig_id)}-title" viewBox="{view_box.group(1) if view_box else ""}" '
-                f'style="max-width:{width.group(1) if width else "100%"}pt">'
-                f'<title id="{escape(fig_id)}-title">{escape(alt)}</title>')
-    return Markup(new_root + svg[root_end + 1:].strip())
 
 
 SETUP_KEY = ["machine_id", "python_version", "start_method", "result_set"]
@@ -194,9 +136,10 @@ def _cell(text: str, sort=None) -> tuple[str, str]:
     return (text, "" if value is None else f"{value:.7g}")
 
 
-def _fmt(v, how) -> tuple[str, str]:
+def _metric_cell(metric: str, v) -> tuple[str, str]:
+    """A metric's value as the table shows it (its unit is in the column heading), sorted by the number."""
     value = _num(v)
-    return _cell("–" if value is None else how(value), value)
+    return _cell(format_value(metric, value, with_unit=False, missing="–"), value)
 
 
 def _varying(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -210,18 +153,15 @@ def case_rows(tidy: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, str]]
     setup_cols = _varying(wide, ["machine_id", "python_version", "start_method", "result_set"])
     names = {"machine_id": "Machine", "python_version": "Python", "start_method": "Start method",
              "result_set": "Result file"}
-    header = [names[c] for c in setup_cols] + ["Mechanism", "Pattern", "Payload", "Workers", "p50 latency",
-                                               "p99 latency", "Throughput (msg/s)", "Throughput (bytes/s)",
-                                               "CPU per message", "Samples", "Flags"]
+    header = [names[c] for c in setup_cols] + ["Mechanism", "Pattern", "Payload", "Workers",
+                                               *TABLE_METRICS.values(), "Flags"]
     wide = wide.sort_values(["pattern", "mechanism", "payload_bytes", "workers", *setup_cols])
     rows = []
     for r in wide.to_dict("records"):
         rows.append([_cell(str(r[c])) for c in setup_cols] + [
             _cell(str(r["mechanism"])), _cell(str(r["pattern"])),
             _cell(format_size(int(r["payload_bytes"])), r["payload_bytes"]), _cell(str(r["workers"]), r["workers"]),
-            _fmt(r["latency_p50"], format_seconds), _fmt(r["latency_p99"], format_seconds),
-            _fmt(r["throughput_msgs"], format_count_rate), _fmt(r["throughput_bytes"], format_bytes_rate),
-            _fmt(r["cpu_per_msg"], format_seconds), _fmt(r["samples"], lambda v: f"{v:.0f}"),
+            *(_metric_cell(m, r[m]) for m in TABLE_METRICS),
             _cell(str(r["flags"] or "").replace(",", ", ")),
         ])
     return header, rows
@@ -248,9 +188,10 @@ def noise_rows(tidy: pd.DataFrame, limit: int = NOISE_ROWS) -> tuple[list[dict],
                     "mechanism": r["mechanism"], "pattern": r["pattern"],
                     "payload": format_size(int(r["payload_bytes"])), "workers": int(r["workers"]),
                     "flags": [f for f in str(r["flags"]).split(",") if f],
-                    "spread": ", ".join(f"{w} {s:.0%}" for w, s in zip(("latency", "throughput"), spread, strict=True)
+                    "spread": ", ".join(f"{w} {format_percent(s)}" for w, s in zip(("latency", "throughput"), spread,
+                                                                                    strict=True)
                                         if s is not None) or "–",
-                    "samples": "–" if _num(r.get("samples")) is None else f"{r['samples']:.0f}"})
+                    "samples": format_value("samples", _num(r.get("samples")), missing="–")})
     return out, len(merged)
 
 
@@ -265,7 +206,7 @@ def failure_rows(failures: pd.DataFrame) -> list[dict]:
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("ipcbench.report", "templates"), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ipcbench.reporting", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env
 
@@ -321,8 +262,6 @@ def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Seq
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; give a folder for the report (-o DIR)")
-    from .compare import comparison_sections
-
     html = render_html(loaded, [*comparison_sections(loaded), *extra_sections], max_setups)
     try:
         target = out / "index.html"
