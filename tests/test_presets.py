@@ -3,6 +3,7 @@ import multiprocessing as mp
 import pytest
 
 from ipcbench.errors import UserError
+from ipcbench.measure.mechanisms import all_mechanisms
 from ipcbench.plan.presets import PRESETS, build_grid, get_preset, worker_counts
 
 SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue", "pool_apply",
@@ -18,7 +19,7 @@ def test_worker_counts():
 
 def test_smoke_grid_covers_every_mechanism_with_three_sizes_and_worker_ends():
     p = PRESETS["smoke"]
-    cases = build_grid(None, None, list(p.payload_sizes), worker_counts(p.workers, 2), ["fork"])
+    cases = build_grid(None, None, list(p.payload_sizes), worker_counts(p.workers, 2), ["fork"], catalogue=all_mechanisms())
     assert {c.mechanism for c in cases} == SEED
     for mech in SEED - {"lock"}:
         assert len({c.payload_bytes for c in cases if c.mechanism == mech}) >= 3, mech
@@ -32,12 +33,12 @@ def test_smoke_grid_covers_every_mechanism_with_three_sizes_and_worker_ends():
 
 
 def test_grid_filters_and_errors():
-    cases = build_grid(["pipe_duplex", "queue"], ["roundtrip"], [8], [1], ["fork"])
+    cases = build_grid(["pipe_duplex", "queue"], ["roundtrip"], [8], [1], ["fork"], catalogue=all_mechanisms())
     assert [(c.mechanism, c.pattern) for c in cases] == [("pipe_duplex", "roundtrip"), ("queue", "roundtrip")]
     with pytest.raises(UserError, match="unknown mechanism 'nope'"):
-        build_grid(["nope"], None, [8], [1], ["fork"])
+        build_grid(["nope"], None, [8], [1], ["fork"], catalogue=all_mechanisms())
     with pytest.raises(UserError, match="give no case"):
-        build_grid(["lock"], ["roundtrip"], [8], [1], ["fork"])
+        build_grid(["lock"], ["roundtrip"], [8], [1], ["fork"], catalogue=all_mechanisms())
     with pytest.raises(UserError, match="unknown preset 'huge'"):
         get_preset("huge")
 

@@ -38,6 +38,7 @@ def register(sub) -> None:
 def main(args) -> int:
     from ..errors import UserError
     from ..measure.environment import default_machine_id
+    from ..measure.mechanisms import all_mechanisms
     from ..measure.progress import make_progress
     from ..measure.runner import ResultWriter, RunOptions, run_cases
     from ..plan.cases import PAYLOAD_KINDS
@@ -64,7 +65,8 @@ def main(args) -> int:
         raise UserError(f"--rounds must be 1 or more, got {rounds}")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be positive, got {args.timeout:g}")
-    cases = build_grid(mechanisms, patterns, sizes, workers, methods, PAYLOAD_KINDS[0])
+    cases = build_grid(mechanisms, patterns, sizes, workers, methods, PAYLOAD_KINDS[0],
+                       catalogue=all_mechanisms())
 
     machine_id = args.machine_id or default_machine_id()
     out = Path(args.output) if args.output else \

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..plan.presets import usable_cpus
 from .system_checks import pyperf_metadata, run_checks
 
 PACKAGES = ("ipcbench", "numpy", "scipy", "pandas", "matplotlib", "psutil", "pyperf", "pytest-benchmark",
@@ -36,18 +37,6 @@ def cpu_model() -> str | None:
     if m:
         return m.group(1).strip()
     return platform.processor() or None
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity), which is what the workers dimension goes up to."""
-    if hasattr(os, "process_cpu_count"):
-        n = os.process_cpu_count()
-        if n:
-            return n
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def cgroup_cpu_quota() -> float | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..plan.cases import Case, RoundSpec
+from ..plan.metrics import unit
 from ..results import summary as stats
 from ..results.io import write_json_atomic
 from ..results.schema import SCHEMA, SCHEMA_VERSION
@@ -198,7 +199,7 @@ def run_case(case: Case, opts: RunOptions) -> dict:
               "metrics": {}, "noise": None, "rounds": rounds, "wall_s": round(time.perf_counter() - t0, 3)}
     if not error:
         metrics, noise = stats.summarize(full)
-        record["metrics"] = {k: {"value": v, "unit": stats.UNITS[k]} for k, v in metrics.items()}
+        record["metrics"] = {k: {"value": v, "unit": unit(k)} for k, v in metrics.items()}
         record["noise"] = noise
     return record
 

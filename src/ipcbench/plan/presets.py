@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import UserError
-from ..measure.environment import usable_cpus
-from ..measure.mechanisms import all_mechanisms
-from ..measure.mechanisms import get as get_mechanism
 from .cases import MULTI_WORKER_PATTERNS, PAYLOADLESS_PATTERNS, Case, RoundSpec
 
 KiB, MiB = 1024, 1024**2
@@ -51,6 +51,26 @@ PRESETS = {
 }
 
 
+class Declared(Protocol):
+    """What a grid needs to know of a mechanism: its name and the patterns it supports
+    (``ipcbench.measure.mechanisms.Mechanism`` is one; plan never imports measure)."""
+
+    name: str
+    patterns: Iterable[str]
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity), which is what the workers dimension goes up to."""
+    if hasattr(os, "process_cpu_count"):
+        n = os.process_cpu_count()
+        if n:
+            return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
@@ -84,12 +104,19 @@ def check_start_methods(methods: list[str]) -> list[str]:
 
 
 def build_grid(mechanisms: list[str] | None, patterns: list[str] | None, payload_sizes: list[int],
-               workers: list[int], methods: list[str], payload_kind: str = "bytes") -> list[Case]:
+               workers: list[int], methods: list[str], payload_kind: str = "bytes", *,
+               catalogue: Sequence[Declared]) -> list[Case]:
     """Every (mechanism, pattern, size, workers, start method) the choices allow, in a stable order.
 
-    Patterns that move no payload run once with 0 bytes; one-to-one patterns run with workers = 1.
+    ``catalogue``: the declared mechanisms, in order (``ipcbench.measure.mechanisms.all_mechanisms()``);
+    ``mechanisms``: names to keep (None: all). Patterns that move no payload run once with 0 bytes;
+    one-to-one patterns run with workers = 1.
     """
-    mechs = [get_mechanism(m) for m in mechanisms] if mechanisms else all_mechanisms()
+    by_name = {m.name: m for m in catalogue}
+    for name in mechanisms or ():
+        if name not in by_name:
+            raise UserError(f"unknown mechanism {name!r}; known: {', '.join(by_name)} (see `ipcbench list`)")
+    mechs = [by_name[m] for m in mechanisms] if mechanisms else list(catalogue)
     wanted = set(patterns) if patterns else None
     cases = []
     for method in methods:

@@ -2,7 +2,7 @@
 ``--benchmark-json`` file back as an ipcbench result set (``frame.read_set`` calls ``from_pytest_benchmark``
 for a JSON file with ``"benchmarks"`` and no ``"schema"``).
 
-Layout written by ``bench/conftest.py`` (format history: 1 - first version):
+Layout written by ``ipcbench.pytest_plugin`` (``pytest bench/``) (format history: 1 - first version):
 
 * per benchmark, ``extra_info``: the case's identity as flat keys (``mechanism``, ``pattern``,
   ``payload_kind``, ``payload_bytes``, ``workers``, ``start_method``), ``op`` (what one timed call is, in
@@ -26,6 +26,7 @@ from __future__ import annotations
 from ..._version import __version__
 from ...errors import UserError
 from ...plan.cases import Case
+from ...plan.metrics import unit
 from .. import summary as stats
 from ..schema import SCHEMA, SCHEMA_VERSION
 
@@ -40,7 +41,7 @@ def seconds_to_ns(values) -> list[int]:
 
 
 def metric_dict(metrics: dict) -> dict:
-    return {k: {"value": v, "unit": stats.UNITS.get(k, "")} for k, v in metrics.items()}
+    return {k: {"value": v, "unit": unit(k)} for k, v in metrics.items()}
 
 
 def summarize(measured: dict) -> tuple[dict, dict]:
