@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +21,7 @@ from ipcbench.errors import UserError
 from ipcbench.measure import mechanisms, patterns
 from ipcbench.measure.harness import RoundFailed
 from ipcbench.measure.mechanisms import Mechanism, all_mechanisms
+from ipcbench.measure.patterns import Pattern
 from ipcbench.measure.sessions import NoSessionForm, Session, builder_for, open_session
 from ipcbench.plan.cases import Case, RoundSpec
 from ipcbench.plan.presets import PRESETS, build_grid, start_methods, worker_counts
@@ -54,10 +54,11 @@ def test_every_registered_pattern_has_a_session_form():
 
 
 def test_a_pattern_function_without_session_form_is_named(monkeypatch):
-    def my_roundtrip(rnd):
+    def my_roundtrip(rnd, mech):
         raise AssertionError("not called")
 
-    monkeypatch.setattr(mechanisms, "_REGISTRY", {"mine": Mechanism("mine", "x", "s", {"roundtrip": my_roundtrip})})
+    mine = Mechanism("mine", "x", "s", patterns=(Pattern("roundtrip", my_roundtrip),))
+    monkeypatch.setattr(mechanisms, "_REGISTRY", {"mine": mine})
     with pytest.raises(NoSessionForm, match=r"mine/roundtrip uses .*my_roundtrip, which has no session form"):
         builder_for(case("mine"))
     with pytest.raises(NoSessionForm, match="mine has no stream pattern"):
@@ -288,11 +289,10 @@ def test_failed_cases_and_machine_metadata(tmp_path):
 # --------------------------------------------------------------------------------------------------
 FAULTY_PLUGIN = """
     import os
-    from functools import partial
 
-    from ipcbench.measure import patterns
     from ipcbench.measure.channels import Endpoint
     from ipcbench.measure.mechanisms import Mechanism
+    from ipcbench.measure.patterns import Pattern
 
 
     class Dies:
@@ -310,14 +310,14 @@ FAULTY_PLUGIN = """
         return Endpoint(a, a), Endpoint(Dies(), b)
 
 
-    def own_roundtrip(rnd):
+    def own_roundtrip(rnd, mech):
         raise AssertionError("never called by the pytest front end")
 
 
     MECHANISMS = [
-        Mechanism("dies_echo", "faulty", "echo peer exits at once",
-                  {"roundtrip": partial(patterns.roundtrip, make_channel=channel)}),
-        Mechanism("own_fn", "faulty", "a pattern function of its own", {"roundtrip": own_roundtrip}),
+        Mechanism("dies_echo", "faulty", "echo peer exits at once", patterns=("roundtrip",), make_channel=channel),
+        Mechanism("own_fn", "faulty", "a pattern function of its own",
+                  patterns=(Pattern("roundtrip", own_roundtrip),)),
     ]
 """
 
@@ -420,12 +420,12 @@ def test_collected_cases_are_the_presets_cases():
     ids = sorted(line.split("[", 1)[1].rstrip("]") for line in proc.stdout.splitlines() if "::" in line)
     preset = PRESETS["smoke"]
     expected = build_grid(None, None, list(preset.payload_sizes), worker_counts(preset.workers),
-                          start_methods(preset.start_methods))
+                          start_methods(preset.start_methods), catalogue=all_mechanisms())
     assert ids == sorted(c.id for c in expected)
     assert "1 deselected" in proc.stdout                              # test_other_families has nothing to run
 
 
-def test_mechanisms_bind_patterns_with_partial():
-    # patterns are bound to mechanisms with functools.partial; sessions reads the same binding
-    fn = mechanisms.get("pipe_duplex").patterns["roundtrip"]
-    assert isinstance(fn, partial) and fn.func is patterns.roundtrip
+def test_mechanisms_declare_makers_and_patterns():
+    # a mechanism names its maker and ipcbench's patterns; `run` and sessions read the same declaration
+    mech = mechanisms.get("pipe_duplex")
+    assert mech.patterns["roundtrip"] is patterns.PATTERNS["roundtrip"] and mech.make_channel is not None
