@@ -29,6 +29,7 @@ def run_cli(*args, **kw):
     (["run", "--preset", "huge"], "unknown preset 'huge'"),
     (["run", "--start-method", "teleport"], "start method 'teleport' is not available"),
     (["run", "-p", "gossip"], "unknown pattern 'gossip'"),
+    (["run", "--seed", "-3"], "--seed must be 0 or more, got -3"),
     (["export", "missing.json"], "missing.json: no such file or folder"),
     (["export", "r.json", "--format", "xlsx"], "unknown export format 'xlsx'"),
     (["run", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
@@ -89,10 +90,12 @@ def test_list_names_every_mechanism(capsys):
 def test_run_then_export_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "r.json"
     proc = run_cli("run", "-m", "pipe_duplex,queue,manager_dict,pool_apply", "--payload-sizes", "8",
-                   "--workers", "1", "--rounds", "2", "--preset", "smoke", "-o", str(out))
+                   "--workers", "1", "--rounds", "2", "--preset", "smoke", "--seed", "77", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["run"]["status"] == "complete"
+    assert data["run"]["order"]["seed"] == 77 and "seed 77" in proc.stderr
+    assert sorted(r["order"] for c in data["cases"] for r in c["rounds"]) == list(range(14))
     assert [(c["case"]["mechanism"], c["case"]["pattern"]) for c in data["cases"]] == [
         ("pipe_duplex", "roundtrip"), ("pipe_duplex", "stream"), ("queue", "roundtrip"), ("queue", "stream"),
         ("queue", "fanin"), ("manager_dict", "rpc"), ("pool_apply", "dispatch")]
@@ -106,9 +109,13 @@ def test_run_then_export_end_to_end(tmp_path, no_leftovers):
 
 
 def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
+    """24 cases x 2 rounds: three blocks of 8 cases in the run order. In the first block every case has its
+    first round before any finishes, so Ctrl-C after the first finished case leaves finished and partial
+    cases of that block, all kept, and nothing of the others."""
     out = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "ipcbench", "run", "-m", "pipe_duplex,queue,pipe_simplex",
-                             "--preset", "smoke", "-o", str(out)], env=ENV, stderr=subprocess.PIPE, text=True)
+                             "--preset", "smoke", "--seed", "5", "-o", str(out)], env=ENV,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if out.exists() and json.loads(out.read_text())["cases"]:
@@ -118,8 +125,14 @@ def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     data = json.loads(out.read_text())
-    assert data["run"]["status"] == "interrupted"
-    kept = len(data["cases"])
-    assert 1 <= kept < 12
-    assert f"interrupted; {kept} finished case(s) kept in {out}" in err
+    assert data["run"]["status"] == "interrupted" and data["run"]["order"]["seed"] == 5
+    assert data["run"]["order"]["block_cases"] == 8 and len(data["cases"]) == 8
+    assert all(r["order"] < 16 for c in data["cases"] for r in c["rounds"])        # the first block's
+    assert all(c["status"] == "ok" and c["rounds_planned"] == 2 for c in data["cases"])
+    full = [c for c in data["cases"] if len(c["rounds"]) == 2]
+    short = [c for c in data["cases"] if len(c["rounds"]) == 1]
+    assert len(full) + len(short) == 8 and 1 <= len(full) < 8 and short
+    assert all(c["metrics"]["latency_p50"]["value"] > 0 for c in short)      # from the round they have
+    assert (f"interrupted; {len(full)} finished case(s) kept in {out}, and {len(short)} case(s) with only "
+            f"some of their rounds") in err
     assert "Traceback" not in err

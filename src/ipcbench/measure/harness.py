@@ -7,7 +7,9 @@ needs and nothing more:
   dies while the round still needs it fails the round at once with a reason (``PeerMonitor``), instead of
   leaving the orchestrator blocked in a ``recv``.
 * ``cpu_snapshot`` reads the CPU seconds of the orchestrator and every process below it (peers, a
-  Manager's server, Pool workers, feeder threads included); see ``process_cpu_seconds``.
+  Manager's server, Pool workers, feeder threads included); see ``process_cpu_seconds``. A round made
+  with ``track_steal=True`` (the orchestrator's) also reads the CPU steal time of ``/proc/stat`` at the
+  first and the last snapshot, i.e. around the timed window (``Round.steal``).
 * ``close`` reaps every process the round started, whatever happened.
 
 Why timed loops use blocking calls: ``Connection.poll(timeout)`` and ``Queue.get(timeout=...)`` build a
@@ -45,6 +47,11 @@ class RoundResult:
     bytes_per_op: int = 0                 # payload bytes one operation delivers
     cpu_s: float | None = None            # CPU seconds of all processes during the window
     placement: dict = field(default_factory=dict)
+    # CPU steal (hypervisor) seconds over steal_span_s of wall time, summed over steal_cpus CPUs; the
+    # orchestrator fills these in (see Round.steal); None where /proc/stat has no steal column.
+    steal_s: float | None = None
+    steal_span_s: float | None = None
+    steal_cpus: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -54,7 +61,129 @@ class RoundResult:
             "bytes_per_op": self.bytes_per_op,
             "cpu_s": self.cpu_s,
             "placement": self.placement,
+            "steal_s": self.steal_s,
+            "steal_span_s": self.steal_span_s,
+            "steal_cpus": self.steal_cpus,
         }
+
+
+# -- interference: CPU steal and load, from /proc/stat -------------------------------------------------
+PROC_STAT = "/proc/stat"
+STEAL_COLUMN = 8      # "cpuN user nice system idle iowait irq softirq steal guest guest_nice" (Linux >= 2.6.11)
+
+
+def _clock_tick_s() -> float:
+    try:
+        return 1.0 / os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 0.01
+
+
+CLOCK_TICK_S = _clock_tick_s()      # /proc/stat counts in USER_HZ ticks (almost always 100 per second)
+
+
+def read_proc_stat(path: str = PROC_STAT) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def parse_steal(text: str | None, cpus=None) -> tuple[int, int] | None:
+    """``(steal ticks, number of CPUs they cover)`` from the text of ``/proc/stat``.
+
+    Summed over the per-CPU lines (``cpuN``) of ``cpus`` when given and every one of them has a line;
+    otherwise the all-CPU line (``cpu``), which covers every CPU listed in the file. None when there is no
+    text or no steal column.
+    """
+    if not text:
+        return None
+    total, per = None, {}
+    for line in text.splitlines():
+        if not line.startswith("cpu"):
+            continue
+        parts = line.split()
+        if len(parts) <= STEAL_COLUMN:
+            return None
+        try:
+            steal = int(parts[STEAL_COLUMN])
+            if parts[0] == "cpu":
+                total = steal
+            else:
+                per[int(parts[0][3:])] = steal
+        except ValueError:
+            continue
+    if cpus is not None:
+        cpus = sorted(set(cpus))
+        if cpus and all(c in per for c in cpus):
+            return sum(per[c] for c in cpus), len(cpus)
+    if total is None:
+        return None
+    return total, len(per) or 1
+
+
+def parse_procs_running(text: str | None) -> int | None:
+    """``procs_running`` of ``/proc/stat``: runnable threads at this instant, the reader included."""
+    for line in (text or "").splitlines():
+        if line.startswith("procs_running "):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def allowed_cpus() -> list[int] | None:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def load_now() -> dict:
+    """The machine's load at this instant: ``load1`` (1-minute load average) and ``procs_running``.
+
+    The load average is smoothed over a minute, so it includes the rounds this run has just run; the
+    instantaneous ``procs_running`` (read by a runner between rounds, so it counts the runner itself)
+    is not."""
+    try:
+        load1 = round(os.getloadavg()[0], 3)
+    except (AttributeError, OSError):
+        load1 = None
+    return {"load1": load1, "procs_running": parse_procs_running(read_proc_stat())}
+
+
+class StealMeter:
+    """CPU steal time between two marks, over the CPUs this process may run on (its affinity, which its
+    peers inherit), or over all CPUs where ``/proc/stat`` does not list them one by one."""
+
+    def __init__(self, path: str = PROC_STAT, cpus=None):
+        self.path = path
+        self.cpus = allowed_cpus() if cpus is None else cpus
+        self.started = False
+        self.first: tuple[int, tuple[int, int]] | None = None
+        self.last: tuple[int, tuple[int, int]] | None = None
+
+    def _read(self):
+        got = parse_steal(read_proc_stat(self.path), self.cpus)
+        return (time.perf_counter_ns(), got) if got is not None else None
+
+    def mark(self) -> None:
+        """The first call starts the span, every later call ends it."""
+        got = self._read()
+        if not self.started:
+            self.started = True
+            self.first = got
+        else:
+            self.last = got
+
+    def result(self) -> tuple[float | None, float | None, int | None]:
+        """``(steal_s, span_s, cpus)``; Nones without two readings of the same CPUs."""
+        if self.first is None or self.last is None or self.first[1][1] != self.last[1][1]:
+            return None, None, None
+        (t0, (s0, n)), (t1, (s1, _)) = self.first, self.last
+        return round(max(0, s1 - s0) * CLOCK_TICK_S, 3), round((t1 - t0) / 1e9, 6), n
 
 
 def _reap(proc, grace: float = 2.0) -> None:
@@ -164,7 +293,7 @@ class PeerMonitor(threading.Thread):
 class Round:
     """One round of one case, run inside the orchestrator process."""
 
-    def __init__(self, case: Case, spec: RoundSpec, on_failure=None):
+    def __init__(self, case: Case, spec: RoundSpec, on_failure=None, track_steal: bool = False):
         self.case = case
         self.spec = spec
         self.ctx = mp.get_context(case.start_method)
@@ -175,6 +304,9 @@ class Round:
         self._procs: list[psutil.Process] | None = None
         self._payload = None
         self._grace = 2.0   # how long a peer gets to exit by itself when the round closes
+        # Steal over the timed window: read at the first and the last cpu_snapshot (sessions, which take
+        # snapshots around every window, leave it off).
+        self._steal = StealMeter() if track_steal else None
 
     # -- setup -------------------------------------------------------------------------------------
     @property
@@ -234,8 +366,13 @@ class Round:
         """CPU seconds per pid, for this process and every process below it (``process_cpu_seconds``).
 
         The process list is resolved on the first call (after peers, managers and pools exist) so that
-        later snapshots only read counters and stay cheap.
+        later snapshots only read counters and stay cheap. With steal tracking, ``/proc/stat`` is read
+        before the counters on the first call and after them on later ones: outside the CPU window.
         """
+        steal = self._steal
+        first = steal is not None and not steal.started
+        if first:
+            steal.mark()
         if self._procs is None:
             self._procs = self._processes()
         out = {}
@@ -243,7 +380,14 @@ class Round:
             t = process_cpu_seconds(p)
             if t is not None:
                 out[p.pid] = t
+        if steal is not None and not first:
+            steal.mark()
         return out
+
+    def steal(self) -> tuple[float | None, float | None, int | None]:
+        """``(steal_s, span_s, cpus)`` between the first and the last ``cpu_snapshot`` (the timed window
+        of every pattern that has one); Nones without steal tracking or two snapshots."""
+        return self._steal.result() if self._steal is not None else (None, None, None)
 
     @staticmethod
     def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:

@@ -9,6 +9,10 @@ Failure handling, from inside out:
 * a peer dies -> the peer monitor writes the error, kills every process below this one, and exits;
 * SIGTERM from the runner (round deadline or Ctrl-C) -> SystemExit, so ``finally`` reaps the peers;
 * the runner itself dies -> PR_SET_PDEATHSIG delivers SIGTERM here (Linux).
+
+CPU steal time (``steal_s``, ``steal_span_s``, ``steal_cpus`` of the result) is read from ``/proc/stat`` over
+the round's timed window (the first and last CPU snapshot of the driver); a driver without one
+(``startup``, whose every operation is timed) gets the steal over its whole run instead.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
 
     from ..plan.cases import Case, RoundSpec
-    from .harness import Round, kill_descendants
+    from .harness import Round, StealMeter, kill_descendants
     from .mechanisms import get
 
     case = Case.from_dict(job["case"])
@@ -80,10 +84,17 @@ def main(argv: list[str]) -> int:
 
     mech = get(case.mechanism)
     pattern = mech.patterns[case.pattern]     # the declaration: its driver runs the round
-    rnd = Round(case, spec, on_failure=on_peer_failure)
+    rnd = Round(case, spec, on_failure=on_peer_failure, track_steal=True)
+    whole = StealMeter()
     ok = False
     try:
+        whole.mark()
         result = pattern.run(rnd, mech)
+        whole.mark()
+        steal = rnd.steal()
+        if steal[0] is None:
+            steal = whole.result()
+        result.steal_s, result.steal_span_s, result.steal_cpus = steal
         ok = True
     except Exception as exc:  # every failure of a round is data: write it, reap, and go on
         if not failed.is_set():

@@ -1,6 +1,14 @@
-"""Progress with an ETA for ``ipcbench run``: a rich progress bar on a terminal, one line per case
-otherwise (CI logs, pipes). Both go to stderr. The bar advances by each case's estimated cost, so its
-ETA is meaningful from the first case on; rich then calibrates it against the real speed."""
+"""Progress with an ETA for ``ipcbench run``: a rich progress bar on a terminal, one line per finished
+case otherwise (CI logs, pipes). Both go to stderr.
+
+The runner interleaves the rounds of many cases, so progress counts rounds: each round advances the bar
+by its share of its case's estimated cost (``runner.estimate_case_s`` / rounds), which keeps the ETA
+meaningful from the first round on whatever order cases finish in; the ETA then follows the real speed.
+A failed case's remaining rounds are counted as done (they will not run). The runner calls
+``start(cases, weights, rounds)``, then per round ``round_started(case, round_index)`` and
+``round_done(case, weight, rounds)``, ``case_done(case, record)`` when a case's record is written, and
+``stop()``.
+"""
 
 from __future__ import annotations
 
@@ -36,20 +44,29 @@ class LineProgress:
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
 
-    def start(self, cases, weights):
+    def start(self, cases, weights, rounds=1):
         self.n, self.total, self.done_w, self.i = len(cases), sum(weights), 0.0, 0
+        self.rounds_total, self.rounds_done = len(cases) * rounds, 0
         self.t0 = time.monotonic()
-        print(f"ipcbench: {self.n} cases, estimated {_clock(self.total)}", file=self.stream, flush=True)
+        print(f"ipcbench: {self.n} cases x {rounds} rounds, estimated {_clock(self.total)}", file=self.stream,
+              flush=True)
 
-    def case_started(self, case):
-        self.i += 1
+    def round_started(self, case, round_index):
+        pass
 
-    def case_done(self, case, record, weight):
+    def round_done(self, case, weight, rounds=1):
         self.done_w += weight
+        self.rounds_done += rounds
+
+    def eta(self) -> float:
         elapsed = time.monotonic() - self.t0
-        eta = elapsed / self.done_w * (self.total - self.done_w) if self.done_w else 0.0
+        return elapsed / self.done_w * max(0.0, self.total - self.done_w) if self.done_w else 0.0
+
+    def case_done(self, case, record):
+        self.i += 1
         width = len(str(self.n))
-        print(f"[{self.i:>{width}}/{self.n}] {case.label():<44} {_headline(record)}  (ETA {_clock(eta)})",
+        print(f"[{self.i:>{width}}/{self.n}] {case.label():<44} {_headline(record)}  "
+              f"(round {self.rounds_done}/{self.rounds_total}, ETA {_clock(self.eta())})",
               file=self.stream, flush=True)
 
     def stop(self):
@@ -62,39 +79,48 @@ class RichProgress:
 
         self.console = Console(stderr=True)
 
-    def start(self, cases, weights):
+    def start(self, cases, weights, rounds=1):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), TextColumn("{task.fields[count]}"),
+        self.progress = Progress(TextColumn("{task.description:<52}"), BarColumn(), TextColumn("{task.fields[count]}"),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=self.console, transient=False)
-        self.n, self.i = len(cases), 0
-        self.task = self.progress.add_task("starting", total=sum(weights), count=f"0/{self.n}")
+        self.n, self.i, self.rounds = len(cases), 0, rounds
+        self.task = self.progress.add_task("starting", total=sum(weights), count=self._count())
         self.progress.start()
 
-    def case_started(self, case):
-        self.i += 1
-        self.progress.update(self.task, description=case.label(), count=f"{self.i}/{self.n}")
+    def _count(self) -> str:
+        return f"{self.i}/{self.n} cases"
 
-    def case_done(self, case, record, weight):
+    def round_started(self, case, round_index):
+        self.progress.update(self.task, description=f"{case.label()} round {round_index + 1}/{self.rounds}")
+
+    def round_done(self, case, weight, rounds=1):
+        self.progress.advance(self.task, weight)
+
+    def case_done(self, case, record):
+        self.i += 1
         if record["status"] != "ok":
             from rich.markup import escape
 
             self.progress.console.print(f"[red]failed[/red] {escape(case.label())}: {escape(record['error'])}")
-        self.progress.advance(self.task, weight)
+        self.progress.update(self.task, count=self._count())
 
     def stop(self):
         self.progress.stop()
 
 
 class QuietProgress:
-    def start(self, cases, weights):
+    def start(self, cases, weights, rounds=1):
         pass
 
-    def case_started(self, case):
+    def round_started(self, case, round_index):
         pass
 
-    def case_done(self, case, record, weight):
+    def round_done(self, case, weight, rounds=1):
+        pass
+
+    def case_done(self, case, record):
         pass
 
     def stop(self):
