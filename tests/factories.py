@@ -41,7 +41,7 @@ def case_record(samples_ns=None, metrics: dict | None = None, status="ok", error
                 "rounds": [{"ok": False, "error": error or "boom"}], "wall_s": 0.1}
     if samples_ns is None:
         rng = np.random.default_rng(0)
-        samples_ns = rng.normal(50_000, 2_000, 300).astype(int)
+        samples_ns = rng.normal(50_000, 2_000, 1200).astype(int)   # enough for a p99 (1,000)
     rr = rounds_from_samples(samples_ns, rounds, 2 * c["payload_bytes"], cpu_per_op)
     m, noise = stats.summarize(rr)
     if metrics:

@@ -13,7 +13,7 @@ from ipcbench.errors import UserError
 from ipcbench.results.frame import TIDY_COLUMNS, load_sets
 from tests import factories as f
 
-BASE_NS = np.full(300, 50_000, dtype=np.int64) + np.arange(300) % 7      # ~50 us, 3 rounds of 100
+BASE_NS = np.full(1200, 50_000, dtype=np.int64) + np.arange(1200) % 7    # ~50 us, 3 rounds of 400 (a p99)
 SLOW_NS = 2 * BASE_NS
 
 

@@ -15,7 +15,7 @@ from tests import factories as f
 SIZES = (8, 1024, 65536)
 
 
-def samples(seed, scale=1.0, n=400):
+def samples(seed, scale=1.0, n=1200):        # 1,200 samples support a p99
     rng = np.random.default_rng(seed)
     return rng.lognormal(np.log(50_000 * scale), 0.1, n).astype(np.int64)
 

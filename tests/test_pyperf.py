@@ -47,9 +47,11 @@ def test_suite_round_trips_through_pyperf_loader(tmp_path):
     assert bench.get_nrun() == 3                                  # one pyperf run per ipcbench round
     assert [len(r.values) for r in bench.get_runs()] == [100, 100, 100]
     assert bench.get_nvalue() == 300
-    # pyperf's median of the per-message values is our latency_p50 (same samples, no batching)
-    assert bench.median() == pytest.approx(metric(rs, 0, "latency_p50"), rel=1e-12)
+    # pyperf's median is of the pooled per-message values (same samples, no batching); ipcbench's p50 is
+    # the rounds' geometric mean of medians (rounds weigh equally), so it lies among the round medians
     assert bench.median() == pytest.approx(np.median(SAMPLES) / 1e9, rel=1e-12)
+    round_medians = [np.median(r.values) for r in bench.get_runs()]
+    assert min(round_medians) <= metric(rs, 0, "latency_p50") <= max(round_medians)
     assert min(bench.get_values()) == pytest.approx(min(SAMPLES) / 1e9)
     assert max(bench.get_values()) == pytest.approx(metric(rs, 0, "latency_max"))
     queue = suite.get_benchmark("queue/roundtrip/1KiB/w1/fork")

@@ -45,3 +45,32 @@ def test_current_version_loads(tmp_path):
     p = write(tmp_path / "r.json", result_set([]))
     assert load_result(p)["schema_version"] == SCHEMA_VERSION
     assert json.loads(p.read_text())["schema"] == "ipcbench-result"
+
+
+def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
+    import json
+    import math
+
+    rec = {"case": {"mechanism": "pipe_duplex", "pattern": "roundtrip", "payload_kind": "bytes", "payload_bytes": 8,
+                    "workers": 1, "start_method": "fork"}, "status": "ok", "error": None,
+           "metrics": {"latency_p50": {"value": 1.0e-6, "unit": "s"}, "latency_p99": {"value": 9e-6, "unit": "s"},
+                       "throughput_msgs": {"value": 1000.0, "unit": "msg/s"},
+                       "throughput_bytes": {"value": 8000.0, "unit": "B/s"}},
+           "noise": {"rounds": 3, "round_p50_s": [1e-6, 2e-6, 4e-6], "round_throughput": [1000.0, 1000.0, 1000.0],
+                     "median_ci_s": [0.9e-6, 1.1e-6], "flags": ["noisy"]},
+           "rounds": [], "wall_s": 1.0}
+    p = tmp_path / "v1.json"
+    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 1, "cases": [rec]}))
+    data = load_result(p)
+    assert data["schema_version"] == SCHEMA_VERSION == 2
+    got = data["cases"][0]
+    assert got["metrics"]["latency_p50"]["value"] == pytest.approx(2e-6)          # geometric mean of rounds
+    assert got["metrics"]["latency_p99"]["value"] == 9e-6                         # tails stay as recorded
+    assert got["metrics"]["throughput_msgs"]["value"] == pytest.approx(1000.0)
+    assert got["metrics"]["throughput_bytes"]["value"] == pytest.approx(8000.0)
+    noise = got["noise"]
+    lo, hi = noise["ci"]["latency_p50"]
+    assert lo < 2e-6 < hi and noise["ci_rel"]["latency_p50"] > 1          # 3 rounds 2x apart: very wide
+    assert noise["ci"]["throughput_msgs"] == pytest.approx([1000.0, 1000.0])
+    assert noise["flags"] == ["wide_ci", "noisy"] and noise["migrated_from"] == 1
+    assert "median_ci_s" not in noise and not math.isnan(noise["target_ci"])

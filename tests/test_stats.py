@@ -57,16 +57,38 @@ def test_summarize_values_from_fake_clock_rounds():
     rounds = [_round([1000] * 100, cpu=50e-6), _round([1100] * 100, cpu=50e-6), _round([1200] * 100, cpu=50e-6)]
     m, noise = stats.summarize(rounds)
     assert m["samples"] == 300
-    assert m["latency_p50"] == pytest.approx(1.1e-6)
+    # rounds weigh equally: the geometric mean of the round medians 1.0, 1.1, 1.2 us
+    gmean = 1.32 ** (1 / 3)
+    assert m["latency_p50"] == pytest.approx(gmean * 1e-6)
+    assert m["latency_p90"] == pytest.approx(1.2e-6)            # each round a third of the mass
+    assert "latency_p99" not in m and noise["omitted"]["latency_p99"] == "needs >= 1,000 samples, has 300"
     assert m["latency_max"] == pytest.approx(1.2e-6)
-    # per-round throughput 1e6, 0.909e6, 0.833e6 ops/s -> median 0.909e6
-    assert m["throughput_msgs"] == pytest.approx(1e9 / 1100)
-    assert m["throughput_bytes"] == pytest.approx(16 * 1e9 / 1100)
+    # per-round throughput 1e6, 0.909e6, 0.833e6 ops/s -> their geometric mean
+    assert m["throughput_msgs"] == pytest.approx(1e6 / gmean)
+    assert m["throughput_bytes"] == pytest.approx(16e6 / gmean)
     assert m["cpu_per_msg"] == pytest.approx(150e-6 / 300)
     assert m["latency_round_spread"] == pytest.approx(200 / 1100)
     assert noise["round_p50_s"] == pytest.approx([1e-6, 1.1e-6, 1.2e-6])
-    assert "noisy" not in noise["flags"]        # spread 18% is under the 20% threshold
+    # 95 % t interval over 3 rounds (t = 4.303, sd of logs 0.0912): about -20 % .. +25 %
+    lo, hi = noise["ci"]["latency_p50"]
+    assert lo == pytest.approx(gmean * 1e-6 * 0.797, rel=0.01) and hi == pytest.approx(gmean * 1e-6 * 1.254, rel=0.01)
+    assert noise["ci_rel"]["latency_p50"] == pytest.approx(0.254, abs=0.01)
+    assert "wide_ci" in noise["flags"]          # far from +-5 %: three rounds this different can't say more
+    assert "noisy" not in noise["flags"]        # rounds vary by ~9 %, under the 10 % threshold
     assert "bimodal" in noise["flags"]          # three distinct round levels are three modes: said, not hidden
+
+
+def test_summarize_tight_rounds_meet_the_target():
+    rounds = [_round([1000 + k] * 100) for k in (0, 5, 10, 3, 7, 2)]
+    _, noise = stats.summarize(rounds)
+    assert noise["ci_rel"]["latency_p50"] < 0.01 and noise["ci_rel"]["throughput_msgs"] < 0.01
+    assert "wide_ci" not in noise["flags"] and noise["target_ci"] == 0.05
+
+
+def test_one_round_has_no_ci_and_says_so():
+    _, noise = stats.summarize([_round([1000] * 50)])
+    assert noise["ci"]["latency_p50"] is None and noise["ci_rel"]["latency_p50"] is None
+    assert "wide_ci" in noise["flags"]
 
 
 def test_summarize_flags_noisy_and_few_samples():
@@ -87,9 +109,10 @@ def test_summarize_without_throughput_or_cpu():
 def test_every_metric_summarize_records_is_in_the_registry_with_its_unit():
     rounds = [{"samples_ns": [1_000 * (i % 7 + 1) for i in range(200)], "ops": 200, "window_ns": 10**6,
                "bytes_per_op": 16, "cpu_s": 1e-4} for _ in range(3)]
-    m, _ = stats.summarize(rounds)
+    m, noise = stats.summarize(rounds)
     assert set(m) <= set(metrics.METRICS) and set(metrics.UNITS) == set(metrics.METRICS)
-    assert {k: metrics.unit(k) for k in m if k.startswith("latency_p")} == {k: "s" for k in stats.PERCENTILES}
+    assert {k: metrics.unit(k) for k in m if k.startswith("latency_p")} == {"latency_p50": "s", "latency_p90": "s"}
+    assert set(noise["omitted"]) == {"latency_p99", "latency_p999"}     # 600 samples support p50 and p90 only
     assert (metrics.unit("throughput_msgs"), metrics.unit("throughput_bytes")) == ("msg/s", "B/s")
     assert stats.PERCENTILES == {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99, "latency_p999": 99.9}
 

@@ -8,32 +8,27 @@ the key ("matched across") when each side holds exactly one value of it and the 
 what the comparison is about (a fork run against a spawn run, Python 3.11 against 3.13). When a side holds
 several values (a ``full`` run has every start method) the dimension stays in the key, so fork is compared
 with fork and spawn with spawn. Cases found on one side only are reported, not compared; failed cases are
-listed, not compared. A side may hold several result files of one machine: their samples are pooled and
+listed, not compared. A side may hold several result files of one machine: their rounds are pooled and
 their recorded values are combined by their median. A side holding several machines is refused.
 
-Statistics (scipy.stats throughout), for every metric present on both sides:
+Statistics (scipy.stats throughout), for every metric present on both sides. Rounds are the unit of
+replication (DESIGN.md rule 9): every test and CI is on per-round values, never on pooled messages.
 
 * ``ratio`` = other / base of the recorded values (below 1 means "other is lower").
-* Latency metrics (``latency_*``): the raw per-message samples stored in the rounds. ``p_value`` is a
-  two-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``; unequal sizes are fine), one test per case
-  shared by its latency metrics, on at most ``MAX_TEST_SAMPLES`` per side (evenly spaced in time). The CI
-  of a ratio of percentiles combines the two sides' distribution-free CIs of that percentile (the order
-  statistics ``scipy.stats.quantile_test`` uses, from ``scipy.stats.binom``); see ``latency_ratio_ci``.
-  It needs one sort per case, so two full result sets compare in seconds (``scipy.stats.bootstrap`` on
-  2000 x 2000 samples takes ~30 ms a case, a minute for a full set). ``latency_max`` gets no CI (one
-  extreme sample), nor a percentile with too few samples beyond it (p999 needs ~4000; runs store 2000).
-* Round metrics (``throughput_*``, ``cpu_per_msg``): the per-round values are the samples, so there are few
-  (2 in ``smoke``, 5 in ``full``). With fewer than ``MIN_ROUNDS`` per side there is no test and no CI
-  (``p_value`` NaN). Otherwise Mann-Whitney U (exact for small samples: with 3 rounds per side its smallest
-  p-value is 0.1, so nothing can be significant) and a percentile bootstrap CI (``scipy.stats.bootstrap``,
-  ``BOOTSTRAP_RESAMPLES`` resamples, fixed seed, all cases in one vectorized call) of the ratio of medians
-  (of means for ``cpu_per_msg``), scaled onto the recorded ratio.
+* Per-round values of a case: ``latency_p50`` the rounds' medians (as recorded in ``noise``), the other
+  latency percentiles the same percentile of each round's stored samples, ``throughput_*`` the rounds'
+  throughputs, ``cpu_per_msg`` each round's CPU time per operation. ``latency_max`` is not tested (one
+  extreme sample). Rounds of several files of one side are pooled.
+* ``p_value``: Welch's t-test on the log round values (``scipy.stats.ttest_ind(equal_var=False)``, unequal
+  numbers of rounds and unequal spreads are fine); the CI of the ratio is that of the ratio of geometric
+  means of round values, placed on the recorded ratio (``compare_stats.round_tests``). With fewer than
+  ``MIN_ROUNDS`` rounds a side there is no test and no CI (``p_value`` NaN). ``n_base``/``n_other`` count
+  rounds; few rounds give wide CIs, which is the honest answer.
 * ``q_value``: the p-value adjusted for testing many cases at once (Benjamini-Hochberg false discovery
   rate, ``scipy.stats.false_discovery_control``), within one family: one other side x one metric, over every
   case with a p-value. A full preset compares ~1,000 cases per metric; at p < 0.05 about 50 cases that did
   not change would come out "different" by chance. With q < 0.05 at most 5 % of the differences called
-  significant are expected to be false. Few rounds weigh here: 5 rounds a side give at best p = 0.008,
-  which survives the correction only where many cases differ (as between two machines).
+  significant are expected to be false.
 * ``significant``: q_value < ``ALPHA`` and |ratio - 1| >= ``MIN_EFFECT`` and the CI excludes 1. Where any of
   them cannot be computed the answer is False, never a guess. ``better`` names the side that wins a
   significant difference (lower latency/CPU, higher throughput).
@@ -42,7 +37,6 @@ Statistics (scipy.stats throughout), for every metric present on both sides:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -51,29 +45,19 @@ from ..errors import UserError
 from ..plan import metrics as registry
 from ..plan.cases import case_name
 from ..results.frame import machine_id_of, python_version_of
-from ..results.summary import bounded
-from .compare_stats import (
-    MAX_TEST_SAMPLES,
-    MIN_ROUNDS,
-    latency_ratio_ci,
-    mann_whitney,
-    median_fast,
-    round_ratio_ci,
-    sorted_quantile,
-)
+from .compare_stats import round_tests, round_values
 
 ALPHA = 0.05               # p-value below which a difference can count as significant
 MIN_EFFECT = 0.05          # ... and only if |ratio - 1| is at least this (5 %)
 
 # what can be compared: the metrics with a better direction (plan.metrics), in the registry's order
-LATENCY_METRICS = registry.names(kind="latency", comparable=True)   # tested on the per-message samples
-ROUND_METRICS = tuple(m for m in registry.COMPARABLE if m not in LATENCY_METRICS)   # ... on per-round values
+LATENCY_METRICS = registry.names(kind="latency", comparable=True)
 METRICS = registry.COMPARABLE
 DEFAULT_METRICS = ("latency_p50", "latency_p99", "throughput_msgs")
-QUANTILES = {m: q / 100 for m, q in registry.PERCENTILES.items()}
-# per-round samples of each round metric: bytes/s is msgs/s times the payload, so it shares their test
-ROUND_SAMPLES = {"throughput_msgs": "throughput_msgs", "throughput_bytes": "throughput_msgs",
-                 "cpu_per_msg": "cpu_per_msg"}
+# the per-round values each metric is tested on: bytes/s is msgs/s times the payload, so it shares their
+# test; latency_max has none (one extreme sample)
+ROUND_VALUES = {**{m: m for m in registry.PERCENTILES}, "throughput_msgs": "throughput_msgs",
+                "throughput_bytes": "throughput_msgs", "cpu_per_msg": "cpu_per_msg"}
 
 KEY_ALWAYS = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers"]
 KEY_MAYBE = ["start_method", "python_version"]
@@ -163,8 +147,7 @@ def describe(side: Side) -> str:
 @dataclass
 class _Cases:
     rows: list[dict]                       # key columns + side columns + flags + metric values
-    latency: list[np.ndarray]              # stored samples (ns), pooled over rounds and files
-    rounds: dict[str, list[np.ndarray]]    # throughput_msgs / cpu_per_msg -> per-round values
+    rounds: dict[str, list[np.ndarray]]    # ROUND_VALUES source -> per case, its per-round values
     failed: list[dict]
 
 
@@ -187,14 +170,10 @@ def _collect(side: Side) -> _Cases:
                 failed.append((k, {**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
                                    "result_set": rs.get("_source", side.label)}))
     # a case that failed in one file but was measured in another of this side is compared, not "failed"
-    out = _Cases([], [], {"throughput_msgs": [], "cpu_per_msg": []}, [f for k, f in failed if k not in groups])
-    for k, recs in groups.items():         # several records: the same case in several files; pool them
-        rounds = [r for _, rec in recs for r in rec.get("rounds") or () if r.get("ok", True)]
-        out.latency.append(_pooled_samples([r for r in rounds if r.get("samples_ns")]))
-        out.rounds["throughput_msgs"].append(np.array(
-            [t for _, rec in recs for t in (rec.get("noise") or {}).get("round_throughput") or ()], dtype=float))
-        out.rounds["cpu_per_msg"].append(np.array(
-            [r["cpu_s"] / r["ops"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None], dtype=float))
+    out = _Cases([], {src: [] for src in set(ROUND_VALUES.values())}, [f for k, f in failed if k not in groups])
+    for k, recs in groups.items():         # several records: the same case in several files; pool their rounds
+        for src, values in _round_values([rec for _, rec in recs]).items():
+            out.rounds[src].append(values)
         row = dict(zip(_KEY, k, strict=True))
         row["machine_id"] = recs[0][0]
         row["flags"] = ",".join(sorted({fl for _, rec in recs for fl in (rec.get("noise") or {}).get("flags") or ()}))
@@ -206,22 +185,25 @@ def _collect(side: Side) -> _Cases:
     return out
 
 
-def _pooled_samples(rounds: list[dict]) -> np.ndarray:
-    """The stored samples of several rounds as one representative sample (ns).
-
-    The runner stores at most a fixed number per round, so a short round keeps all of its samples and a
-    long one a fraction: pooled as they are, short rounds would weigh too much. Every round is thinned
-    (evenly in time) to the smallest stored fraction, so each keeps its share of the messages it timed.
-    """
-    parts = [r["samples_ns"] for r in rounds]
-    if len(parts) > 1:
-        totals = [max(len(x), r.get("samples_total") or 0) for x, r in zip(parts, rounds, strict=True)]
-        frac = min(len(x) / t for x, t in zip(parts, totals, strict=True))
-        keep = [max(1, round(frac * t)) for t in totals]
-        if any(k < len(x) for k, x in zip(keep, parts, strict=True)):
-            return np.concatenate([bounded(np.asarray(x, dtype=np.int64), k)
-                                   for x, k in zip(parts, keep, strict=True)])
-    return np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=sum(len(x) for x in parts))
+def _round_values(recs: list[dict]) -> dict[str, np.ndarray]:
+    """Per-round values of one case (its records in one or more files): ROUND_VALUES source -> array."""
+    rounds = [r for rec in recs for r in rec.get("rounds") or () if r.get("ok", True)]
+    stored = [np.asarray(r.get("samples_ns") or (), dtype=np.float64) / 1e9 for r in rounds]
+    out = {}
+    for src in set(ROUND_VALUES.values()):
+        if src == "latency_p50":
+            noted = [v for rec in recs for v in (rec.get("noise") or {}).get("round_p50_s") or ()]
+            values = np.array(noted, dtype=float) if noted else round_values(stored, 50)
+        elif src in registry.PERCENTILES:
+            values = round_values(stored, registry.PERCENTILES[src])
+        elif src == "throughput_msgs":
+            values = np.array([t for rec in recs for t in (rec.get("noise") or {}).get("round_throughput") or ()],
+                              dtype=float)
+        else:                               # cpu_per_msg
+            values = np.array([r["cpu_s"] / r["ops"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None],
+                              dtype=float)
+        out[src] = values
+    return out
 
 
 def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
@@ -239,26 +221,8 @@ def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
     return [*KEY_ALWAYS, *(d for d in KEY_MAYBE if d not in across)], across
 
 
-@dataclass
-class _Tests:
-    """Per matched pair: p-value, CI factors (CI / estimate, to scale onto a recorded ratio), sample sizes."""
-
-    p: np.ndarray
-    lo_factor: np.ndarray
-    hi_factor: np.ndarray
-    n_base: np.ndarray
-    n_other: np.ndarray
-
-
-def _round_tests(xb: list[np.ndarray], xo: list[np.ndarray], center) -> _Tests:
-    est, lo, hi = round_ratio_ci(xb, xo, center)
-    with np.errstate(all="ignore"):
-        return _Tests(mann_whitney(xb, xo, MIN_ROUNDS), lo / est, hi / est,
-                      np.array([len(x) for x in xb]), np.array([len(x) for x in xo]))
-
-
 def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarray, tests) -> pd.DataFrame | None:
-    """Rows of one metric; ``tests(metric)`` gives the latency samples or the cached round tests."""
+    """Rows of one metric; ``tests(metric)`` gives the cached round tests (None: not tested)."""
     vb = np.array([b.rows[i].get(metric, np.nan) for i in ib], dtype=float)
     vo = np.array([o.rows[i].get(metric, np.nan) for i in io], dtype=float)
     keep = np.isfinite(vb) & np.isfinite(vo) & (vb > 0) & (vo >= 0)
@@ -266,23 +230,15 @@ def _metric_rows(metric: str, b: _Cases, o: _Cases, ib: np.ndarray, io: np.ndarr
         return None
     with np.errstate(all="ignore"):
         ratio = vo / vb
-    if metric in LATENCY_METRICS:
-        p, sorted_b, sorted_o = tests(metric)
-        n_b, n_o = np.array([len(x) for x in sorted_b]), np.array([len(x) for x in sorted_o])
-        if metric in QUANTILES:         # the CI's width from the stored samples, placed on the recorded ratio
-            q = QUANTILES[metric]
-            lo, hi = latency_ratio_ci(sorted_b, sorted_o, q)
-            with np.errstate(all="ignore"):
-                shift = ratio / (sorted_quantile(sorted_o, q) / sorted_quantile(sorted_b, q))
-            lo, hi = lo * shift, hi * shift
-        else:
-            lo = hi = np.full(len(ib), np.nan)
-        kind = "messages"
+    t = tests(metric)
+    if t is None:                       # latency_max: no test
+        p = lo = hi = np.full(len(ib), np.nan)
+        n_b = np.array([len(b.rounds["latency_p50"][i]) for i in ib])
+        n_o = np.array([len(o.rounds["latency_p50"][i]) for i in io])
     else:
-        t = tests(metric)
         p, n_b, n_o = t.p, t.n_base, t.n_other
         lo, hi = ratio * t.lo_factor, ratio * t.hi_factor
-        kind = "rounds"
+    kind = "rounds"
     q = fdr_adjust(np.where(keep, p, np.nan))
     with np.errstate(invalid="ignore"):
         sig = (q < ALPHA) & (np.abs(ratio - 1) >= MIN_EFFECT) & ((lo > 1) | (hi < 1))
@@ -329,16 +285,12 @@ def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | N
     ib, io = m["_ib"].to_numpy(dtype=int), m["_io"].to_numpy(dtype=int)
     cache: dict = {}
 
-    def tests(metric: str):            # computed once per kind of samples, only when a metric needs them
-        src = "latency" if metric in LATENCY_METRICS else ROUND_SAMPLES[metric]
+    def tests(metric: str):            # computed once per kind of round values, only when a metric needs them
+        src = ROUND_VALUES.get(metric)
+        if src is None:
+            return None
         if src not in cache:
-            if src == "latency":
-                p = mann_whitney([bounded(b.latency[i], MAX_TEST_SAMPLES) for i in ib],
-                                 [bounded(o.latency[i], MAX_TEST_SAMPLES) for i in io])
-                cache[src] = (p, [np.sort(b.latency[i]) for i in ib], [np.sort(o.latency[i]) for i in io])
-            else:
-                center = np.mean if src == "cpu_per_msg" else median_fast
-                cache[src] = _round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io], center)
+            cache[src] = round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io])
         return cache[src]
 
     parts = [r for r in (_metric_rows(m, b, o, ib, io, tests) for m in metrics) if r is not None]

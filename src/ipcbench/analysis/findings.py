@@ -27,7 +27,7 @@ from ..units import (
 from .setups import CASE_KEY, metric_table, setups
 from .winners import TIE, bands, leaders
 
-NOISE_FLAGS = ("noisy", "bimodal", "few_samples")
+NOISE_FLAGS = ("wide_ci", "noisy", "bimodal", "few_samples")
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def cpu_cost(tidy: pd.DataFrame, pattern: str = "roundtrip") -> list[Finding]:
 
 
 def flagged_cases(tidy: pd.DataFrame) -> pd.DataFrame:
-    """One row per case whose noise flags include noisy, bimodal or few_samples."""
+    """One row per case whose noise flags include one of ``NOISE_FLAGS``."""
     cases = tidy.drop_duplicates(subset=[c for c in CASE_KEY if c in tidy.columns])
     flags = cases["flags"].fillna("").astype(str)
     keep = flags.map(lambda f: any(x in f.split(",") for x in NOISE_FLAGS)).astype(bool)

@@ -35,7 +35,7 @@ from ..plots.dist import DIST_PATTERNS, SMALL_PAYLOAD
 from ..plots.figures import FIGURES, NoData
 from ..results.frame import Loaded, load_sets
 from ..results.io import write_text_atomic
-from ..results.summary import FEW_SAMPLES, NOISY_SPREAD
+from ..results.summary import FEW_SAMPLES, NOISY_CV, TARGET_CI
 from ..units import format_percent, format_size
 from .compare import comparison_sections
 from .metadata import metadata_rows
@@ -45,10 +45,13 @@ from .sections import RenderedFigure, Section, figure_svg
 TABLE_METRICS = {"latency_p50": "p50 latency", "latency_p99": "p99 latency", "throughput_msgs": "Throughput (msg/s)",
                  "throughput_bytes": "Throughput (bytes/s)", "cpu_per_msg": "CPU per message", "samples": "Samples"}
 FLAG_HELP = {
-    "noisy": f"per-round results differ by more than {NOISY_SPREAD * 100:g} % of their median (fresh processes "
+    "wide_ci": f"the 95 % confidence interval of the p50 latency or throughput, from its rounds, is wider than "
+               f"+-{TARGET_CI * 100:g} % (or there was one round): more rounds would tell more",
+    "noisy": f"per-round results vary by more than {NOISY_CV * 100:g} % (sd of log values; fresh processes "
              "disagree)",
     "bimodal": "the latency distribution has two or more clear modes (often: same core vs. across cores)",
-    "few_samples": f"fewer than {FEW_SAMPLES} samples; p99 and beyond are little more than the maximum",
+    "few_samples": f"fewer than {FEW_SAMPLES} samples; p90 and beyond are not reported (p99 needs 1,000, "
+                   "p99.9 10,000)",
 }
 NOISE_ROWS = 300   # the noise table lists this many flagged cases, most severe first
 MAX_SETUPS = 4     # figures draw at most this many setups (each one is a row of panels); tables show all

@@ -1,7 +1,8 @@
 """Result sets -> pandas frames. Pure pandas: no plotting, no statistics beyond reshaping.
 
 * ``tidy``: one row per case x metric, with the public columns ``TIDY_COLUMNS`` (add, never rename) plus
-  ``flags`` (noise flags of the case, comma-joined) and ``result_set`` (which file it came from).
+  ``flags`` (noise flags of the case, comma-joined), ``ci_low``/``ci_high`` (the round-level 95 % CI the
+  case recorded for the metric, NaN where none) and ``result_set`` (which file it came from).
 * ``samples``: one row per stored raw sample (seconds), with the case columns, ``round`` and ``result_set``.
 * ``failures``: one row per failed case, with its reason.
 * ``runs``: one row per result set: machine and run metadata, flattened.
@@ -92,13 +93,28 @@ def tidy_frame(sets: list[dict]) -> pd.DataFrame:
             if rec.get("status") != "ok":
                 continue
             base = _case_row(rs, rec["case"])
-            flags = ",".join((rec.get("noise") or {}).get("flags") or [])
+            noise = rec.get("noise") or {}
+            flags = ",".join(noise.get("flags") or [])
+            cis = _metric_cis(rec.get("metrics", {}), noise.get("ci") or {})
             for metric, mv in rec.get("metrics", {}).items():
+                lo, hi = cis.get(metric, (np.nan, np.nan))
                 rows.append({**base, "metric": metric, "value": mv["value"], "unit": mv["unit"],
-                             "flags": flags, "result_set": rs["_source"]})
-    cols = [*TIDY_COLUMNS, "flags", "result_set"]
+                             "flags": flags, "ci_low": lo, "ci_high": hi, "result_set": rs["_source"]})
+    cols = [*TIDY_COLUMNS, "flags", "ci_low", "ci_high", "result_set"]
     df = pd.DataFrame(rows, columns=cols)
-    return df.astype({"payload_bytes": "int64", "workers": "int64", "value": "float64"})
+    return df.astype({"payload_bytes": "int64", "workers": "int64", "value": "float64", "ci_low": "float64",
+                      "ci_high": "float64"})
+
+
+def _metric_cis(metrics: dict, ci: dict) -> dict[str, tuple[float, float]]:
+    """The round-level 95 % CIs a case recorded (``noise["ci"]``; schema 1 files have none), by metric;
+    throughput_bytes shares throughput_msgs' (bytes/s is msgs/s times the payload)."""
+    out = {m: (float(v[0]), float(v[1])) for m, v in ci.items() if v}
+    msgs, by = metrics.get("throughput_msgs"), metrics.get("throughput_bytes")
+    if "throughput_msgs" in out and msgs and by and msgs["value"] > 0:
+        scale = by["value"] / msgs["value"]
+        out["throughput_bytes"] = (out["throughput_msgs"][0] * scale, out["throughput_msgs"][1] * scale)
+    return out
 
 
 def samples_frame(sets: list[dict], keep=None) -> pd.DataFrame:

@@ -111,11 +111,16 @@ def ratio_test(base: Sequence[float], other: Sequence[float], confidence: float 
 
 
 def mixture_percentile(rounds: Sequence[Sequence[float]], q_percent: float) -> float | None:
-    """Percentile of the pooled samples with every round weighing the same (each sample 1/len(round))."""
+    """Percentile of the pooled samples with every round weighing the same (each sample 1/len(round)).
+
+    Rounds of equal length weigh the same already: then numpy's default (linear) percentile of the pooled
+    samples; otherwise numpy's weighted percentile (``method="inverted_cdf"``, the one it supports)."""
     parts = [np.asarray(r, dtype=np.float64) for r in rounds if len(r)]
     if not parts:
         return None
     values = np.concatenate(parts)
+    if len({p.size for p in parts}) == 1:       # equal weights: numpy's default (linear) percentile
+        return float(np.percentile(values, q_percent))
     weights = np.concatenate([np.full(p.size, 1.0 / p.size) for p in parts])
     return float(np.percentile(values, q_percent, weights=weights, method="inverted_cdf"))
 

@@ -5,6 +5,17 @@ Format history (``schema_version``):
       Each case: {case, status ("ok"|"failed"), error, metrics{name: {value, unit}}, noise, rounds[],
       wall_s}. Each round: {ok, error, samples_ns (<= cap, evenly spaced), samples_total, ops, window_ns,
       bytes_per_op, cpu_s, placement}. Times in integer nanoseconds in rounds, seconds in metrics.
+  2 - rounds are the unit of replication: ``latency_p50`` and ``throughput_msgs`` are geometric means of
+      per-round values, and ``noise`` adds ``ci`` (metric -> [low, high], the round-level 95 % CI, or
+      null), ``ci_rel`` (its larger half-width / estimate), ``target_ci`` and ``omitted`` (percentile ->
+      why it is not reported: too few samples); flag ``wide_ci``. Runs also record ``run.order`` ({rule,
+      seed, block_cases, about}: the seeded interleaving of rounds), per case ``rounds_planned`` (an
+      interrupted run may keep ok cases with fewer rounds) and ``wall_s`` (seconds of its own rounds), per
+      round ``order`` (position in the run), ``start_s`` (s since the run's first round), ``steal_s`` /
+      ``steal_span_s`` / ``steal_cpus`` (CPU steal over the timed window, summed over ``steal_cpus``
+      CPUs), ``load1`` and ``procs_running`` (at the round's start). Migration from 1 recomputes the p50,
+      throughput and their CIs from the per-round values version 1 stored in ``noise``; tail percentiles
+      stay as recorded (``noise["migrated_from"] = 1``).
 
 Never pickle: a result file must be safe to open from a stranger.
 """
@@ -17,7 +28,7 @@ from ..errors import UserError
 from .io import read_json
 
 SCHEMA = "ipcbench-result"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
 # one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
@@ -25,8 +36,39 @@ CASE_COLUMNS = ["machine_id", "python_version", "start_method", "mechanism", "pa
                 "payload_bytes", "workers"]
 TIDY_COLUMNS = [*CASE_COLUMNS, "metric", "value", "unit"]
 
+
+
+def _v1_to_v2(data: dict) -> dict:
+    """Round-level p50, throughput and CIs from the per-round values a version-1 file kept in ``noise``."""
+    from .round_stats import round_estimate
+    from .summary import TARGET_CI
+
+    for rec in data.get("cases") or ():
+        noise, metrics = rec.get("noise"), rec.get("metrics")
+        if rec.get("status") != "ok" or not isinstance(noise, dict) or not isinstance(metrics, dict):
+            continue
+        ci, ci_rel = {}, {}
+        for name, values in (("latency_p50", noise.get("round_p50_s")), ("throughput_msgs", noise.get("round_throughput"))):
+            est = round_estimate(values or [])
+            if est is None or name not in metrics:
+                continue
+            if name == "throughput_msgs" and "throughput_bytes" in metrics and metrics[name]["value"]:
+                metrics["throughput_bytes"]["value"] *= est.value / metrics[name]["value"]
+            metrics[name]["value"] = est.value
+            tight = est.rel_half_width != float("inf")
+            ci[name], ci_rel[name] = ([est.low, est.high], est.rel_half_width) if tight else (None, None)
+        flags = [f for f in noise.get("flags") or () if f != "wide_ci"]
+        if any(w is None or w > TARGET_CI for w in ci_rel.values()):
+            flags.insert(0, "wide_ci")
+        noise.pop("median_ci_s", None)          # a CI from pooled messages: the mistake version 2 mends
+        noise.update(ci=ci, ci_rel=ci_rel, target_ci=TARGET_CI, omitted=noise.get("omitted") or {}, flags=flags,
+                     migrated_from=1)
+    data["schema_version"] = 2
+    return data
+
+
 # version -> function turning a dict of that version into version + 1
-MIGRATIONS: dict = {}
+MIGRATIONS: dict = {1: _v1_to_v2}
 
 
 def check(data: object, source: str) -> dict:

@@ -1,8 +1,10 @@
-"""Statistics on raw samples: pure functions, numbers in, numbers out. No I/O, no plotting.
+"""What a result file records about a case: its metrics and noise, from its rounds. Pure functions.
 
-Percentiles come from per-message samples pooled over rounds (never from batch means). Noise is
-described, not removed: the spread between rounds run in fresh processes, a distribution-free
-confidence interval for the median, and a bimodality check.
+Rounds are the unit of replication (DESIGN.md rule 9; ``round_stats``): the headline estimates and their
+confidence intervals come from per-round values, each round weighing the same; percentiles are of
+single-operation samples (never batch means), with every round weighing the same, and only where the
+samples support them. Noise is described, not removed: per-round values, CIs against a target, the spread
+and variation between rounds run in fresh processes, and a bimodality check.
 """
 
 from __future__ import annotations
@@ -14,9 +16,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..plan.metrics import PERCENTILES
+from .round_stats import round_estimate, supported_percentile
 
-NOISY_SPREAD = 0.20       # (max - min) / median of per-round values above this -> "noisy"
-FEW_SAMPLES = 100         # below this, p99 and beyond are little more than the maximum
+NOISY_CV = 0.10           # sd of log per-round values (~ coefficient of variation) above this -> "noisy"
+FEW_SAMPLES = 100         # below this, p90 and beyond are not reported and the case is flagged
+TARGET_CI = 0.05          # a headline metric's 95 % CI is "tight" within +-5 % of its estimate
+
+
+def round_cv(values: Sequence[float]) -> float | None:
+    """Standard deviation of the logs of positive per-round values (about their coefficient of variation
+    for small spreads); None with fewer than two rounds."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x) and x > 0], dtype=np.float64)
+    if v.size < 2:
+        return None
+    return float(np.log(v).std(ddof=1))
 
 
 def latency_metrics(samples_ns: Sequence[int]) -> dict[str, float]:
@@ -98,23 +111,55 @@ def _even_index(n: int, cap: int) -> np.ndarray:
     return np.linspace(0, n - 1, cap).round().astype(int)
 
 
-def summarize(rounds: list[dict]) -> tuple[dict[str, float], dict]:
-    """Metrics and noise description of a case from its successful rounds.
+def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[str, float], dict]:
+    """Metrics and noise description of a case from its successful rounds; rounds weigh equally.
 
     Each round dict has ``samples_ns`` (all samples), ``ops``, ``window_ns``, ``bytes_per_op``, ``cpu_s``.
-    Returns ``(metrics, noise)``: metrics by name (units in ``ipcbench.plan.metrics``), noise = spreads, CI and flags.
-    """
-    pooled = [s for r in rounds for s in r["samples_ns"]]
-    metrics: dict[str, float] = dict(latency_metrics(pooled))
-    metrics["samples"] = float(len(pooled))
+    Returns ``(metrics, noise)``: metrics by name (units in ``ipcbench.plan.metrics``), noise = per-round
+    values, the round-level CIs of the headline metrics, percentiles left out and why, and flags.
 
-    per_round_p50 = [float(np.median(r["samples_ns"])) / 1e9 for r in rounds if r["samples_ns"]]
+    * ``latency_p50``: geometric mean of the rounds' medians, with a Student-t CI over rounds
+      (``round_stats.round_estimate``); ``throughput_msgs`` likewise from the rounds' throughputs.
+    * ``latency_p90/p99/p999``: percentiles of all samples with each round weighing the same, reported
+      only from enough samples (``round_stats.min_samples``: p99 needs 1,000); ``latency_max``: the largest.
+    * flags: ``wide_ci`` (a headline CI wider than +-``target_ci``, or none: too few rounds), ``noisy``
+      (rounds' values vary by more than ``NOISY_CV``), ``bimodal``, ``few_samples``.
+    """
+    with_samples = [np.asarray(r["samples_ns"], dtype=np.float64) / 1e9 for r in rounds if len(r["samples_ns"])]
+    metrics: dict[str, float] = {}
+    omitted: dict[str, str] = {}
+    ci: dict[str, list[float] | None] = {}
+    ci_rel: dict[str, float | None] = {}
+
+    def record_ci(name: str, est) -> None:
+        ok = est is not None and math.isfinite(est.low)
+        ci[name] = [est.low, est.high] if ok else None
+        ci_rel[name] = est.rel_half_width if ok else None
+
+    per_round_p50 = [float(np.median(s)) for s in with_samples]
+    if with_samples:
+        est = round_estimate(per_round_p50)
+        metrics["latency_p50"] = est.value
+        record_ci("latency_p50", est)
+        for name, q in PERCENTILES.items():
+            if name == "latency_p50":
+                continue
+            value, why = supported_percentile(with_samples, q)
+            if value is None:
+                omitted[name] = why
+            else:
+                metrics[name] = value
+        metrics["latency_max"] = float(max(s.max() for s in with_samples))
+    pooled_n = sum(len(s) for s in with_samples)
+    metrics["samples"] = float(pooled_n)
+
     per_round_tput = [r["ops"] / (r["window_ns"] / 1e9) for r in rounds
                       if r.get("ops") and r.get("window_ns")]
     if per_round_tput:
-        tput = float(np.median(per_round_tput))
-        metrics["throughput_msgs"] = tput
-        metrics["throughput_bytes"] = tput * rounds[0]["bytes_per_op"]
+        est = round_estimate(per_round_tput)
+        metrics["throughput_msgs"] = est.value
+        metrics["throughput_bytes"] = est.value * rounds[0]["bytes_per_op"]
+        record_ci("throughput_msgs", est)
     ops = sum(r["ops"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None)
     cpu = sum(r["cpu_s"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None)
     if ops:
@@ -127,17 +172,22 @@ def summarize(rounds: list[dict]) -> tuple[dict[str, float], dict]:
         metrics["throughput_round_spread"] = tput_spread
 
     flags = []
-    if any(s is not None and s > NOISY_SPREAD for s in (lat_spread, tput_spread)):
+    if any(w is None or w > target_ci for w in ci_rel.values()):
+        flags.append("wide_ci")
+    if any(c is not None and c > NOISY_CV for c in (round_cv(per_round_p50), round_cv(per_round_tput))):
         flags.append("noisy")
-    if is_bimodal(pooled):
+    if with_samples and is_bimodal(np.concatenate(with_samples)):
         flags.append("bimodal")
-    if pooled and len(pooled) < FEW_SAMPLES:
+    if with_samples and pooled_n < FEW_SAMPLES:
         flags.append("few_samples")
     noise = {
         "rounds": len(rounds),
         "round_p50_s": per_round_p50,
         "round_throughput": per_round_tput,
-        "median_ci_s": median_ci(pooled),
+        "ci": ci,
+        "ci_rel": ci_rel,
+        "target_ci": target_ci,
+        "omitted": omitted,
         "flags": flags,
     }
     return metrics, noise
