@@ -33,6 +33,15 @@ def rounds_from_samples(samples_ns, rounds=3, bytes_per_op=8, cpu_per_op=None) -
     return out
 
 
+def hierarchical_samples(seed, n_rounds, per_round=200, median_ns=50_000, scale=1.0, round_sd=0.05, sigma=0.2):
+    """Samples of ``n_rounds`` rounds laid end to end (``case_record(..., rounds=n_rounds)`` splits them back):
+    each round has its own level (placement, drift: sd ``round_sd`` on the log scale), then per-message noise
+    (``sigma``): the nested structure real runs have."""
+    rng = np.random.default_rng(seed)
+    levels = np.log(median_ns * scale) + rng.normal(0.0, round_sd, n_rounds)
+    return np.concatenate([rng.lognormal(mu, sigma, per_round) for mu in levels]).astype(np.int64)
+
+
 def case_record(samples_ns=None, metrics: dict | None = None, status="ok", error=None, rounds=3,
                 cpu_per_op=None, **case) -> dict:
     c = case_dict(**case)
@@ -44,6 +53,10 @@ def case_record(samples_ns=None, metrics: dict | None = None, status="ok", error
         samples_ns = rng.normal(50_000, 2_000, 1200).astype(int)   # enough for a p99 (1,000)
     rr = rounds_from_samples(samples_ns, rounds, 2 * c["payload_bytes"], cpu_per_op)
     m, noise = stats.summarize(rr)
+    for name, value in (metrics or {}).items():      # an explicit value keeps the samples' relative CI
+        ci = noise["ci"].get(name)
+        if ci and m.get(name):
+            noise["ci"][name] = [ci[0] * value / m[name], ci[1] * value / m[name]]
     if metrics:
         m.update(metrics)
     stored = [{"ok": True, "error": None, "samples_total": len(r["samples_ns"]), **r} for r in rr]

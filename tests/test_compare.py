@@ -43,13 +43,7 @@ def row(comp, metric):
 
 # --- significance on round-level values ------------------------------------------------------------
 
-def rounds_of(seed, n_rounds, per_round=200, median_ns=50_000, scale=1.0, round_sd=0.05, sigma=0.2):
-    """Samples of ``n_rounds`` rounds laid end to end (``case_record`` splits them back into rounds):
-    each round has its own level (placement, drift: sd ``round_sd`` on the log scale), then per-message
-    noise (``sigma``)."""
-    rng = np.random.default_rng(seed)
-    levels = np.log(median_ns * scale) + rng.normal(0.0, round_sd, n_rounds)
-    return np.concatenate([rng.lognormal(mu, sigma, per_round) for mu in levels]).astype(np.int64)
+rounds_of = f.hierarchical_samples
 
 
 def round_pair(base_rounds, other_rounds, seeds=(1, 2), scale=1.0, **kw):

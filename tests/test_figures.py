@@ -146,8 +146,8 @@ def test_winner_grid_throughput_higher_wins_and_lone_cells():
              case("queue", "fanin", MiB, 2, throughput_msgs=30)]
     rows, sizes, cells = figures.winner_grid(tidy(rs(cases)), "throughput")
     assert rows == [("fanin", 2)] and sizes == [8, MiB]
-    assert cells[(("fanin", 2), 8)] == ("queue", pytest.approx(3.0))
-    assert cells[(("fanin", 2), MiB)] == ("queue", None)
+    assert cells[(("fanin", 2), 8)] == ("queue", pytest.approx(3.0), True)
+    assert cells[(("fanin", 2), MiB)] == ("queue", None, True)
     fig = figures.winner_map(tidy(rs(cases)), "throughput")
     assert cell_texts(panels(fig)[0]) == ["queue\n3.0x", "queue\nonly"]
     with pytest.raises(ValueError, match="kind must be one of"):
@@ -224,3 +224,17 @@ def test_mechanism_order_lists_every_registered_mechanism_and_unknown_ones_sort_
     assert sorted(["zz_mine", "lock", "aa_mine", "queue"], key=mechanism_sort_key) == [
         "queue", "lock", "aa_mine", "zz_mine"]
     assert len({mechanism_color(m) for m in MECHANISM_ORDER}) == len(MECHANISM_ORDER)
+
+
+def test_winner_map_says_no_clear_winner_where_cis_overlap():
+    def noisy(mech, seed, scale, round_sd):
+        return factories.case_record(samples_ns=factories.hierarchical_samples(seed, 3, scale=scale, round_sd=round_sd),
+                                     rounds=3,
+                                     mechanism=mech, pattern="roundtrip", payload_bytes=8)
+
+    frame = tidy(rs([noisy("pipe_duplex", 1, 1.0, 0.3), noisy("queue", 2, 1.1, 0.3)]))
+    rows, sizes, cells = figures.winner_grid(frame, "latency")
+    (winner, margin, clear), = cells.values()
+    assert clear is False and margin == pytest.approx(1.1, abs=0.3)
+    (ax,) = panels(figures.winner_map(frame, "latency"))
+    assert cell_texts(ax)[0].startswith("no clear\nwinner (")

@@ -174,3 +174,30 @@ def test_findings_do_not_import_matplotlib():
     code = ("import sys, ipcbench.analysis.findings, ipcbench.results.frame; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_no_clear_winner_when_the_rounds_overlap():
+    """pipe_duplex is 1.1x faster on average, but its three rounds and queue's scatter by ~30 %: the
+    round-level CIs overlap, so no winner is named; at 1 KiB the rounds are tight and the winner is clear."""
+    def noisy(mech, seed, scale, size, round_sd):
+        return factories.case_record(samples_ns=factories.hierarchical_samples(seed, 3, scale=scale,
+                                                                               round_sd=round_sd),
+                                     rounds=3, mechanism=mech, pattern="roundtrip", payload_bytes=size)
+
+    cases = [noisy("pipe_duplex", 1, 1.0, 8, 0.3), noisy("queue", 2, 1.1, 8, 0.3),
+             noisy("pipe_duplex", 3, 1.0, KiB, 0.005), noisy("queue", 4, 1.7, KiB, 0.005)]
+    out = findings.roundtrip_latency(tidy(rs(cases)))
+    assert len(out) == 2
+    assert out[0].text.startswith("At 8 B, no clear winner in round-trip latency (p50): ")
+    assert out[0].text.endswith("but their 95 % confidence intervals overlap.")
+    assert out[0].data["winner"] is None and out[0].data["rows"][0]["clear"] is False
+    assert out[1].text.startswith("At 1 KiB, pipe_duplex has the lowest round-trip latency (p50): 1.7x lower")
+    assert out[1].data["rows"][0]["clear"] is True
+
+
+def test_no_winner_without_round_level_cis():
+    """A set without CIs (one round each) names no winner, however large the gap."""
+    one = [factories.case_record(mechanism=m, pattern="roundtrip", rounds=1, metrics={"latency_p50": v})
+           for m, v in (("pipe_duplex", 10e-6), ("queue", 40e-6))]
+    (f,) = findings.roundtrip_latency(tidy(rs(one)))
+    assert "no clear winner" in f.text and "4.0x" in f.text

@@ -139,3 +139,18 @@ def test_bounded_thins_arrays_like_lists():
     assert list(stats.bounded(s, 100)) == stats.bounded(list(s), 100)
     short = s[:5]
     assert stats.bounded(short, 100) is short
+
+
+def test_rounds_with_steal_or_other_work_are_flagged_not_dropped():
+    quiet = {"steal_s": 0.0, "steal_span_s": 0.1, "steal_cpus": 2, "procs_running": 1}
+    stolen = {"steal_s": 0.03, "steal_span_s": 0.1, "steal_cpus": 2, "procs_running": 1}    # 15 %
+    crowded = {"steal_s": 0.0, "steal_span_s": 0.1, "steal_cpus": 2, "procs_running": 3}
+    rounds = [{**_round([1000] * 50), **quiet}, {**_round([1000] * 50), **stolen}, {**_round([1000] * 50), **crowded}]
+    m, noise = stats.summarize(rounds)
+    assert noise["round_steal"] == pytest.approx([0.0, 0.15, 0.0])
+    assert noise["busy_rounds"] == [2]
+    assert {"steal", "busy"} <= set(noise["flags"]) and m["samples"] == 150 and noise["rounds"] == 3
+    _, calm = stats.summarize([{**_round([1000] * 50), **quiet}] * 2)
+    assert not {"steal", "busy"} & set(calm["flags"])
+    _, unknown = stats.summarize([_round([1000] * 50)] * 2)            # not Linux: nothing to judge
+    assert unknown["round_steal"] == [None, None] and unknown["busy_rounds"] == []

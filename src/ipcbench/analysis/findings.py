@@ -27,7 +27,7 @@ from ..units import (
 from .setups import CASE_KEY, metric_table, setups
 from .winners import TIE, bands, leaders
 
-NOISE_FLAGS = ("wide_ci", "noisy", "bimodal", "few_samples")
+NOISE_FLAGS = ("wide_ci", "noisy", "bimodal", "few_samples", "steal", "busy")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,11 @@ def leader_findings(tidy: pd.DataFrame, pattern: str, metric: str, what: str, to
             winner = band[0]["winner"]
             runners = [r["runner_up"] for r in band]
             where = _sizes_phrase(lo, hi, all_sizes)
-            if max(ratios) < TIE:
+            if not band[0]["clear"]:
+                text = (f"{where}, no clear winner in {what}: {winner} leads {_names(runners)} by "
+                        f"{_ratio_range(ratios)}, but their 95 % confidence intervals overlap.")
+                winner = None
+            elif max(ratios) < TIE:
                 text = (f"{where}, {winner} and {_names(runners)} are within {format_percent(TIE - 1)} of each other "
                         f"in {what}.")
             else:

@@ -30,7 +30,7 @@ def _what(kind: str) -> str:
 
 def winner_grid(df: pd.DataFrame, kind: str) -> tuple[list[tuple[str, int]], list[int], dict]:
     """For one setup: the rows (pattern, workers) where at least two mechanisms compete at some size, the
-    payload sizes, and ``cells[(row, size)] = (winner, margin or None when it ran alone)``
+    payload sizes, and ``cells[(row, size)] = (winner, margin or None when it ran alone, clear)``
     (``analysis.winners.winner_grid`` for the metric and patterns of ``kind``)."""
     spec = WINNER_KINDS[kind]
     return winners.winner_grid(df, spec["metric"], spec["patterns"])
@@ -44,7 +44,7 @@ def _tint(color: str, amount: float = 0.45) -> tuple[float, float, float]:
 def winner_map(tidy: pd.DataFrame, kind: str = "latency") -> Figure:
     """A grid per setup: columns are payload sizes, rows are (pattern, workers); each cell names the
     fastest mechanism and its margin over the runner-up ("1.7x"; "≈" below a 5 % margin; "only" where
-    one mechanism ran). ``kind`` is "latency" (p50, lower wins) or "throughput" (msg/s, higher wins)."""
+    one mechanism ran; "no clear winner" where the two leaders' round-level 95 % CIs overlap). ``kind`` is "latency" (p50, lower wins) or "throughput" (msg/s, higher wins)."""
     if kind not in WINNER_KINDS:
         raise ValueError(f"kind must be one of {', '.join(WINNER_KINDS)}, not {kind!r}")
     grids = [(label, *winner_grid(part, kind)) for label, part in setups(tidy)]
@@ -68,7 +68,12 @@ def winner_map(tidy: pd.DataFrame, kind: str = "latency") -> Figure:
                 cell = cells.get((row, size))
                 if cell is None:
                     continue
-                mech, margin = cell
+                mech, margin, clear = cell
+                if not clear:                  # the runner-up's CI overlaps the winner's: no winner named
+                    img[i, j] = (0.93, 0.93, 0.93)
+                    ax.text(j, i, f"no clear\nwinner ({format_ratio(margin)})", ha="center", va="center",
+                            fontsize=6, color="0.35")
+                    continue
                 img[i, j] = _tint(mechanism_color(mech), 0.45 if margin is not None else 0.12)
                 if margin is None:
                     note = "only"
@@ -86,5 +91,5 @@ def winner_map(tidy: pd.DataFrame, kind: str = "latency") -> Figure:
         ax.vlines(np.arange(0.5, len(sizes) - 1), -0.5, len(rows) - 0.5, color="white", lw=1.5)
         ax.set_xlabel("payload size", fontsize="small")
         ax.set_title(label, fontsize="small")
-    suptitle(fig, f"Fastest mechanism: {_what(kind)}\n(factor = margin over the runner-up)")
+    suptitle(fig, f"Fastest mechanism: {_what(kind)}\n(factor = margin over the runner-up; grey: CIs overlap)")
     return fig

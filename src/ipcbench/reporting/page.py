@@ -35,7 +35,7 @@ from ..plots.dist import DIST_PATTERNS, SMALL_PAYLOAD
 from ..plots.figures import FIGURES, NoData
 from ..results.frame import Loaded, load_sets
 from ..results.io import write_text_atomic
-from ..results.summary import FEW_SAMPLES, NOISY_CV, TARGET_CI
+from ..results.summary import FEW_SAMPLES, HIGH_STEAL, NOISY_CV, TARGET_CI
 from ..units import format_percent, format_size
 from .compare import comparison_sections
 from .metadata import metadata_rows
@@ -52,6 +52,10 @@ FLAG_HELP = {
     "bimodal": "the latency distribution has two or more clear modes (often: same core vs. across cores)",
     "few_samples": f"fewer than {FEW_SAMPLES} samples; p90 and beyond are not reported (p99 needs 1,000, "
                    "p99.9 10,000)",
+    "steal": f"in at least one round the hypervisor took more than {HIGH_STEAL * 100:g} % of the CPU time "
+             "(steal): the machine's neighbours were busy",
+    "busy": "other processes were runnable when at least one round started (as many as its CPUs): "
+            "the machine was not idle",
 }
 NOISE_ROWS = 300   # the noise table lists this many flagged cases, most severe first
 MAX_SETUPS = 4     # figures draw at most this many setups (each one is a row of panels); tables show all

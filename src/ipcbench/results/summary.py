@@ -21,6 +21,7 @@ from .round_stats import round_estimate, supported_percentile
 NOISY_CV = 0.10           # sd of log per-round values (~ coefficient of variation) above this -> "noisy"
 FEW_SAMPLES = 100         # below this, p90 and beyond are not reported and the case is flagged
 TARGET_CI = 0.05          # a headline metric's 95 % CI is "tight" within +-5 % of its estimate
+HIGH_STEAL = 0.05         # a round whose CPUs lost more than this share of the window to the hypervisor
 
 
 def round_cv(values: Sequence[float]) -> float | None:
@@ -111,6 +112,21 @@ def _even_index(n: int, cap: int) -> np.ndarray:
     return np.linspace(0, n - 1, cap).round().astype(int)
 
 
+def steal_fraction(rnd: dict) -> float | None:
+    """Share of a round's CPU time (over ``steal_span_s`` on ``steal_cpus`` CPUs) stolen by the hypervisor."""
+    s, span, cpus = rnd.get("steal_s"), rnd.get("steal_span_s"), rnd.get("steal_cpus")
+    if s is None or not span or not cpus:
+        return None
+    return s / (span * cpus)
+
+
+def busy(rnd: dict) -> bool:
+    """Other work was runnable when the round started: at least as many runnable processes besides the
+    runner (``procs_running`` counts it) as the round's CPUs."""
+    running, cpus = rnd.get("procs_running"), rnd.get("steal_cpus")
+    return running is not None and bool(cpus) and running - 1 >= cpus
+
+
 def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[str, float], dict]:
     """Metrics and noise description of a case from its successful rounds; rounds weigh equally.
 
@@ -123,7 +139,9 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
     * ``latency_p90/p99/p999``: percentiles of all samples with each round weighing the same, reported
       only from enough samples (``round_stats.min_samples``: p99 needs 1,000); ``latency_max``: the largest.
     * flags: ``wide_ci`` (a headline CI wider than +-``target_ci``, or none: too few rounds), ``noisy``
-      (rounds' values vary by more than ``NOISY_CV``), ``bimodal``, ``few_samples``.
+      (rounds' values vary by more than ``NOISY_CV``), ``bimodal``, ``few_samples``, ``steal`` (a round
+      lost more than ``HIGH_STEAL`` of its CPU time to the hypervisor), ``busy`` (other work was runnable
+      when a round started). Rounds are flagged, never dropped: ``round_steal`` and ``busy_rounds`` say which.
     """
     with_samples = [np.asarray(r["samples_ns"], dtype=np.float64) / 1e9 for r in rounds if len(r["samples_ns"])]
     metrics: dict[str, float] = {}
@@ -180,6 +198,12 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
         flags.append("bimodal")
     if with_samples and pooled_n < FEW_SAMPLES:
         flags.append("few_samples")
+    round_steal = [steal_fraction(r) for r in rounds]
+    busy_rounds = [i for i, r in enumerate(rounds) if busy(r)]
+    if any(s is not None and s > HIGH_STEAL for s in round_steal):
+        flags.append("steal")
+    if busy_rounds:
+        flags.append("busy")
     noise = {
         "rounds": len(rounds),
         "round_p50_s": per_round_p50,
@@ -188,6 +212,8 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
         "ci_rel": ci_rel,
         "target_ci": target_ci,
         "omitted": omitted,
+        "round_steal": round_steal,
+        "busy_rounds": busy_rounds,
         "flags": flags,
     }
     return metrics, noise
