@@ -372,3 +372,11 @@ def test_case_names_come_from_one_function():
            "base_start_method": "spawn", "python_version": "3.12.1"}
     assert case_label(row, ["start_method", "python_version"]) == "queue rpc 8 B w2 numpy spawn Python 3.12.1"
     assert case_name("lock", "contention", workers=4, payload_kind="bytes") == "lock contention w4"
+
+
+def test_verdicts_say_why_a_row_is_not_tested():
+    from ipcbench.reporting.compare_table import verdict
+
+    comp = one_case_pair(lognormal(1, 400), lognormal(2, 400, scale=0.5), rounds=1)
+    assert verdict(row(comp, "throughput_msgs").to_dict()) == "n.s.: too few rounds to test (one a side)"
+    assert verdict(row(comp, "latency_max").to_dict()) == "n.s.: not tested (one extreme sample)"

@@ -33,7 +33,9 @@ def verdict(row) -> str:
             word = "faster" if better else "slower"
         return f"other {factor:.2f}x {word}"
     if not math.isfinite(row["p_value"]):
-        return f"n.s.: too few {row['samples_of']} to test"
+        if row["metric"] == "latency_max":
+            return "n.s.: not tested (one extreme sample)"
+        return "n.s.: too few rounds to test (one a side)"
     if abs(r - 1) < MIN_EFFECT:
         return f"n.s.: < {MIN_EFFECT:.0%} apart"
     if row["p_value"] >= ALPHA:
@@ -67,10 +69,10 @@ def display_frame(comp: Comparison, metrics=None, significant_only: bool = False
 
 
 def _notes() -> str:
-    return (f"significant = Mann-Whitney U q < {ALPHA:g} (p adjusted for the number of cases tested, "
-            f"Benjamini-Hochberg), |ratio - 1| >= {MIN_EFFECT:.0%} and the "
-            f"{CONFIDENCE:.0%} CI of the ratio excludes 1; throughput and CPU are tested on per-round values "
-            f"(few: n_base/n_other in --format csv)")
+    return (f"significant = Welch's t-test on per-round values (rounds, not messages, are the evidence) "
+            f"gives q < {ALPHA:g} (p adjusted for the number of cases tested, Benjamini-Hochberg), "
+            f"|ratio - 1| >= {MIN_EFFECT:.0%} and the {CONFIDENCE:.0%} CI of the ratio excludes 1 "
+            f"(rounds per side: n_base/n_other in --format csv)")
 
 
 def to_csv(comp: Comparison) -> str:
