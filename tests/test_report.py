@@ -117,7 +117,7 @@ def test_all_figures_drawn_as_accessible_inline_svg_with_unique_ids(rich_html):
 def test_findings_tables_noise_failures_and_metadata(rich_html):
     page = Page(rich_html)
     text = " ".join(page.text)
-    assert [s["id"] for s in page.find("section")] == ["findings", "figures", "cases", "noise", "failures", "metadata"]
+    assert [s["id"] for s in page.find("section")] == ["answer", "findings", "figures", "cases", "noise", "failures", "metadata"]
     assert "pipe_duplex has the lowest round-trip latency (p50)" in text
     rows = rich_html.split('id="cases-table"')[1].split("</table>")[0].count("<tr>") - 1
     n_ok = sum(len((0,) if p == "contention" else SIZES) * (2 if p in MULTI else 1) for _, p in MATRIX)
@@ -161,7 +161,7 @@ def test_extra_sections_hook_places_sections_after_figures(tmp_path):
              report.Section("notes", "Notes", "<b>plain text</b>")]
     page_html = report.render_html(loaded, extra_sections=extra)
     page = Page(page_html)
-    assert [s["id"] for s in page.find("section")][:4] == ["findings", "figures", "comparison", "notes"]
+    assert [s["id"] for s in page.find("section")][:5] == ["answer", "findings", "figures", "comparison", "notes"]
     assert "<p id='cmp'>ratios</p>" in page_html and "&lt;b&gt;plain text&lt;/b&gt;" in page_html
     assert "Comparison &lt;A &amp; B&gt;" in page_html
     assert page.find("a", href="#comparison")
@@ -333,3 +333,25 @@ def test_system_check_warnings_are_shown(tmp_path):
     assert "system check warnings" in page
     assert "CPU scaling governor: powersave &lt;not performance&gt;" in page
     assert "Full randomization" not in page
+
+
+def test_the_report_leads_with_which_mechanism_to_use(tmp_path):
+    from ipcbench.reporting.page import answer_groups
+
+    def rt(mech, size, scale, round_sd, seed):
+        return factories.case_record(samples_ns=factories.hierarchical_samples(seed, 6, scale=scale, round_sd=round_sd),
+                                     rounds=6, mechanism=mech, pattern="roundtrip", payload_bytes=size)
+
+    cases = [rt("pipe_duplex", 8, 1.0, 0.01, 1), rt("queue", 8, 2.0, 0.01, 2),
+             rt("pipe_duplex", 65536, 1.0, 0.3, 3), rt("queue", 65536, 1.05, 0.3, 4)]
+    frame = factories.tidy_of(factories.named_set(cases))
+    ((setup, rows),) = answer_groups(frame)
+    assert setup == "test-machine · Python 3.11.7 · fork"
+    assert [(r["question"], r["payload"], r["use"], r["clear"]) for r in rows] == [
+        ("round-trip latency (p50)", "8 B", "pipe_duplex", True),
+        ("round-trip latency (p50)", "64 KiB", "no clear winner", False)]
+    assert rows[0]["detail"].startswith("queue is 2.0x worse (1.9x–2.1x)")
+    assert rows[1]["detail"].endswith("their 95 % CIs overlap")
+    html = report.render_html(loaded_of(tmp_path, factories.result_set(cases)))
+    assert html.index('id="answer"') < html.index('id="findings"')
+    assert "<strong>pipe_duplex</strong>" in html

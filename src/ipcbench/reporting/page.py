@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..analysis.answers import answers
 from ..analysis.findings import NOISE_FLAGS, Finding, flagged_cases, key_findings
 from ..analysis.setups import CASE_KEY, fill_missing, metric_table, setup_label, setups
 from ..errors import UserError
@@ -36,7 +37,7 @@ from ..plots.figures import FIGURES, NoData
 from ..results.frame import Loaded, load_sets
 from ..results.io import write_text_atomic
 from ..results.summary import FEW_SAMPLES, HIGH_STEAL, NOISY_CV, TARGET_CI
-from ..units import format_percent, format_size
+from ..units import format_percent, format_ratio, format_size
 from .compare import comparison_sections
 from .metadata import metadata_rows
 from .sections import RenderedFigure, Section, figure_svg
@@ -202,6 +203,26 @@ def noise_rows(tidy: pd.DataFrame, limit: int = NOISE_ROWS) -> tuple[list[dict],
     return out, len(merged)
 
 
+def answer_groups(tidy: pd.DataFrame) -> list[tuple[str, list[dict]]]:
+    """The answer table per setup, as display strings (escaped by the template)."""
+    groups: dict[str, list[dict]] = {}
+    for r in answers(tidy).to_dict("records"):
+        if not math.isfinite(r["factor_low"]):
+            rng = "no CI"
+        elif r["factor_high"] > 100 or r["factor_low"] < 0.01:
+            rng = "CI too wide to say"
+        else:
+            rng = f"{format_ratio(r['factor_low'])}–{format_ratio(r['factor_high'])}"
+        groups.setdefault(r["setup"], []).append({
+            "question": r["question"], "payload": format_size(int(r["payload_bytes"])),
+            "workers": int(r["workers"]), "clear": bool(r["clear"]),
+            "use": r["use"] if r["clear"] else "no clear winner",
+            "detail": (f"{r['runner_up']} is {format_ratio(r['factor'])} worse ({rng})" if r["clear"] else
+                       f"{r['leader']} leads {r['runner_up']} by {format_ratio(r['factor'])} ({rng}); "
+                       f"their 95 % CIs overlap")})
+    return list(groups.items())
+
+
 def failure_rows(failures: pd.DataFrame) -> list[dict]:
     out = []
     for r in failures.sort_values(["pattern", "mechanism", "payload_bytes", "workers"]).to_dict("records"):
@@ -240,6 +261,7 @@ def build_sections(loaded: Loaded, extra_sections: Sequence[Section] = (), max_s
     meta_header, meta_rows = metadata_rows(loaded.sets)
     findings = key_findings(loaded.tidy, loaded.failures)
     return [
+        Section("answer", "Which mechanism to use", macros.answer(answer_groups(loaded.tidy))),
         Section("findings", "Key findings", macros.findings(group_findings(findings, len(setups(loaded.tidy)) > 1))),
         Section("figures", "Figures", macros.figures(figs, skipped, drawn, n_setups)),
         *extra_sections,
