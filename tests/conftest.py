@@ -8,6 +8,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))          # so `tests.factories` imports from any working directory
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _machine_file(tmp_path_factory):
+    """Tests never touch the user's machine file (~/.config/ipcbench/machine.json): one of their own."""
+    path = tmp_path_factory.mktemp("config") / "machine.json"
+    old = os.environ.get("IPCBENCH_MACHINE_FILE")
+    os.environ["IPCBENCH_MACHINE_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("IPCBENCH_MACHINE_FILE", None)
+    else:
+        os.environ["IPCBENCH_MACHINE_FILE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield

@@ -13,12 +13,16 @@ from ipcbench.cli import main
 from tests.factories import case_record, result_set, write
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+
+
+def cli_env() -> dict:
+    """The environment as it is now (so the ``no_leftovers`` mark and ``plugin_env`` reach the CLI)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
 
 
 def run_cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "ipcbench", *args], capture_output=True, text=True, env=ENV,
-                          timeout=120, **kw)
+    return subprocess.run([sys.executable, "-m", "ipcbench", *args], capture_output=True, text=True,
+                          env=cli_env(), timeout=120, **kw)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -30,6 +34,11 @@ def run_cli(*args, **kw):
     (["run", "--start-method", "teleport"], "start method 'teleport' is not available"),
     (["run", "-p", "gossip"], "unknown pattern 'gossip'"),
     (["run", "--seed", "-3"], "--seed must be 0 or more, got -3"),
+    (["run", "--rounds", "3", "--max-rounds", "9"], "--rounds sets both --min-rounds and --max-rounds"),
+    (["run", "--min-rounds", "0"], "--min-rounds must be 1 or more, got 0"),
+    (["run", "--min-rounds", "6", "--max-rounds", "4"], "--max-rounds (4) must be at least --min-rounds (6)"),
+    (["run", "--target-ci", "5"], "--target-ci must be a fraction between 0 and 1"),
+    (["run", "--case-budget", "-1"], "--case-budget must be 0 (no limit) or more"),
     (["export", "missing.json"], "missing.json: no such file or folder"),
     (["export", "r.json", "--format", "xlsx"], "unknown export format 'xlsx'"),
     (["run", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
@@ -101,6 +110,10 @@ def test_run_then_export_end_to_end(tmp_path, no_leftovers):
         ("queue", "fanin"), ("manager_dict", "rpc"), ("pool_apply", "dispatch")]
     assert all(c["status"] == "ok" for c in data["cases"])
     assert {c["case"]["payload_bytes"] for c in data["cases"]} == {8}
+    assert data["run"]["launcher"] == "warm-fork" and data["run"]["launcher_starts"] == 1
+    assert data["run"]["adaptive"]["rounds_min"] == data["run"]["adaptive"]["rounds_max"] == 2
+    assert all(c["stop_reason"] in ("target met", "max rounds") for c in data["cases"])
+    assert all(c["target_met"] == (c["stop_reason"] == "target met") for c in data["cases"])
     assert data["machine"]["logical_cores"] >= 1 and data["python"]["pickle_default_protocol"] >= 4
     assert "[7/7]" in proc.stderr and "ETA" in proc.stderr
     csv_out = run_cli("export", str(out), "--format", "csv")
@@ -114,7 +127,7 @@ def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
     cases of that block, all kept, and nothing of the others."""
     out = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "ipcbench", "run", "-m", "pipe_duplex,queue,pipe_simplex",
-                             "--preset", "smoke", "--seed", "5", "-o", str(out)], env=ENV,
+                             "--preset", "smoke", "--seed", "5", "-o", str(out)], env=cli_env(),
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -133,6 +146,59 @@ def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
     short = [c for c in data["cases"] if len(c["rounds"]) == 1]
     assert len(full) + len(short) == 8 and 1 <= len(full) < 8 and short
     assert all(c["metrics"]["latency_p50"]["value"] > 0 for c in short)      # from the round they have
+    assert all(c["stop_reason"] == "interrupted" for c in short)
+    assert all(c["stop_reason"] in ("target met", "max rounds") for c in full)
     assert (f"interrupted; {len(full)} finished case(s) kept in {out}, and {len(short)} case(s) with only "
             f"some of their rounds") in err
     assert "Traceback" not in err
+
+
+def _wait_for_first_case(out, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads(out.read_text())["cases"]:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("no case finished in time")
+
+
+def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, no_leftovers):
+    """SIGTERM (a CI job cancelled, a container stopped): rounds killed, launcher closed, the file kept
+    and marked interrupted, exit status 143."""
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ipcbench", "run", "-m", "pipe_duplex,queue,pipe_simplex",
+                             "--preset", "smoke", "--seed", "5", "-o", str(out)], env=cli_env(),
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_first_case(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    data = json.loads(out.read_text())
+    assert data["run"]["status"] == "interrupted" and data["cases"]
+    assert "ipcbench: terminated; " in err and "Traceback" not in err
+
+
+def test_failed_and_timed_out_cases_leave_nothing_behind(tmp_path, plugin_env, no_leftovers):
+    """A crashing peer and a hanging one (killed at the deadline), through the CLI and the warm launcher:
+    both recorded as failed with their reasons, and no process or /dev/shm name outlives the run."""
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "-m", "test_crash,test_hang,pipe_duplex", "-p", "roundtrip", "--payload-sizes", "8",
+                   "--workers", "1", "--preset", "smoke", "--timeout", "3", "--seed", "3", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    cases = {c["case"]["mechanism"]: c for c in json.loads(out.read_text())["cases"]}
+    assert cases["test_crash"]["status"] == "failed" and "exited with status 3" in cases["test_crash"]["error"]
+    assert cases["test_hang"]["error"].startswith("timed out after 3 s in ")
+    assert cases["test_hang"]["stop_reason"] == "failed" and cases["pipe_duplex"]["status"] == "ok"
+    assert "1 of 1 within" in proc.stderr or "0 of 1 within" in proc.stderr
+
+
+def test_run_help_explains_adaptive_rounds():
+    proc = run_cli("run", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for flag in ("--target-ci", "--min-rounds", "--max-rounds", "--case-budget", "--fresh-rounds", "--rounds"):
+        assert flag in text
+    assert "stop_reason: target met | max rounds | time budget | failed | interrupted" in text

@@ -1,4 +1,5 @@
-"""Every mechanism end-to-end on a tiny case, in real processes; failures and reaping; an interleaved run."""
+"""Every mechanism end-to-end on a tiny case, in real processes (rounds forked from the warm launcher);
+failures and reaping; the fresh-interpreter fallback; an interleaved, adaptive run."""
 
 from pathlib import Path
 
@@ -52,11 +53,27 @@ def test_mechanism_end_to_end(case, no_leftovers):
         assert m["cpu_per_msg"] > 0
     assert len(rec["rounds"]) == 2 and all(r["ok"] for r in rec["rounds"])
     assert all(len(r["samples_ns"]) <= r["samples_total"] for r in rec["rounds"])
+    assert rec["stop_reason"] in ("target met", "max rounds") and isinstance(rec["target_met"], bool)
 
 
-def test_spawn_start_method_works(no_leftovers):
-    rec = run_case(Case("pipe_duplex", "roundtrip", "bytes", 8, 1, "spawn"), OPTS)
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_spawn_and_forkserver_peers_from_forked_rounds(method, no_leftovers):
+    rec = run_case(Case("pipe_duplex", "roundtrip", "bytes", 8, 1, method), OPTS)
     assert rec["status"] == "ok", rec["error"]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_fresh_interpreter_rounds_still_work(method, no_leftovers):
+    rec = run_case(Case("queue", "roundtrip", "bytes", 8, 1, method),
+                   RunOptions(spec=TINY, rounds=2, round_timeout_s=30, fresh_rounds=True))
+    assert rec["status"] == "ok", rec["error"]
+
+
+def test_hanging_peer_in_a_fresh_interpreter_is_killed_at_the_deadline(plugin_env, no_leftovers):
+    opts = RunOptions(spec=TINY, rounds=2, round_timeout_s=3, fresh_rounds=True)
+    rec = run_case(Case("test_hang", "roundtrip", "bytes", 8, 1, "fork"), opts)
+    assert rec["status"] == "failed" and rec["stop_reason"] == "failed"
+    assert rec["error"].startswith("timed out after 3 s in ")
 
 
 def test_crashing_peer_fails_the_case_with_its_reason(plugin_env, no_leftovers):
@@ -64,6 +81,7 @@ def test_crashing_peer_fails_the_case_with_its_reason(plugin_env, no_leftovers):
     assert rec["status"] == "failed"
     assert "peer process 'echo' exited with status 3" in rec["error"]
     assert rec["metrics"] == {} and len(rec["rounds"]) == 1      # stops at the first failed round
+    assert (rec["stop_reason"], rec["target_met"]) == ("failed", False)
 
 
 def test_peer_exception_is_named_in_the_reason(plugin_env, no_leftovers):
@@ -100,18 +118,24 @@ def test_interleaved_run_writes_a_valid_file_with_order_steal_and_load(tmp_path,
     cases = [Case("pipe_duplex", "roundtrip", "bytes", 8, 1, "fork"),
              Case("process_start", "startup", "bytes", 0, 1, "fork"),
              Case("queue", "stream", "bytes", 8, 1, "fork")]
-    opts = RunOptions(spec=TINY, rounds=2, round_timeout_s=30, seed=2024)
+    opts = RunOptions(spec=TINY, rounds=2, max_rounds=4, target_ci=0.5, round_timeout_s=30, seed=2024)
     writer = ResultWriter(tmp_path / "r.json", "e2e", {"rounds": 2})
     run_cases(cases, opts, writer, QuietProgress())
     data = load_result(tmp_path / "r.json")
     assert data["run"]["status"] == "complete"
-    assert data["run"]["order"]["seed"] == 2024 and data["run"]["order"]["rule"] == "shuffled-blocks-v1"
+    assert data["run"]["order"]["seed"] == 2024 and data["run"]["order"]["rule"] == "shuffled-blocks-adaptive-v1"
+    assert data["run"]["launcher"] == "warm-fork" and data["run"]["launcher_starts"] == 1
+    assert data["run"]["adaptive"] == {"rounds_min": 2, "rounds_max": 4, "target_ci": 0.5, "case_budget_s": None}
     assert [c["case"]["mechanism"] for c in data["cases"]] == ["pipe_duplex", "process_start", "queue"]
-    order = run_order(3, 2, 2024, data["run"]["order"]["block_cases"])
+    got = [len(c["rounds"]) for c in data["cases"]]
+    order = run_order(3, 2, 2024, data["run"]["order"]["block_cases"], 4, more=lambda c, d: d < got[c])
     linux = Path("/proc/stat").exists()
     for i, rec in enumerate(data["cases"]):
         assert rec["status"] == "ok", rec["error"]
-        assert rec["rounds_planned"] == 2 and len(rec["rounds"]) == 2
+        assert rec["rounds_planned"] == 2 and 2 <= len(rec["rounds"]) <= 4
+        assert rec["target_met"] == (rec["stop_reason"] == "target met")
+        assert rec["target_met"] == (rec["ci_reached"] <= 0.5)
+        assert rec["stop_reason"] == "target met" or len(rec["rounds"]) == 4
         assert [r["order"] for r in rec["rounds"]] == [k for k, (c, _) in enumerate(order) if c == i]
         for r in rec["rounds"]:
             assert r["start_s"] >= 0

@@ -48,3 +48,27 @@ def test_full_preset_uses_every_start_method():
 
     assert start_methods(PRESETS["full"].start_methods) == mp.get_all_start_methods()
     assert max(PRESETS["full"].payload_sizes) == 64 * 1024**2
+
+
+def test_quick_grid_covers_every_mechanism_pattern_size_and_worker_count():
+    p = PRESETS["quick"]
+    workers = worker_counts(p.workers, 2)
+    cases = build_grid(None, None, list(p.payload_sizes), workers, ["fork"], catalogue=all_mechanisms())
+    assert {(c.mechanism, c.pattern) for c in cases} == {(m.name, pat) for m in all_mechanisms() for pat in m.patterns}
+    assert len(p.payload_sizes) >= 5
+    for mech in SEED - {"lock"}:
+        assert {c.payload_bytes for c in cases if c.mechanism == mech} == set(p.payload_sizes), mech
+    for mech in ("pool_apply", "pool_apply_async", "manager_dict", "queue"):
+        multi = [c for c in cases if c.mechanism == mech and c.pattern in ("dispatch", "rpc", "fanin")]
+        assert {c.workers for c in multi} == set(workers) == {1, 2}, mech
+
+
+def test_presets_round_settings():
+    smoke, quick, full = PRESETS["smoke"], PRESETS["quick"], PRESETS["full"]
+    assert (smoke.rounds, smoke.max_rounds, smoke.case_budget_s) == (2, 2, None)     # a check, not a measurement
+    assert quick.rounds == 5 and quick.max_rounds >= 20 and quick.target_ci == 0.05
+    assert 0 < quick.case_budget_s <= 300 / 122          # 122 quick cases on 2 cores, 5 minutes
+    assert full.rounds >= quick.rounds and full.max_rounds >= quick.max_rounds
+    assert full.case_budget_s > quick.case_budget_s and full.spec.budget_s > quick.spec.budget_s
+    for p in PRESETS.values():
+        assert p.max_rounds >= p.rounds >= 1

@@ -5,7 +5,6 @@ Everything here is read, never guessed; a value that cannot be read is ``None``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import multiprocessing as mp
 import os
@@ -18,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..plan.presets import usable_cpus
+from . import machine_file
 from .system_checks import pyperf_metadata, run_checks
 
 PACKAGES = ("ipcbench", "numpy", "scipy", "pandas", "matplotlib", "psutil", "pyperf", "pytest-benchmark",
@@ -92,14 +92,6 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def default_machine_id() -> str:
-    """Hostname plus a short hash of /etc/machine-id (or the hostname and CPU), so two hosts with the
-    same name do not collide."""
-    host = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname()) or "host"
-    seed = _read("/etc/machine-id") or f"{host}|{cpu_model()}|{os.cpu_count()}"
-    return f"{host}-{hashlib.sha256(seed.encode()).hexdigest()[:6]}"
-
-
 def machine_metadata(machine_id: str | None = None, with_checks: bool = True) -> dict:
     """What the machine is; with ``with_checks``, also ``system_checks`` and pyperf's view of the machine
     (``pyperf``), see ``system_checks.py``."""
@@ -117,8 +109,10 @@ def machine_metadata(machine_id: str | None = None, with_checks: bool = True) ->
         mem = psutil.virtual_memory().total
     except Exception:  # noqa: BLE001 - metadata is best effort
         mem = None
+    identity = machine_file.load()
     machine = {
-        "machine_id": machine_id or default_machine_id(),
+        "machine_id": machine_id or identity["machine_id"],
+        "description": identity.get("description") if machine_id in (None, identity["machine_id"]) else None,
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),

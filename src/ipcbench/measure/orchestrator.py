@@ -1,8 +1,10 @@
 """Entry point of the process that runs one round of one case: ``python -m ipcbench.measure.orchestrator IN OUT``.
 
 IN is a JSON file ``{"case": {...}, "spec": {...}}``; OUT receives ``{"ok": true, "result": {...}}`` or
-``{"ok": false, "error": "..."}``, written atomically. The runner starts this in a new session so that,
-if all else fails, it can kill the whole process group.
+``{"ok": false, "error": "..."}``, written atomically. The round runs in a session of its own so that, if
+all else fails, the runner can kill the whole process group. It starts one of two ways (``launcher.py``):
+forked from the runner's warm launcher, which has run ``preload()`` and calls ``main([IN, OUT])`` in the
+child (the default), or as a fresh interpreter (``--fresh-rounds``). Either way ``main`` does the same.
 
 Failure handling, from inside out:
 * a pattern raises (RoundFailed, EOFError, ...) -> error written, everything reaped, exit 0;
@@ -40,6 +42,19 @@ def _die_with_parent() -> None:
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+
+
+def preload() -> None:
+    """Import everything a round imports, for the warm launcher (``launcher.serve``) to fork from: the
+    same modules for every case, whatever its mechanism, and nothing allocated beyond them."""
+    import ctypes  # noqa: F401  (_die_with_parent)
+
+    from ..plan.cases import Case, RoundSpec  # noqa: F401
+    from ..results import io  # noqa: F401
+    from . import harness  # noqa: F401
+    from .mechanisms import all_mechanisms
+
+    all_mechanisms()        # every mechanism module (and plugin), so each imports what it uses
 
 
 def main(argv: list[str]) -> int:

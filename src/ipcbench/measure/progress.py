@@ -1,13 +1,20 @@
 """Progress with an ETA for ``ipcbench run``: a rich progress bar on a terminal, one line per finished
 case otherwise (CI logs, pipes). Both go to stderr.
 
-The runner interleaves the rounds of many cases, so progress counts rounds: each round advances the bar
-by its share of its case's estimated cost (``runner.estimate_case_s`` / rounds), which keeps the ETA
-meaningful from the first round on whatever order cases finish in; the ETA then follows the real speed.
-A failed case's remaining rounds are counted as done (they will not run). The runner calls
-``start(cases, weights, rounds)``, then per round ``round_started(case, round_index)`` and
-``round_done(case, weight, rounds)``, ``case_done(case, record)`` when a case's record is written, and
-``stop()``.
+The runner interleaves the rounds of many cases and adds rounds to a case until its CI is tight
+(``runner.decide``), so neither the order in which cases finish nor the number of rounds is known in
+advance. Progress therefore counts rounds, each weighted by its case's estimated round cost
+(``runner.estimate_round_s``), against a ``Forecast``: a finished case counts the rounds it had; a
+running one at least one more than it has had, and otherwise the minimum plus the *observed* mean number
+of extra rounds of the cases finished so far (failed and interrupted ones aside). Until enough cases have
+finished, that mean leans on a prior of half the extra rounds allowed (``PRIOR_CASES`` pseudo-cases), so
+the first ETA is neither the optimistic minimum nor the pessimistic maximum. The ETA is the elapsed time
+scaled by the expected work left over the work done; the line output also shows the most it can be
+(every running case to its maximum).
+
+The runner calls ``start(cases, round_weights, min_rounds, max_rounds)``, then per round
+``round_started(i, round_index)`` and ``round_done(i)`` (``i``: the case's index in ``cases``),
+``case_done(i, record)`` when a case's record is written, and ``stop()``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,73 @@ import sys
 import time
 
 from ..units import format_seconds
+
+PRIOR_CASES = 2
+
+
+class Forecast:
+    """Expected and maximum work of a run with adaptive rounds, in estimated seconds. Pure bookkeeping."""
+
+    def __init__(self, round_weights, min_rounds: int, max_rounds: int | None = None):
+        self.w = [float(x) for x in round_weights]
+        self.min = int(min_rounds)
+        self.max = max(self.min, int(max_rounds or min_rounds))
+        self.done = [0] * len(self.w)
+        self.final: list[int | None] = [None] * len(self.w)
+        self._extra_sum = 0
+        self._extra_n = 0
+
+    def round_done(self, i: int) -> None:
+        self.done[i] += 1
+
+    def case_done(self, i: int, counts: bool = True) -> None:
+        """Case ``i`` will have no more rounds; ``counts``: it stopped by the rule (not failed or cut
+        short), so it tells how many extra rounds cases take."""
+        self.final[i] = self.done[i]
+        if counts:
+            self._extra_sum += max(0, self.done[i] - self.min)
+            self._extra_n += 1
+
+    def extra_rounds(self) -> float:
+        """Expected rounds beyond the minimum for a case: observed mean, pulled towards the prior."""
+        prior = (self.max - self.min) / 2
+        return (self._extra_sum + PRIOR_CASES * prior) / (self._extra_n + PRIOR_CASES)
+
+    def expected_rounds(self, i: int) -> float:
+        if self.final[i] is not None:
+            return float(self.final[i])
+        d = self.done[i]
+        return min(float(self.max), max(d + 1.0, self.min + self.extra_rounds()))
+
+    def max_rounds(self, i: int) -> int:
+        return self.final[i] if self.final[i] is not None else self.max
+
+    def done_weight(self) -> float:
+        return sum(w * d for w, d in zip(self.w, self.done))
+
+    def expected_weight(self) -> float:
+        return sum(w * self.expected_rounds(i) for i, w in enumerate(self.w))
+
+    def max_weight(self) -> float:
+        return sum(w * self.max_rounds(i) for i, w in enumerate(self.w))
+
+    def rounds_done(self) -> int:
+        return sum(self.done)
+
+    def rounds_expected(self) -> int:
+        return round(sum(self.expected_rounds(i) for i in range(len(self.w))))
+
+    def rounds_max(self) -> int:
+        return sum(self.max_rounds(i) for i in range(len(self.w)))
+
+    def eta(self, elapsed_s: float) -> float:
+        """Seconds left: elapsed time scaled by expected work left over work done (0 before any)."""
+        done = self.done_weight()
+        return elapsed_s / done * max(0.0, self.expected_weight() - done) if done else 0.0
+
+    def eta_max(self, elapsed_s: float) -> float:
+        done = self.done_weight()
+        return elapsed_s / done * max(0.0, self.max_weight() - done) if done else 0.0
 
 
 def _headline(record: dict) -> str:
@@ -27,6 +101,12 @@ def _headline(record: dict) -> str:
         parts.append(f"p50 {format_seconds(m['latency_p50']['value'])}")
     if "throughput_msgs" in m:
         parts.append(f"{m['throughput_msgs']['value']:,.0f} ops/s")
+    ci = record.get("ci_reached")
+    if "stop_reason" in record:
+        rounds = sum(1 for r in record.get("rounds", ()) if r.get("ok"))
+        ci_text = f"±{ci * 100:.1f} %" if ci is not None else "no CI"
+        parts.append(f"{rounds} rounds {ci_text}"
+                     + ("" if record.get("target_met") else f" ({record['stop_reason']})"))
     flags = (record.get("noise") or {}).get("flags") or []
     if flags:
         parts.append("[" + ",".join(flags) + "]")
@@ -40,91 +120,106 @@ def _clock(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
-class LineProgress:
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
+def _rounds_text(min_rounds: int, max_rounds: int) -> str:
+    return f"{min_rounds} rounds" if max_rounds == min_rounds else f"{min_rounds}-{max_rounds} rounds"
 
-    def start(self, cases, weights, rounds=1):
-        self.n, self.total, self.done_w, self.i = len(cases), sum(weights), 0.0, 0
-        self.rounds_total, self.rounds_done = len(cases) * rounds, 0
+
+class _Base:
+    """What every progress display keeps: the cases, the forecast, the clock."""
+
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
+        self.cases = list(cases)
+        self.forecast = Forecast(round_weights, min_rounds, max_rounds)
+        self.n, self.i = len(self.cases), 0
         self.t0 = time.monotonic()
-        print(f"ipcbench: {self.n} cases x {rounds} rounds, estimated {_clock(self.total)}", file=self.stream,
-              flush=True)
 
-    def round_started(self, case, round_index):
-        pass
-
-    def round_done(self, case, weight, rounds=1):
-        self.done_w += weight
-        self.rounds_done += rounds
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
 
     def eta(self) -> float:
-        elapsed = time.monotonic() - self.t0
-        return elapsed / self.done_w * max(0.0, self.total - self.done_w) if self.done_w else 0.0
+        return self.forecast.eta(self.elapsed())
 
-    def case_done(self, case, record):
+    def round_started(self, i, round_index):
+        pass
+
+    def round_done(self, i):
+        self.forecast.round_done(i)
+
+    def case_done(self, i, record):
         self.i += 1
-        width = len(str(self.n))
-        print(f"[{self.i:>{width}}/{self.n}] {case.label():<44} {_headline(record)}  "
-              f"(round {self.rounds_done}/{self.rounds_total}, ETA {_clock(self.eta())})",
-              file=self.stream, flush=True)
+        self.forecast.case_done(i, counts=record.get("stop_reason") not in ("failed", "interrupted"))
 
     def stop(self):
         pass
 
 
-class RichProgress:
+class LineProgress(_Base):
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
+        super().start(cases, round_weights, min_rounds, max_rounds)
+        f = self.forecast
+        most = "" if f.max == f.min else f" (at most {_clock(f.max_weight())})"
+        print(f"ipcbench: {self.n} cases x {_rounds_text(f.min, f.max)}, estimated {_clock(f.expected_weight())}"
+              f"{most}", file=self.stream, flush=True)
+
+    def case_done(self, i, record):
+        super().case_done(i, record)
+        f = self.forecast
+        width = len(str(self.n))
+        rounds = (f"round {f.rounds_done()}/{f.rounds_max()}" if f.max == f.min else
+                  f"round {f.rounds_done()} of ~{f.rounds_expected()}, at most {f.rounds_max()}")
+        print(f"[{self.i:>{width}}/{self.n}] {self.cases[i].label():<44} {_headline(record)}  "
+              f"({rounds}, ETA {_clock(self.eta())})", file=self.stream, flush=True)
+
+
+class RichProgress(_Base):
     def __init__(self):
         from rich.console import Console
 
         self.console = Console(stderr=True)
 
-    def start(self, cases, weights, rounds=1):
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+        super().start(cases, round_weights, min_rounds, max_rounds)
         self.progress = Progress(TextColumn("{task.description:<52}"), BarColumn(), TextColumn("{task.fields[count]}"),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=self.console, transient=False)
-        self.n, self.i, self.rounds = len(cases), 0, rounds
-        self.task = self.progress.add_task("starting", total=sum(weights), count=self._count())
+        self.task = self.progress.add_task("starting", total=self.forecast.expected_weight(), count=self._count())
         self.progress.start()
 
     def _count(self) -> str:
-        return f"{self.i}/{self.n} cases"
+        f = self.forecast
+        return f"{self.i}/{self.n} cases, {f.rounds_done()}/~{f.rounds_expected()} rounds"
 
-    def round_started(self, case, round_index):
-        self.progress.update(self.task, description=f"{case.label()} round {round_index + 1}/{self.rounds}")
+    def round_started(self, i, round_index):
+        self.progress.update(self.task, description=f"{self.cases[i].label()} round {round_index + 1}")
 
-    def round_done(self, case, weight, rounds=1):
-        self.progress.advance(self.task, weight)
+    def round_done(self, i):
+        super().round_done(i)
+        self._refresh()
 
-    def case_done(self, case, record):
-        self.i += 1
+    def _refresh(self):
+        f = self.forecast
+        self.progress.update(self.task, total=f.expected_weight(), completed=f.done_weight(), count=self._count())
+
+    def case_done(self, i, record):
+        super().case_done(i, record)
         if record["status"] != "ok":
             from rich.markup import escape
 
-            self.progress.console.print(f"[red]failed[/red] {escape(case.label())}: {escape(record['error'])}")
-        self.progress.update(self.task, count=self._count())
+            self.progress.console.print(f"[red]failed[/red] {escape(self.cases[i].label())}: "
+                                        f"{escape(record['error'])}")
+        self._refresh()
 
     def stop(self):
         self.progress.stop()
 
 
-class QuietProgress:
-    def start(self, cases, weights, rounds=1):
-        pass
-
-    def round_started(self, case, round_index):
-        pass
-
-    def round_done(self, case, weight, rounds=1):
-        pass
-
-    def case_done(self, case, record):
-        pass
-
-    def stop(self):
-        pass
+class QuietProgress(_Base):
+    pass
 
 
 def make_progress(quiet: bool = False):

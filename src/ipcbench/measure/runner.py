@@ -1,70 +1,206 @@
-"""Runs cases: each round of each case in a fresh orchestrator process, with a deadline, full reaping,
-the rounds of all cases interleaved in a seeded random order, and the result file rewritten
-(atomically) after every finished case.
+"""Runs cases: every round of every case in a process of its own (forked from a warm launcher), with a
+deadline and full reaping; the rounds of all cases interleaved in a seeded random order; each case given
+rounds until its round-level CI is tight enough (or its rounds or time run out); the result file
+rewritten (atomically) after every finished case.
 
-Order (``run_order``, rule ``shuffled-blocks-v1``): so that a drift of the machine (another tenant, heat,
-a noisy neighbour on a VM) lines up with no mechanism and the rounds of one case meet different moments
-of the machine's life, ``random.Random(seed)`` shuffles the cases into blocks of about ``block_cases``
-(8) cases; a block runs as ``rounds`` passes over its cases, every pass in a fresh random order, and no
-case runs two rounds back to back. Cases finish block by block, so a run writes finished cases all along
-and an interruption leaves only the current block's cases (fewer than 2 x block_cases) short. The seed (``--seed``, else a fresh
-one) and the rule are recorded in ``run.order``; every round record has its ``order`` position and its
-``start_s`` offset, and the load when it started (``load1``, ``procs_running``) next to the steal time
-its orchestrator measured (``steal_s`` over ``steal_span_s`` on ``steal_cpus`` CPUs, see orchestrator.py).
+**Cheap rounds: the warm launcher** (``launcher.py``). A round used to be a fresh interpreter that
+imported ipcbench, multiprocessing and psutil before it measured anything: ~0.25 s of a ~0.27 s round of a
+tiny case on the 2-core reference VM. Now one helper process per run (the *launcher*) imports all that
+once, and forks a child per round; the child becomes a session of its own (so its pid is the process
+group the runner kills), runs ``orchestrator.main`` and exits. The runner keeps every duty it had: the
+deadline, SIGUSR1 for faulthandler stacks (``_where_stuck``), SIGTERM then SIGKILL to the whole group,
+/dev/shm clean-up; the launcher reaps its children and reports each exit status on its stdout, since the
+runner cannot wait for a process that is not its child. The launcher is closed at the end of the run and
+on every way out (a failure, Ctrl-C, SIGTERM, which ``ipcbench run`` turns into ``Terminated``); it also
+dies with the runner (PR_SET_PDEATHSIG) and exits when its stdin closes. ``--fresh-rounds`` (or a
+platform without ``fork``) keeps the old way: a fresh ``python`` per round. ``run.launcher`` records which.
 
-Isolation: ``python -m ipcbench.measure.orchestrator`` in a new session (process group). Normal end: it reaps its
-own peers. Deadline passed or Ctrl-C: SIGTERM (it reaps and exits), then SIGKILL to the whole group,
-then any POSIX semaphore or shared-memory name the killed round left in /dev/shm is unlinked.
+Fidelity of forked rounds. A forked round starts with the launcher's memory: the same imported modules a
+fresh orchestrator would import (``orchestrator.preload`` imports every mechanism module, so the state is
+*the same for every case*, whatever it measures), shared copy-on-write, and nothing else: the launcher
+allocates nothing beyond its imports, starts no thread, no resource tracker, no forkserver and no
+Manager (so each round starts its own, as before), and collects garbage once before it serves, so every
+round starts from one identical, collected heap. What differs from a fresh interpreter: pages are shared
+copy-on-write until first written (the first touches cost a page fault; warm-up runs before the clock,
+and a fork-started peer inherits exactly what it would have inherited before), ``random`` is reseeded in
+the child by Python's at-fork hook, multiprocessing's authentication key is the launcher's (it was the
+runner's fresh key per round before; it is never part of a measurement). The peers are started by the
+round with the case's start method exactly as before (``__main__`` is the orchestrator module in the
+child, so spawn and forkserver peers prepare the same main module as under ``python -m``). Between
+rounds nothing carries over: each round is a new process, group and session, with new peers.
+
+**Order** (``iter_order``, rule ``shuffled-blocks-adaptive-v1``): so that a drift of the machine
+(another tenant, heat, a noisy neighbour on a VM) lines up with no mechanism and the rounds of one case
+meet different moments of the machine's life, ``random.Random(seed)`` shuffles the cases into blocks of
+about ``block_cases`` (8) cases; a block runs in passes over its cases, every pass in a fresh random
+order. The first ``rounds`` (minimum) passes take every case of the block; later passes only the cases
+the stopping rule keeps going (``decide``), until none is left; a case left alone in its block joins the
+next block's passes, so no case runs two rounds back to back unless it is the last one running. Cases
+finish block by block, so a run writes finished cases all along and an interruption leaves only the
+current blocks' cases short. The seed (``--seed``, else a fresh one) and the rule are recorded in
+``run.order``; every round record has its ``order`` position and its ``start_s`` offset, and the load
+when it started (``load1``, ``procs_running``) next to the steal time its orchestrator measured
+(``steal_s`` over ``steal_span_s`` on ``steal_cpus`` CPUs, see orchestrator.py). The order is rebuilt
+from the seed and the number of rounds each case got (``run_order(..., more=lambda c, done: done <
+rounds_of[c])``).
+
+**Stopping rule** (``decide``, a pure function of the case's round values so far, its elapsed round time
+and the settings, ``StopRule``): below ``min_rounds`` a case goes on; then it stops with "target met" as
+soon as the round-level 95 % CI of its p50 latency *and* of its throughput (``round_stats.round_estimate``
+on the per-round median of ``samples_ns`` and on ``ops / window``: the values ``summary`` reports) are
+within +-``target_ci``; else with "max rounds" at ``max_rounds``, or "time budget" when one more round
+(at its mean length so far) would take the case's round time past ``budget_s``. The decision is taken
+right after each round of the case, so a finished case is written at once. A failed round ends its case
+("failed"); Ctrl-C ends the unfinished ones ("interrupted"). Each case record says ``rounds_min``,
+``rounds_max``, ``target_ci``, ``ci_reached`` (the larger relative half-width of the two CIs; null below
+two rounds), ``target_met`` and ``stop_reason``; ``rounds_planned`` (the minimum) stays for older readers.
+Stopping as soon as a CI looks tight favours rounds that happened to agree (optional stopping): the
+minimum number of rounds is the guard, and ``noise`` keeps every round value for the reader to judge.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import random
 import re
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from .._version import __version__
 from ..plan.cases import Case, RoundSpec
 from ..plan.metrics import unit
 from ..results import summary as stats
 from ..results.io import write_json_atomic
+from ..results.round_stats import round_estimate
 from ..results.schema import SCHEMA, SCHEMA_VERSION
 from .environment import machine_metadata, python_metadata
 from .harness import load_now
+from .launcher import FRESH, WARM, FreshRound, Launcher, LauncherDied, warm_available
 
-# The round process imports the very ipcbench this process runs (a checkout, an install, a tox env),
-# without touching PYTHONPATH (which every grandchild would inherit): its sys.path gets this package's
-# parent folder in front, then it runs the orchestrator as ``python -m`` would.
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-ORCHESTRATOR = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
-                "runpy.run_module('ipcbench.measure.orchestrator', run_name='__main__', alter_sys=True)")
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIXES = ("sem.mp-", "psm_", "mp-")
-ORDER_RULE = "shuffled-blocks-v1"
+ORDER_RULE = "shuffled-blocks-adaptive-v1"
 BLOCK_CASES = 8
+TARGET_CI = stats.TARGET_CI
+STOP_REASONS = ("target met", "max rounds", "time budget", "failed", "interrupted")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception (``ipcbench run`` does, with ``sigterm_raises``) so that the run
+    ends the way Ctrl-C ends it: rounds killed, launcher closed, the file marked "interrupted"."""
+
+
+@contextmanager
+def sigterm_raises():
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread (outside it: no change)."""
+    def on_term(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:          # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @dataclass(frozen=True)
 class RunOptions:
     spec: RoundSpec
-    rounds: int = 3
+    rounds: int = 3                    # minimum rounds per case (every round, when max_rounds is None)
     round_timeout_s: float = 60.0
     max_stored_samples: int = 2000     # per case, across rounds
     seed: int | None = None            # of the run order (run_cases); None: a fresh one
     block_cases: int = BLOCK_CASES     # cases per block of the run order
+    max_rounds: int | None = None      # adaptive: more rounds, up to this many, until the CI is tight
+    target_ci: float = TARGET_CI       # +- relative half-width of the round-level 95 % CIs to reach
+    case_budget_s: float | None = None  # seconds of rounds per case beyond which no round is added
+    fresh_rounds: bool = False         # every round in a fresh interpreter instead of the warm launcher
+
+    @property
+    def min_rounds(self) -> int:
+        return self.rounds
+
+    @property
+    def rounds_max(self) -> int:
+        return max(self.rounds, self.max_rounds or self.rounds)
+
+    def stop_rule(self) -> StopRule:
+        return StopRule(self.target_ci, self.rounds, self.rounds_max, self.case_budget_s)
 
 
+# -- the stopping rule: a pure function ----------------------------------------------------------------
+@dataclass(frozen=True)
+class StopRule:
+    target_ci: float = TARGET_CI
+    min_rounds: int = 3
+    max_rounds: int = 3
+    budget_s: float | None = None      # seconds of the case's own rounds; None: no limit
+
+
+@dataclass(frozen=True)
+class Decision:
+    more: bool                  # give the case another round
+    reason: str | None          # why it stops (one of STOP_REASONS); None while it goes on
+    ci: float | None            # the CI reached: the larger relative half-width; None below 2 rounds
+
+
+def round_ci(p50s: Sequence[float], throughputs: Sequence[float]) -> float | None:
+    """The larger relative half-width of the round-level 95 % CIs of p50 latency and throughput (each
+    where the rounds have values), as ``summary`` computes them; None where a CI is not defined yet."""
+    widths = []
+    for values in (p50s, throughputs):
+        if len(values):
+            est = round_estimate(values)
+            widths.append(est.rel_half_width if est is not None else math.inf)
+    if not widths or not all(math.isfinite(w) for w in widths):
+        return None
+    return max(widths)
+
+
+def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], elapsed_s: float,
+           rule: StopRule) -> Decision:
+    """After ``rounds`` successful rounds of a case (``p50s``: their median latencies, ``throughputs``:
+    their ops per second; either may be empty for a pattern without it) that took ``elapsed_s`` seconds in
+    all: another round, or stop and why. See the module docstring."""
+    ci = round_ci(p50s, throughputs)
+    if rounds < rule.min_rounds:
+        return Decision(True, None, ci)
+    if ci is not None and ci <= rule.target_ci:
+        return Decision(False, "target met", ci)
+    if rounds >= rule.max_rounds:
+        return Decision(False, "max rounds", ci)
+    if rule.budget_s is not None and rounds and elapsed_s + elapsed_s / rounds > rule.budget_s:
+        return Decision(False, "time budget", ci)
+    return Decision(True, None, ci)
+
+
+def round_values(result: dict) -> tuple[float | None, float | None]:
+    """A round's p50 latency (s) and throughput (ops/s), exactly as ``summary.summarize`` takes them."""
+    samples = result.get("samples_ns") or ()
+    p50 = float(np.median(np.asarray(samples, dtype=np.float64) / 1e9)) if len(samples) else None
+    ops, window = result.get("ops"), result.get("window_ns")
+    tput = ops / (window / 1e9) if ops and window else None
+    return p50, tput
+
+
+# -- one round -----------------------------------------------------------------------------------------
 def _shm_names() -> set[str]:
     try:
         return {n for n in os.listdir(SHM_DIR) if n.startswith(SHM_PREFIXES)}
@@ -72,19 +208,24 @@ def _shm_names() -> set[str]:
         return set()
 
 
-def _stop_group(proc: subprocess.Popen, grace: float = 3.0) -> None:
-    """SIGTERM the orchestrator (it reaps its peers), then SIGKILL whatever is left of its group."""
-    if proc.poll() is None:
-        try:
+def _stop_group(proc, grace: float = 3.0) -> bool:
+    """SIGTERM the round process (it reaps its peers), then SIGKILL whatever is left of its group, and
+    collect its exit status. False when the status never came (a launcher that stopped answering)."""
+    try:
+        if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
+    except (subprocess.TimeoutExpired, LauncherDied):
+        pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    proc.wait()
+    try:
+        proc.wait(10)
+        return True
+    except (subprocess.TimeoutExpired, LauncherDied):
+        return False
 
 
 def _group_alive(pgid: int) -> bool:
@@ -95,37 +236,79 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str) -> dict:
-    """One round in a fresh orchestrator process: ``{"ok": True, "result": {...}}`` or ``{"ok": False, "error"}``."""
+@contextmanager
+def open_launcher(fresh: bool = False) -> Iterator[Launcher | None]:
+    """The warm launcher for a run (None: fresh interpreters, asked for, where fork is missing, or where
+    the launcher does not start, whose rounds then fail with the reason); it is closed however the block
+    ends."""
+    if fresh or not warm_available():
+        yield None
+        return
+    launcher = Launcher()
+    try:
+        try:
+            launcher.start()
+        except (LauncherDied, OSError, subprocess.TimeoutExpired):
+            launcher.close()
+            launcher = None
+        yield launcher
+    finally:
+        if launcher is not None:
+            launcher.close()
+
+
+def launcher_kind(launcher: Launcher | None) -> str:
+    return WARM if launcher is not None else FRESH
+
+
+def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
+              launcher: Launcher | None = None) -> dict:
+    """One round in a process of its own, forked by ``launcher`` (None: a fresh interpreter):
+    ``{"ok": True, "result": {...}}`` or ``{"ok": False, "error"}``."""
     job, out, err = (os.path.join(workdir, n) for n in ("job.json", "out.json", "stderr.txt"))
-    for p in (out,):
-        if os.path.exists(p):
-            os.unlink(p)
+    if os.path.exists(out):
+        os.unlink(out)
     with open(job, "w") as f:
         json.dump({"case": case.to_dict(), "spec": spec.to_dict()}, f)
     shm_before = _shm_names()
-    with open(err, "w") as errf:
-        proc = subprocess.Popen([sys.executable, "-c", ORCHESTRATOR, PACKAGE_PARENT, job, out],
-                                stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-                                start_new_session=True)
-        forced = False
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            forced = True
-            where = _where_stuck(proc, err)
+    proc = errf = None
+    forced = False
+    try:
+        if launcher is None:
+            errf = open(err, "w")
+            proc = FreshRound(job, out, errf)
+        else:
+            proc = launcher.start_round(job, out, err)
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        forced = True
+        where = _where_stuck(proc, err)
+        if not _stop_group(proc) and launcher is not None:
+            launcher.dead_round()
+        _clean_shm(shm_before)
+        return {"ok": False, "error": f"timed out after {timeout_s:g} s{where} (a peer hung or "
+                                      f"deadlocked); all its processes were killed"}
+    except LauncherDied as exc:
+        forced = True
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        launcher.dead_round()
+        _clean_shm(shm_before)
+        return {"ok": False, "error": f"{exc} during the round; all its processes were killed"}
+    except BaseException:          # Ctrl-C while waiting: take the round down with us
+        forced = True
+        if proc is not None:
             _stop_group(proc)
-            _clean_shm(shm_before)
-            return {"ok": False, "error": f"timed out after {timeout_s:g} s{where} (a peer hung or "
-                                          f"deadlocked); all its processes were killed"}
-        except BaseException:          # Ctrl-C while waiting: take the round down with us
-            forced = True
-            _stop_group(proc)
-            _clean_shm(shm_before)
-            raise
-        finally:
-            if not forced and _group_alive(proc.pid):
-                _stop_group(proc, grace=0)
+        _clean_shm(shm_before)
+        raise
+    finally:
+        if errf is not None:
+            errf.close()
+        if not forced and _group_alive(proc.pid):
+            _stop_group(proc, grace=0)
     try:
         with open(out) as f:
             got = json.load(f)
@@ -140,12 +323,14 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str) -> di
                                       + (f": {tail}" if tail else "")}
 
 
-def _where_stuck(proc: subprocess.Popen, err_path: str) -> str:
+# faulthandler's frame line of the round's main thread in orchestrator.main (forked rounds) or in the
+# module itself (fresh interpreters)
+_MAIN_FRAME = re.compile(r'orchestrator\.py", line \d+ in (main|<module>)')
+
+
+def _where_stuck(proc, err_path: str) -> str:
     """Ask the orchestrator for its stacks (faulthandler on SIGUSR1); return ' in FUNC (FILE:LINE)'."""
-    try:
-        proc.send_signal(signal.SIGUSR1)
-    except ProcessLookupError:
-        return ""
+    proc.send_signal(signal.SIGUSR1)
     time.sleep(0.3)
     try:
         text = Path(err_path).read_text(errors="replace")
@@ -154,7 +339,7 @@ def _where_stuck(proc: subprocess.Popen, err_path: str) -> str:
     # faulthandler prints the current (main) thread as "Current thread ..." / "Thread ... (most recent
     # call first)"; the first frame line after the main thread's header is where it is blocked.
     blocks = re.split(r"\n(?=(?:Current thread|Thread) 0x)", text)
-    main = next((b for b in blocks if "orchestrator.py" in b and "<module>" in b), "")
+    main = next((b for b in blocks if _MAIN_FRAME.search(b)), "")
     m = re.search(r'File "([^"]+)", line (\d+) in (\S+)', main)
     return f" in {m.group(3)} ({Path(m.group(1)).name}:{m.group(2)})" if m else ""
 
@@ -187,31 +372,60 @@ def _tail(path: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+# -- one case ------------------------------------------------------------------------------------------
 class _CaseRun:
-    """The rounds one case has had so far in a run, and its record."""
+    """The rounds one case has had so far in a run, whether it goes on, and its record."""
 
-    def __init__(self, case: Case, planned: int):
-        self.case, self.planned = case, planned
+    def __init__(self, case: Case, rule: StopRule):
+        self.case, self.rule = case, rule
         self.results: list[dict] = []      # what the orchestrator returned for each successful round
         self.meta: list[dict] = []         # the runner's notes on each of them (order, start, load)
+        self.p50s: list[float] = []        # per-round values the stopping rule judges
+        self.throughputs: list[float] = []
         self.failure: dict | None = None   # the failed round, which ends the case
         self.wall_s = 0.0
+        self.stop_reason: str | None = None
+        self.ci: float | None = None
 
     @property
     def finished(self) -> bool:
-        return self.failure is not None or len(self.results) >= self.planned
+        return self.stop_reason is not None
 
-    def run_round(self, k: int, opts: RunOptions, workdir: str, t0: float) -> None:
-        """Round number ``len(self.results)`` of this case, at position ``k`` of the run order."""
+    @property
+    def attempts(self) -> int:
+        """Rounds run, the failed one included (what the run order counted)."""
+        return len(self.results) + (1 if self.failure else 0)
+
+    def run_round(self, k: int, opts: RunOptions, workdir: str, t0: float, launcher: Launcher | None) -> None:
+        """Round number ``self.attempts`` of this case, at position ``k`` of the run order; then decide."""
         meta = {"order": k, "start_s": round(time.monotonic() - t0, 3), **load_now()}
         t = time.monotonic()
-        got = run_round(self.case, opts.spec, opts.round_timeout_s, workdir)
+        got = run_round(self.case, opts.spec, opts.round_timeout_s, workdir, launcher=launcher)
         self.wall_s += time.monotonic() - t
         if got.get("ok"):
             self.results.append(got["result"])
             self.meta.append(meta)
+            p50, tput = round_values(got["result"])
+            if p50 is not None:
+                self.p50s.append(p50)
+            if tput is not None:
+                self.throughputs.append(tput)
         else:
             self.failure = {"ok": False, "error": got.get("error") or "unknown error", **meta}
+        self.decide()
+
+    def decide(self) -> None:
+        if self.failure:
+            self.stop_reason = "failed"
+            return
+        d = decide(len(self.results), self.p50s, self.throughputs, self.wall_s, self.rule)
+        self.ci = d.ci
+        if not d.more:
+            self.stop_reason = d.reason
+
+    def interrupt(self) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = "interrupted"
 
     def record(self, max_stored_samples: int) -> dict:
         """The case record of the result file, from the rounds run so far (all of them, normally)."""
@@ -233,12 +447,17 @@ class _CaseRun:
         error = self.failure["error"] if self.failure else None
         if self.failure:
             rounds.append(self.failure)
+        rule = self.rule
         record = {"case": self.case.to_dict(), "status": "failed" if error else "ok", "error": error,
-                  "metrics": {}, "noise": None, "rounds": rounds, "rounds_planned": self.planned,
-                  "wall_s": round(self.wall_s, 3)}
+                  "metrics": {}, "noise": None, "rounds": rounds, "rounds_planned": rule.min_rounds,
+                  "rounds_min": rule.min_rounds, "rounds_max": rule.max_rounds, "target_ci": rule.target_ci,
+                  "ci_reached": None if error else self.ci,
+                  "target_met": bool(not error and self.ci is not None and self.ci <= rule.target_ci),
+                  "stop_reason": self.stop_reason, "wall_s": round(self.wall_s, 3)}
         if not error and full:
             # summarize sees each round whole, with the runner's notes (load at its start, its order)
-            metrics, noise = stats.summarize([{**res, **meta} for res, meta in zip(full, self.meta)])
+            metrics, noise = stats.summarize([{**res, **meta} for res, meta in zip(full, self.meta)],
+                                             target_ci=rule.target_ci)
             record["metrics"] = {k: {"value": v, "unit": unit(k)} for k, v in metrics.items()}
             record["noise"] = noise
         return record
@@ -250,59 +469,94 @@ ROUND_RESULT_KEYS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "placement", "
 
 
 def run_case(case: Case, opts: RunOptions) -> dict:
-    """All rounds of one case, back to back -> the case record of the result file. Stops at the first
-    failed round. (``run_cases`` interleaves the rounds of many cases instead.)"""
-    state = _CaseRun(case, opts.rounds)
+    """The rounds of one case, back to back (until the stopping rule ends it) -> its case record. Stops
+    at the first failed round. (``run_cases`` interleaves the rounds of many cases instead.)"""
+    state = _CaseRun(case, opts.stop_rule())
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir:
-        for k in range(opts.rounds):
-            state.run_round(k, opts, workdir, t0)
-            if state.failure:
-                break
+    with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, open_launcher(opts.fresh_rounds) as launcher:
+        k = 0
+        while not state.finished:
+            state.run_round(k, opts, workdir, t0, launcher)
+            k += 1
     return state.record(opts.max_stored_samples)
 
 
+# -- the order of a run --------------------------------------------------------------------------------
 def new_seed() -> int:
     """A fresh seed for the run order (recorded in the result file, so the order can be rebuilt)."""
     return secrets.randbelow(2**32)
 
 
-def run_order(n_cases: int, rounds: int, seed: int, block_cases: int = BLOCK_CASES) -> list[tuple[int, int]]:
-    """The order of a run: ``(case index, round index)`` pairs, every case's rounds in round order.
+def iter_order(n_cases: int, rounds: int, seed: int, block_cases: int = BLOCK_CASES,
+               max_rounds: int | None = None,
+               more: Callable[[int, int], bool] | None = None) -> Iterator[tuple[int, int]]:
+    """The order of a run, lazily: ``(case index, round index)`` pairs, every case's rounds in order.
 
-    Rule ``shuffled-blocks-v1``, from ``random.Random(seed)``: shuffle the cases; cut them into
+    Rule ``shuffled-blocks-adaptive-v1``, from ``random.Random(seed)``: shuffle the cases; cut them into
     ``max(1, n_cases // block_cases)`` consecutive blocks of near-equal size (each has ``block_cases`` to
-    ``2 * block_cases - 1`` cases, or all of them in a smaller run); run the blocks one after another, each
-    as ``rounds`` passes over its cases, every pass in a fresh random order. Where a pass would start with
-    the case that ended the previous pass, that case swaps places with a random other case of the pass,
-    so in a block of two or more cases no case ever runs two rounds back to back.
+    ``2 * block_cases - 1`` cases, or all of them in a smaller run); run the blocks one after another,
+    each as passes over its cases, every pass in a fresh random order. Before each pass, a case stays in
+    the block's passes while ``more(case, rounds it has had)`` says so (without ``more``: while it has
+    had fewer than ``rounds``), and never beyond ``max_rounds`` (default ``rounds``); a case that drops out
+    never comes back. ``more`` is asked when every pair yielded before has been run. A case left alone in
+    its block moves on into the next block's passes. Where a pass would start with the case that ended
+    the previous pass, that case swaps places with a random other case of the pass, so no case runs two
+    rounds back to back unless it is the only one left.
+
+    Without ``more`` (or with one that says yes exactly up to ``rounds``) this is the order of rule
+    ``shuffled-blocks-v1``: ``rounds`` passes over each block.
     """
     if n_cases < 0 or rounds < 0 or block_cases < 1:
         raise ValueError("n_cases and rounds must be >= 0, block_cases >= 1")
+    top = rounds if max_rounds is None else max(rounds, max_rounds)
     rng = random.Random(seed)
     cases = list(range(n_cases))
     rng.shuffle(cases)
     n_blocks = max(1, n_cases // block_cases)
-    order: list[tuple[int, int]] = []
+    done = [0] * n_cases
+
+    def wants(c: int) -> bool:
+        if done[c] >= top:
+            return False
+        return done[c] < rounds if more is None else bool(more(c, done[c]))
+
+    last = None
+    carry: list[int] = []
     for b in range(n_blocks):
-        block = cases[b * n_cases // n_blocks:(b + 1) * n_cases // n_blocks]
-        last = None
-        for r in range(rounds):
+        block = carry + cases[b * n_cases // n_blocks:(b + 1) * n_cases // n_blocks]
+        carry = []
+        while True:
+            block = [c for c in block if wants(c)]
+            if not block:
+                break
+            if len(block) == 1 and b < n_blocks - 1:
+                carry = block
+                break
             rng.shuffle(block)
             if len(block) > 1 and block[0] == last:
                 j = rng.randrange(1, len(block))
                 block[0], block[j] = block[j], block[0]
-            order.extend((c, r) for c in block)
-            last = block[-1] if block else None
-    return order
+            for c in block:
+                yield c, done[c]
+                done[c] += 1
+            last = block[-1]
+
+
+def run_order(n_cases: int, rounds: int, seed: int, block_cases: int = BLOCK_CASES,
+              max_rounds: int | None = None, more: Callable[[int, int], bool] | None = None) -> list[tuple[int, int]]:
+    """``iter_order`` as a list (``more`` must then not depend on the rounds being run: e.g. the number
+    of rounds each case got, read from a result file, to rebuild its order)."""
+    return list(iter_order(n_cases, rounds, seed, block_cases, max_rounds, more))
 
 
 def order_info(seed: int, block_cases: int = BLOCK_CASES) -> dict:
     """What the result file's ``run.order`` says: enough to rebuild the order with ``run_order``."""
     return {"rule": ORDER_RULE, "seed": seed, "block_cases": block_cases,
             "about": "cases shuffled into blocks; each block's cases' rounds run in passes, each pass in "
-                     "a fresh random order (ipcbench.measure.runner.run_order(n_cases, rounds, seed, "
-                     "block_cases), case indices in grid order)"}
+                     "a fresh random order; after the minimum number of passes only the cases still short "
+                     "of their CI target, rounds or time go on (ipcbench.measure.runner.run_order(n_cases, "
+                     "rounds_min, seed, block_cases, rounds_max, more=lambda c, done: done < rounds_of[c]), "
+                     "case indices in grid order, rounds_of[c] the rounds case c got, a failed one included)"}
 
 
 class ResultWriter:
@@ -361,54 +615,74 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def estimate_case_s(case: Case, opts: RunOptions) -> float:
-    """Rough seconds for a case, used only to weight the progress bar so its ETA is sensible early."""
+def estimate_round_s(case: Case, spec: RoundSpec, warm: bool = True) -> float:
+    """Rough seconds for one round of a case, used only to weight the progress bar so that its ETA is
+    sensible early (the ETA then follows the real speed)."""
     start_cost = {"fork": 0.01, "forkserver": 0.05, "spawn": 0.12}.get(case.start_method, 0.1)
     procs = case.workers + (1 if case.mechanism.startswith("manager") else 0)
-    transfer = case.payload_bytes / 2e9 * (opts.spec.warmup + opts.spec.min_messages) * 2
-    per_round = 0.12 + start_cost * procs + opts.spec.budget_s + opts.spec.warmup_s + transfer
+    transfer = case.payload_bytes / 2e9 * (spec.warmup + spec.min_messages) * 2
+    per_round = (0.03 if warm else 0.25) + start_cost * procs + spec.budget_s + spec.warmup_s + transfer
     if case.pattern == "startup":
-        per_round += start_cost * opts.spec.min_messages
-    return per_round * opts.rounds
+        per_round += start_cost * spec.min_messages
+    return per_round
+
+
+def estimate_case_s(case: Case, opts: RunOptions) -> float:
+    """Rough seconds for a case at its minimum number of rounds."""
+    return estimate_round_s(case, opts.spec, not opts.fresh_rounds) * opts.min_rounds
 
 
 def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progress) -> dict:
-    """Run every round of every case in the seeded run order (``run_order``), each in a fresh process.
+    """Run the rounds of every case in the seeded run order (``iter_order``), each in a process of its
+    own, until each case's stopping rule ends it.
 
-    The order and its seed go to the file's ``run.order``; each round record gets its ``order`` (position
-    in the run order) and ``start_s`` (seconds since the run's first round started). A case's record is
-    written, in grid position, as soon as its last round has run, or its first failed round (a failed
-    case gets no more rounds). On Ctrl-C the file keeps every finished case, and every case with some
-    rounds done, with those rounds (``len(rounds) < rounds_planned`` shows it is short; its metrics come
-    from the rounds it has); the round in flight is discarded, and the run says "interrupted".
+    The order and its seed go to the file's ``run.order``, the launcher to ``run.launcher``, the stopping
+    settings to ``run.adaptive``; each round record gets its ``order`` (position in the run order) and
+    ``start_s`` (seconds since the run's first round started). A case's record is written, in grid
+    position, as soon as its last round has run (or its failed round: a failed case gets no more). On
+    Ctrl-C (or ``Terminated``) the file keeps every finished case, and every case with some rounds done,
+    with those rounds (``stop_reason`` "interrupted"; its metrics come from the rounds it has); the round
+    in flight is discarded, and the run says "interrupted".
     """
     seed = new_seed() if opts.seed is None else opts.seed
-    order = run_order(len(cases), opts.rounds, seed, opts.block_cases)
-    writer.update_run(order=order_info(seed, opts.block_cases))
-    states = [_CaseRun(c, opts.rounds) for c in cases]
-    weights = [estimate_case_s(c, opts) for c in cases]
-    progress.start(cases, weights, opts.rounds)
+    rule = opts.stop_rule()
+    states = [_CaseRun(c, rule) for c in cases]
+    weights = [estimate_round_s(c, opts.spec, not opts.fresh_rounds) for c in cases]
+    writer.update_run(order=order_info(seed, opts.block_cases),
+                      adaptive={"rounds_min": rule.min_rounds, "rounds_max": rule.max_rounds,
+                                "target_ci": rule.target_ci, "case_budget_s": rule.budget_s})
+    progress.start(cases, weights, rule.min_rounds, rule.max_rounds)
+    launcher = None
     t0 = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir:
+        with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
+                open_launcher(opts.fresh_rounds) as launcher:
+            writer.update_run(launcher=launcher_kind(launcher))
+            order = iter_order(len(cases), rule.min_rounds, seed, opts.block_cases, rule.max_rounds,
+                               more=lambda c, done: not states[c].finished)
             for k, (i, r) in enumerate(order):
                 state = states[i]
-                if state.failure:
-                    continue
-                progress.round_started(state.case, r)
-                state.run_round(k, opts, workdir, t0)
-                skipped = opts.rounds - r - 1 if state.failure else 0    # rounds it will not get now
-                progress.round_done(state.case, weights[i] / opts.rounds * (1 + skipped), 1 + skipped)
+                progress.round_started(i, r)
+                state.run_round(k, opts, workdir, t0, launcher)
+                progress.round_done(i)
                 if state.finished:
                     record = state.record(opts.max_stored_samples)
                     writer.add(record, position=i)
-                    progress.case_done(state.case, record)
+                    progress.case_done(i, record)
     except KeyboardInterrupt:
+        for st in states:
+            st.interrupt()
         writer.add_many([(st.record(opts.max_stored_samples), i) for i, st in enumerate(states)
                          if st.results and not writer.has(i)])
-        writer.finish("interrupted")
+        _finish(writer, "interrupted", launcher)
         progress.stop()
         raise
-    writer.finish("complete")
+    _finish(writer, "complete", launcher)
     progress.stop()
     return writer.data
+
+
+def _finish(writer: ResultWriter, status: str, launcher: Launcher | None) -> None:
+    if launcher is not None:
+        writer.data["run"]["launcher_starts"] = launcher.starts
+    writer.finish(status)

@@ -1,10 +1,22 @@
-"""Presets, declared as data: which grid to run and how long each round takes.
+"""Presets, declared as data: which grid to run, how long each round takes, and how many rounds a case
+gets (``rounds`` every case, then more up to ``max_rounds`` while its round-level CI is wider than
++-``target_ci`` and its rounds have taken less than ``case_budget_s``; see ``measure.runner.decide``).
 
-``smoke``  every mechanism, 3 sizes, workers {1, max}, 2 short rounds: a check that all works (<= 60 s
-           on a 2-core machine).
-``quick``  the default (``tox -e bench``): the six default sizes, workers 1, 2, 4 ... max, 3 rounds
-           (<= 5 min on a 2-core machine).
-``full``   14 sizes up to 64 MiB, every start method, 5 longer rounds. Long: watch the ETA.
+``smoke``  every mechanism, 3 sizes, workers {1, max}, exactly 2 short rounds: a check that all works
+           (<= 60 s on a 2-core machine).
+``quick``  the default (``tox -e bench``): the six default sizes, workers 1, 2, 4 ... max, 5 to 30 rounds
+           of ~0.1 s, at most 1.6 s of rounds per case (<= 5 min on a 2-core machine: 122 cases; the
+           20 cases of 16 MiB take 0.4-3 s a round, ~100 s for their 5 rounds, and stop there).
+``full``   14 sizes up to 64 MiB, every start method, 5 to 30 longer rounds, at most 6 s of rounds per
+           case. Long: watch the ETA.
+
+How the quick settings were chosen (2-core VM, shared with other work): between rounds the p50 and
+throughput of a case vary by 10-40 % (sd of logs), and about as much with 0.02, 0.08 or 0.3 s windows, so
+the CI narrows with the number of rounds rather than their length; a ~0.06 s window costs ~0.1 s a round
+with the warm launcher (shorter ones varied more, which ate the gain). With that spread +-5 % takes 20 to
+60+ rounds, more than 5 minutes give 122 cases: the per-case budget keeps the preset within its time (one
+run: 4 min 47 s with 1.8 s per case; 1.6 s leaves room for a busier machine), and the result file says
+which cases reached the target (``target_met``) and why the others stopped (``stop_reason``).
 """
 
 from __future__ import annotations
@@ -31,23 +43,31 @@ class Preset:
     payload_sizes: tuple[int, ...]
     workers: str            # "ends": {1, max}; "powers": 1, 2, 4 ... max
     start_methods: str      # "default" or "all"
-    rounds: int
+    rounds: int             # rounds every case gets
     spec: RoundSpec
+    max_rounds: int = 0     # more rounds, up to this many, while a case's CI is wider than target_ci
+    case_budget_s: float | None = None   # ...and while its rounds have taken less than this
+    target_ci: float = 0.05              # +- relative half-width of the round-level 95 % CIs
 
 
 PRESETS = {
     "smoke": Preset("smoke", "every mechanism, 3 sizes, workers {1, max}, 2 short rounds",
                     (8, 64 * KiB, 1 * MiB), "ends", "default", 2,
                     RoundSpec(budget_s=0.03, min_messages=3, max_window_s=2.0, max_messages=3000,
-                              warmup=5, warmup_s=0.02)),
-    "quick": Preset("quick", "default sizes 8 B..16 MiB, workers 1, 2, 4 ... max, 3 rounds",
-                    DEFAULT_SIZES, "powers", "default", 3,
-                    RoundSpec(budget_s=0.08, min_messages=5, max_window_s=3.0, max_messages=20_000,
-                              warmup=10, warmup_s=0.03)),
-    "full": Preset("full", "14 sizes 8 B..64 MiB, workers 1, 2, 4 ... max, every start method, 5 rounds",
+                              warmup=5, warmup_s=0.02),
+                    max_rounds=2),
+    "quick": Preset("quick", "default sizes 8 B..16 MiB, workers 1, 2, 4 ... max, 5-30 rounds "
+                    "(until +-5 %, at most 1.6 s of rounds per case)",
+                    DEFAULT_SIZES, "powers", "default", 5,
+                    RoundSpec(budget_s=0.06, min_messages=5, max_window_s=3.0, max_messages=20_000,
+                              warmup=10, warmup_s=0.03),
+                    max_rounds=30, case_budget_s=1.6),
+    "full": Preset("full", "14 sizes 8 B..64 MiB, workers 1, 2, 4 ... max, every start method, 5-30 rounds "
+                   "(until +-5 %, at most 6 s of rounds per case)",
                    FULL_SIZES, "powers", "all", 5,
                    RoundSpec(budget_s=0.25, min_messages=10, max_window_s=8.0, max_messages=50_000,
-                             warmup=20, warmup_s=0.05)),
+                             warmup=20, warmup_s=0.05),
+                   max_rounds=30, case_budget_s=6.0),
 }
 
 

@@ -29,7 +29,8 @@ def _check_warnings(rs: dict) -> str:
 def metadata_rows(sets: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Header (one column per result set) and rows (field, value per set) of machine and run metadata."""
     fields = [
-        ("machine_id", lambda s: s.get("machine_id")), ("result file", lambda s: s.get("_source")),
+        ("machine_id", lambda s: s.get("machine_id")), ("description", lambda s: s["machine"].get("description")),
+        ("result file", lambda s: s.get("_source")),
         ("CPU model", lambda s: s["machine"].get("cpu_model")),
         ("logical cores", lambda s: s["machine"].get("logical_cores")),
         ("usable CPUs", lambda s: s["machine"].get("usable_cpus")),
