@@ -13,7 +13,10 @@ Format history (``schema_version``):
       interrupted run may keep ok cases with fewer rounds) and ``wall_s`` (seconds of its own rounds), per
       round ``order`` (position in the run), ``start_s`` (s since the run's first round), ``steal_s`` /
       ``steal_span_s`` / ``steal_cpus`` (CPU steal over the timed window, summed over ``steal_cpus``
-      CPUs), ``load1`` and ``procs_running`` (at the round's start). Migration from 1 recomputes the p50,
+      CPUs), ``load1`` and ``procs_running`` (at the round's start); adaptive rounds add ``run.adaptive``
+      ({rounds_min, rounds_max, target_ci, case_budget_s}), ``run.launcher`` ("warm-fork" or
+      "fresh-interpreter") and per case ``rounds_min``, ``rounds_max``, ``target_ci``, ``ci_reached``,
+      ``target_met`` and ``stop_reason``. Migration from 1 recomputes the p50,
       throughput and their CIs from the per-round values version 1 stored in ``noise``; tail percentiles
       stay as recorded (``noise["migrated_from"] = 1``).
 
