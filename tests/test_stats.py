@@ -148,8 +148,11 @@ def test_rounds_with_steal_or_other_work_are_flagged_not_dropped():
     rounds = [{**_round([1000] * 50), **quiet}, {**_round([1000] * 50), **stolen}, {**_round([1000] * 50), **crowded}]
     m, noise = stats.summarize(rounds)
     assert noise["round_steal"] == pytest.approx([0.0, 0.15, 0.0])
-    assert noise["busy_rounds"] == [2]
-    assert {"steal", "busy"} <= set(noise["flags"]) and m["samples"] == 150 and noise["rounds"] == 3
+    assert noise["busy_rounds"] == [2]                  # listed, but one busy round of three is no pattern
+    assert "steal" in noise["flags"] and "busy" not in noise["flags"]
+    assert m["samples"] == 150 and noise["rounds"] == 3
+    _, crowded_run = stats.summarize([rounds[0], rounds[2], rounds[2]])
+    assert crowded_run["busy_rounds"] == [1, 2] and "busy" in crowded_run["flags"]
     _, calm = stats.summarize([{**_round([1000] * 50), **quiet}] * 2)
     assert not {"steal", "busy"} & set(calm["flags"])
     _, unknown = stats.summarize([_round([1000] * 50)] * 2)            # not Linux: nothing to judge

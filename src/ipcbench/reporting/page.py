@@ -55,8 +55,8 @@ FLAG_HELP = {
                    "p99.9 10,000)",
     "steal": f"in at least one round the hypervisor took more than {HIGH_STEAL * 100:g} % of the CPU time "
              "(steal): the machine's neighbours were busy",
-    "busy": "other processes were runnable when at least one round started (as many as its CPUs): "
-            "the machine was not idle",
+    "busy": "other processes were runnable when at least half of the rounds started (as many as their "
+            "CPUs): the machine was not idle",
 }
 NOISE_ROWS = 300   # the noise table lists this many flagged cases, most severe first
 MAX_SETUPS = 4     # figures draw at most this many setups (each one is a row of panels); tables show all
