@@ -355,3 +355,4 @@ def test_the_report_leads_with_which_mechanism_to_use(tmp_path):
     html = report.render_html(loaded_of(tmp_path, factories.result_set(cases)))
     assert html.index('id="answer"') < html.index('id="findings"')
     assert "<strong>pipe_duplex</strong>" in html
+    assert '<tr class="unclear">' in html and "<strong>no clear winner</strong>" not in html
