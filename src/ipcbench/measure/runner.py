@@ -77,8 +77,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from .._version import __version__
 from ..plan.cases import Case, RoundSpec
 from ..plan.metrics import unit
@@ -189,15 +187,6 @@ def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], ela
     if rule.budget_s is not None and rounds and elapsed_s + elapsed_s / rounds > rule.budget_s:
         return Decision(False, "time budget", ci)
     return Decision(True, None, ci)
-
-
-def round_values(result: dict) -> tuple[float | None, float | None]:
-    """A round's p50 latency (s) and throughput (ops/s), exactly as ``summary.summarize`` takes them."""
-    samples = result.get("samples_ns") or ()
-    p50 = float(np.median(np.asarray(samples, dtype=np.float64) / 1e9)) if len(samples) else None
-    ops, window = result.get("ops"), result.get("window_ns")
-    tput = ops / (window / 1e9) if ops and window else None
-    return p50, tput
 
 
 # -- one round -----------------------------------------------------------------------------------------
@@ -405,7 +394,7 @@ class _CaseRun:
         if got.get("ok"):
             self.results.append(got["result"])
             self.meta.append(meta)
-            p50, tput = round_values(got["result"])
+            p50, tput = stats.round_headline(got["result"])
             if p50 is not None:
                 self.p50s.append(p50)
             if tput is not None:

@@ -112,6 +112,15 @@ def _even_index(n: int, cap: int) -> np.ndarray:
     return np.linspace(0, n - 1, cap).round().astype(int)
 
 
+def round_headline(rnd: dict) -> tuple[float | None, float | None]:
+    """A round's median latency (s) and throughput (ops/s): the per-round values the headline estimates
+    and CIs are made of (here, and in the runner's decision to run another round)."""
+    samples = rnd.get("samples_ns")
+    p50 = float(np.median(np.asarray(samples, dtype=np.float64) / 1e9)) if samples is not None and len(samples) else None
+    ops, window = rnd.get("ops"), rnd.get("window_ns")
+    return p50, (ops / (window / 1e9) if ops and window else None)
+
+
 def steal_fraction(rnd: dict) -> float | None:
     """Share of a round's CPU time (over ``steal_span_s`` on ``steal_cpus`` CPUs) stolen by the hypervisor."""
     s, span, cpus = rnd.get("steal_s"), rnd.get("steal_span_s"), rnd.get("steal_cpus")
@@ -156,7 +165,8 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
         ci[name] = [est.low, est.high] if ok else None
         ci_rel[name] = est.rel_half_width if ok else None
 
-    per_round_p50 = [float(np.median(s)) for s in with_samples]
+    headlines = [round_headline(r) for r in rounds]
+    per_round_p50 = [p for p, _ in headlines if p is not None]
     if with_samples:
         est = round_estimate(per_round_p50)
         metrics["latency_p50"] = est.value
@@ -173,8 +183,7 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
     pooled_n = sum(len(s) for s in with_samples)
     metrics["samples"] = float(pooled_n)
 
-    per_round_tput = [r["ops"] / (r["window_ns"] / 1e9) for r in rounds
-                      if r.get("ops") and r.get("window_ns")]
+    per_round_tput = [tput for _, tput in headlines if tput is not None]
     if per_round_tput:
         est = round_estimate(per_round_tput)
         metrics["throughput_msgs"] = est.value
