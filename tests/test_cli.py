@@ -202,3 +202,14 @@ def test_run_help_explains_adaptive_rounds():
     for flag in ("--target-ci", "--min-rounds", "--max-rounds", "--case-budget", "--fresh-rounds", "--rounds"):
         assert flag in text
     assert "stop_reason: target met | max rounds | time budget | failed | interrupted" in text
+
+
+def test_a_payload_the_machine_cannot_hold_is_refused_before_the_run(tmp_path, capsys):
+    import psutil
+
+    too_big = psutil.virtual_memory().total // 4
+    out = tmp_path / "r.json"
+    assert main(["run", "-m", "pipe_duplex", "--payload-sizes", f"8,{too_big}", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "of this machine's memory" in err and "several copies" in err
+    assert not out.exists()

@@ -78,6 +78,7 @@ def main(args) -> int:
             if pat not in PATTERNS:
                 raise UserError(f"unknown pattern {pat!r}; known: {', '.join(PATTERNS)}")
     sizes = parse_size_list(args.payload_sizes) if args.payload_sizes else list(preset.payload_sizes)
+    _check_memory(max(sizes, default=0))
     workers = parse_int_list(args.workers, "worker count") if args.workers else worker_counts(preset.workers)
     if args.start_method:
         methods = check_start_methods([m.strip() for m in args.start_method.split(",") if m.strip()])
@@ -154,3 +155,21 @@ def _round_settings(args, preset) -> tuple[int, int, float | None, float]:
     if not 0 < target < 1:
         raise UserError(f"--target-ci must be a fraction between 0 and 1 (0.05 = +-5 %), got {target:g}")
     return min_rounds, max_rounds, budget, target
+
+
+# A case holds several copies of its payload at once (sender, pickled bytes, pipe or queue buffers,
+# receiver, the echo's copy): a payload above this share of the machine's memory cannot run safely.
+MAX_PAYLOAD_SHARE = 1 / 8
+
+
+def _check_memory(largest: int) -> None:
+    """Refuse, before anything runs, a payload size the machine cannot hold several copies of."""
+    import psutil
+
+    from ..errors import UserError
+    from ..units import format_size
+
+    total = psutil.virtual_memory().total
+    if largest > total * MAX_PAYLOAD_SHARE:
+        raise UserError(f"payload size {format_size(largest)} is more than 1/{round(1 / MAX_PAYLOAD_SHARE)} of this "
+                        f"machine's memory ({format_size(total)}); a case holds several copies of its payload")
