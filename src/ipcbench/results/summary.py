@@ -33,16 +33,6 @@ def round_cv(values: Sequence[float]) -> float | None:
     return float(np.log(v).std(ddof=1))
 
 
-def latency_metrics(samples_ns: Sequence[int]) -> dict[str, float]:
-    """Percentiles and max of single-operation samples, in seconds."""
-    a = np.asarray(samples_ns, dtype=np.float64) / 1e9
-    if a.size == 0:
-        return {}
-    out = {name: float(np.percentile(a, q)) for name, q in PERCENTILES.items()}
-    out["latency_max"] = float(a.max())
-    return out
-
-
 def spread(values: Sequence[float]) -> float | None:
     """(max - min) / median of per-round values; None with fewer than two rounds."""
     v = [x for x in values if x is not None and math.isfinite(x)]
@@ -50,20 +40,6 @@ def spread(values: Sequence[float]) -> float | None:
         return None
     med = float(np.median(v))
     return float((max(v) - min(v)) / med) if med > 0 else None
-
-
-def median_ci(samples_ns: Sequence[int], confidence: float = 0.95) -> tuple[float, float] | None:
-    """Distribution-free CI for the median (binomial order statistics, scipy.stats.quantile_test), in s."""
-    from scipy import stats
-
-    a = np.asarray(samples_ns, dtype=np.float64) / 1e9
-    if a.size < 6:
-        return None
-    ci = stats.quantile_test(a, q=float(np.median(a)), p=0.5).confidence_interval(confidence)
-    lo, hi = float(ci.low), float(ci.high)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return None
-    return lo, hi
 
 
 def is_bimodal(samples_ns: Sequence[int], max_points: int = 4000) -> bool:
