@@ -20,6 +20,77 @@ def test_bimodal_detection():
     assert not stats.is_bimodal(two[:20])       # too few samples to say
 
 
+def _lognormal(rng, median_ns, sigma, n):
+    return rng.lognormal(np.log(median_ns), sigma, n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("share_fast", [0.5, 0.8])
+def test_bimodal_two_lognormal_modes_flagged(seed, share_fast):
+    # round trips at 30 µs and 60 µs (e.g. same core vs. cross-core), 2,000 samples, 50/50 and 80/20
+    rng = np.random.default_rng(seed)
+    n_fast = int(2000 * share_fast)
+    s = np.concatenate([_lognormal(rng, 30_000, 0.1, n_fast), _lognormal(rng, 60_000, 0.1, 2000 - n_fast)])
+    assert stats.is_bimodal(rng.permutation(s))        # order (as measured, interleaved) does not matter
+    assert stats.is_bimodal(np.round(s).astype(np.int64))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unimodal_lognormal_not_flagged(seed):
+    rng = np.random.default_rng(seed)
+    assert not stats.is_bimodal(_lognormal(rng, 30_000, 0.3, 2000))
+    assert not stats.is_bimodal(_lognormal(rng, 30_000, 0.3, 20_000))   # thinned to 4,000: still not
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_long_right_tail_not_flagged(seed):
+    # a unimodal body plus 2 % outliers at 10x (a preemption now and then) is a tail, not a second mode
+    rng = np.random.default_rng(seed)
+    s = np.concatenate([_lognormal(rng, 30_000, 0.3, 1960), _lognormal(rng, 300_000, 0.3, 40)])
+    assert not stats.is_bimodal(rng.permutation(s))
+
+
+def test_few_samples_not_flagged():
+    rng = np.random.default_rng(0)
+    s = np.concatenate([_lognormal(rng, 30_000, 0.05, 24), _lognormal(rng, 300_000, 0.05, 25)])
+    assert len(s) == 49 and not stats.is_bimodal(s)
+    assert stats.is_bimodal(np.concatenate([s, [300_000]]))      # 50: enough for modes this far apart
+    assert not stats.is_bimodal([0] * 100 + [-5] * 100)         # no positive samples
+    assert not stats.is_bimodal([30_000] * 500)                 # all equal: one value, one mode
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("median_ns", "resolution_ns", "sigma"),
+                         [(30_000, 100, 0.3), (30_000, 1000, 0.3), (3_000, 100, 0.3), (1_000, 100, 0.2),
+                          (200, 10, 0.3)])
+def test_integer_rounded_unimodal_not_flagged(seed, median_ns, resolution_ns, sigma):
+    # integer nanoseconds on a coarse grid: many exact ties, which the dip test alone would call multimodal
+    rng = np.random.default_rng(seed)
+    s = _lognormal(rng, median_ns, sigma, 2000)
+    grid = (np.round(s / resolution_ns) * resolution_ns).astype(np.int64)
+    assert len(np.unique(grid)) < 500
+    assert not stats.is_bimodal(grid)
+
+
+def test_bimodal_thresholds_need_both_p_value_and_dip(monkeypatch):
+    diptest = pytest.importorskip("diptest")
+    x = np.arange(1, 201)
+    monkeypatch.setattr(diptest, "diptest", lambda *a, **k: (0.05, 0.001))
+    assert stats.is_bimodal(x)
+    monkeypatch.setattr(diptest, "diptest", lambda *a, **k: (stats.BIMODAL_MIN_DIP / 2, 0.0))
+    assert not stats.is_bimodal(x)                      # significant but too small to matter
+    monkeypatch.setattr(diptest, "diptest", lambda *a, **k: (0.05, stats.BIMODAL_P * 2))
+    assert not stats.is_bimodal(x)                      # big dip, but could be chance (few samples)
+
+
+def test_is_bimodal_deterministic_and_bounded():
+    rng = np.random.default_rng(5)
+    s = np.concatenate([_lognormal(rng, 30_000, 0.1, 30_000), _lognormal(rng, 60_000, 0.1, 30_000)])
+    assert stats.is_bimodal(s) is True
+    assert all(stats.is_bimodal(s) is True for _ in range(3))
+    assert stats.is_bimodal(s, max_points=400) is True
+
+
 def test_bounded_keeps_order_and_ends():
     s = list(range(10_000))
     b = stats.bounded(s, 100)
@@ -56,7 +127,20 @@ def test_summarize_values_from_fake_clock_rounds():
     assert noise["ci_rel"]["latency_p50"] == pytest.approx(0.254, abs=0.01)
     assert "wide_ci" in noise["flags"]          # far from +-5 %: three rounds this different can't say more
     assert "noisy" not in noise["flags"]        # rounds vary by ~9 %, under the 10 % threshold
-    assert "bimodal" in noise["flags"]          # three distinct round levels are three modes: said, not hidden
+    # exactly 1.0 / 1.1 / 1.2 µs, a third each: on this 100 ns grid no level is rarer than its neighbours,
+    # so there is no dip between them (is_bimodal spreads ties over the grid) -- a flat spread, not modes.
+    # Rounds at levels apart, each with its own jitter, are flagged: test_summarize_flags_two_round_levels
+    assert "bimodal" not in noise["flags"]
+
+
+def test_summarize_flags_two_round_levels():
+    # three rounds near 30 µs, three near 60 µs (e.g. sharing a core or not): two modes, said, not hidden
+    rng = np.random.default_rng(7)
+    level = [30_000, 60_000, 30_000, 60_000, 30_000, 60_000]
+    rounds = [_round(np.round(_lognormal(rng, med, 0.05, 300)).astype(int).tolist()) for med in level]
+    assert "bimodal" in stats.summarize(rounds)[1]["flags"]
+    same = [_round(np.round(_lognormal(rng, 30_000, 0.2, 300)).astype(int).tolist()) for _ in level]
+    assert "bimodal" not in stats.summarize(same)[1]["flags"]
 
 
 def test_summarize_tight_rounds_meet_the_target():
