@@ -17,9 +17,10 @@ from ipcbench.results.schema import SCHEMA, SCHEMA_VERSION
 
 
 def case_dict(mechanism="pipe_duplex", pattern="roundtrip", payload_bytes=8, workers=1,
-              start_method="fork", payload_kind="bytes") -> dict:
+              start_method="fork", payload_kind="bytes", placement="spread") -> dict:
     return {"mechanism": mechanism, "pattern": pattern, "payload_kind": payload_kind,
-            "payload_bytes": payload_bytes, "workers": workers, "start_method": start_method}
+            "payload_bytes": payload_bytes, "workers": workers, "start_method": start_method,
+            "placement": placement}
 
 
 def rounds_from_samples(samples_ns, rounds=3, bytes_per_op=8, cpu_per_op=None) -> list[dict]:

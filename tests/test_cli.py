@@ -80,8 +80,8 @@ def test_export_csv_has_the_tidy_columns(tmp_path):
     src = write(tmp_path / "r.json", result_set([case_record(), case_record(status="failed")], machine_id="m1"))
     assert main(["export", str(src), "--format", "csv", "-o", str(tmp_path / "r.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
-    assert list(rows[0])[:11] == ["machine_id", "python_version", "start_method", "mechanism", "pattern",
-                                  "payload_kind", "payload_bytes", "workers", "metric", "value", "unit"]
+    assert list(rows[0])[:12] == ["machine_id", "python_version", "start_method", "mechanism", "pattern",
+                                  "payload_kind", "payload_bytes", "workers", "placement", "metric", "value", "unit"]
     assert {r["machine_id"] for r in rows} == {"m1"}
     p50 = [r for r in rows if r["metric"] == "latency_p50"]
     assert len(p50) == 1 and p50[0]["unit"] == "s" and 40e-6 < float(p50[0]["value"]) < 60e-6

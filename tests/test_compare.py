@@ -198,7 +198,7 @@ def test_failed_cases_are_listed_not_compared():
     assert list(comp.frame.payload_bytes.unique()) == [8]
     assert comp.only_base.empty and comp.only_other.empty        # failed is not "missing"
     assert comp.failed[["side", "payload_bytes", "error"]].values.tolist() == [["other", 1024, "peer died"]]
-    assert "1 failed case(s) not compared: pipe_duplex roundtrip 1 KiB w1 fork in n.json (peer died)" \
+    assert "1 failed case(s) not compared: pipe_duplex roundtrip 1 KiB w1 fork spread in n.json (peer died)" \
         in comp.summary()
 
 
@@ -218,6 +218,20 @@ def test_a_fork_run_matches_a_spawn_run_across_start_methods():
     assert comp.matched["spawn.json"] == 2
     assert set(zip(comp.frame.base_start_method, comp.frame.other_start_method, strict=True)) == {("fork", "spawn")}
     assert "matched across start_method" in comp.summary()[0]
+
+
+def test_a_spread_run_matches_an_unpinned_run_across_placement():
+    base, other = grid([8, 1024]), grid([8, 1024])
+    for rec in other["cases"]:
+        rec["case"]["placement"] = "os"
+    comp = compare(Side("spread.json", [base]), [Side("os.json", [other])])
+    assert comp.across["os.json"] == ["placement"] and comp.matched["os.json"] == 2
+    assert set(zip(comp.frame.base_placement, comp.frame.other_placement, strict=True)) == {("spread", "os")}
+    assert "matched across placement" in comp.summary()[0]
+    both = grid([8])
+    both["cases"] += [{**rec, "case": {**rec["case"], "placement": "shared"}} for rec in both["cases"]]
+    key, across = match_dimensions(Side("a", [both]), Side("b", [both]))
+    assert "placement" in key and across == []                  # several placements a side: like for like
 
 
 def test_runs_with_several_start_methods_match_like_for_like():
@@ -367,7 +381,8 @@ def test_case_names_come_from_one_function():
     from ipcbench.analysis.compare import case_label
     from ipcbench.plan.cases import Case, case_name
 
-    assert Case("queue", "roundtrip", "bytes", 65536, 1, "fork").label() == "queue roundtrip 64 KiB w1 fork"
+    assert Case("queue", "roundtrip", "bytes", 65536, 1, "fork").label() == "queue roundtrip 64 KiB w1 fork spread"
+    assert Case("queue", "roundtrip", "bytes", 65536, 1, "fork", "os").id == "queue/roundtrip/64KiB/w1/fork/os"
     row = {"mechanism": "queue", "pattern": "rpc", "payload_kind": "numpy", "payload_bytes": 8, "workers": 2,
            "base_start_method": "spawn", "python_version": "3.12.1"}
     assert case_label(row, ["start_method", "python_version"]) == "queue rpc 8 B w2 numpy spawn Python 3.12.1"

@@ -51,7 +51,7 @@ def test_latency_vs_size_draws_p50_and_p99_per_mechanism_log_log():
     assert "(s, log scale)" in ax.get_ylabel() and "payload size" in ax.get_xlabel()
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks == ["8 B", "1 KiB", "64 KiB"]
-    assert ax.get_title() == "test-machine · Python 3.11.7 · fork"
+    assert ax.get_title() == "test-machine · Python 3.11.7 · fork · spread"
 
 
 def test_latency_vs_size_one_panel_per_setup_with_its_own_values():
@@ -59,7 +59,7 @@ def test_latency_vs_size_one_panel_per_setup_with_its_own_values():
     b = rs([case("queue", "roundtrip", 8, latency_p50=7e-5, latency_p99=9e-5)], "b.json", machine_id="server")
     fig = figures.latency_vs_size(tidy(a, b))
     axes = panels(fig)
-    assert [ax.get_title() for ax in axes] == ["laptop · Python 3.11.7 · fork", "server · Python 3.11.7 · fork"]
+    assert [ax.get_title() for ax in axes] == ["laptop · Python 3.11.7 · fork · spread", "server · Python 3.11.7 · fork · spread"]
     assert [lines_by_label(ax)["queue"].get_xydata()[0, 1] for ax in axes] == pytest.approx([1e-5, 7e-5])
 
 

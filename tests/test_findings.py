@@ -33,7 +33,7 @@ def test_roundtrip_leader_bands_name_winner_margin_and_runner_up():
         "Up to 16 KiB, pipe_duplex has the lowest round-trip latency (p50): 1.7x lower than queue (the runner-up).",
         "At 1 MiB, queue has the lowest round-trip latency (p50): 2.0x lower than pipe_duplex (the runner-up).",
     ]
-    assert out[0].setup == "test-machine · Python 3.11.7 · fork"
+    assert out[0].setup == "test-machine · Python 3.11.7 · fork · spread"
     assert out[0].data["winner"] == "pipe_duplex"
     assert (out[0].data["from_bytes"], out[0].data["to_bytes"]) == (8, 16 * KiB)
     assert [r["ratio"] for r in out[0].data["rows"]] == pytest.approx([1.7, 1.7, 1.7])
@@ -62,7 +62,7 @@ def test_setups_are_never_mixed():
     b = rs([rt("pipe_duplex", 8, 30e-6), rt("queue", 8, 10e-6)], source="b.json", machine_id="server")
     out = findings.roundtrip_latency(tidy(a, b))
     assert [(f.setup, f.data["winner"]) for f in out] == [
-        ("laptop · Python 3.11.7 · fork", "pipe_duplex"), ("server · Python 3.11.7 · fork", "queue")]
+        ("laptop · Python 3.11.7 · fork · spread", "pipe_duplex"), ("server · Python 3.11.7 · fork · spread", "queue")]
     assert "2.0x lower than queue" in out[0].text and "3.0x lower than pipe_duplex" in out[1].text
 
 
@@ -70,8 +70,8 @@ def test_same_setup_in_two_files_is_two_parts_named_by_file():
     a = rs([rt("pipe_duplex", 8, 10e-6), rt("queue", 8, 20e-6)], source="/r/m/monday.json")
     b = rs([rt("pipe_duplex", 8, 10e-6), rt("queue", 8, 20e-6)], source="/r/m/tuesday.json")
     labels = [label for label, _ in setups(tidy(a, b))]
-    assert labels == ["test-machine · Python 3.11.7 · fork · monday.json",
-                      "test-machine · Python 3.11.7 · fork · tuesday.json"]
+    assert labels == ["test-machine · Python 3.11.7 · fork · spread · monday.json",
+                      "test-machine · Python 3.11.7 · fork · spread · tuesday.json"]
 
 
 def stream(mech, size, bps):

@@ -85,7 +85,7 @@ def test_a_new_mechanism_is_registered_with_its_patterns(plugin):
     assert mech.supports("roundtrip") and not mech.supports("rpc")
     assert list(mech.makers) == ["make_channel"]
     grid = build_grid(["test_simple_queue"], None, [8], [1, 2], ["fork"], catalogue=all_mechanisms())
-    assert [c.id for c in grid] == ["test_simple_queue/roundtrip/8B/w1/fork", "test_simple_queue/stream/8B/w1/fork"]
+    assert [c.id for c in grid] == ["test_simple_queue/roundtrip/8B/w1/fork/spread", "test_simple_queue/stream/8B/w1/fork/spread"]
 
 
 @pytest.mark.parametrize("pattern, method", [("roundtrip", "fork"), ("stream", "fork"), ("roundtrip", "spawn")])

@@ -38,11 +38,11 @@ def test_suite_round_trips_through_pyperf_loader(tmp_path):
     rs = hand_built()
     path = tmp_path / "p.json"
     left_out = write_pyperf([rs], str(path))
-    assert left_out == [("pipe_simplex/roundtrip/8B/w1/fork", "failed: peer died")]
+    assert left_out == [("pipe_simplex/roundtrip/8B/w1/fork/spread", "failed: peer died")]
 
     suite = pyperf.BenchmarkSuite.load(str(path))
-    assert suite.get_benchmark_names() == ["pipe_duplex/roundtrip/8B/w1/fork", "queue/roundtrip/1KiB/w1/fork"]
-    bench = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork")
+    assert suite.get_benchmark_names() == ["pipe_duplex/roundtrip/8B/w1/fork/spread", "queue/roundtrip/1KiB/w1/fork/spread"]
+    bench = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork/spread")
     assert bench.get_unit() == "second"
     assert bench.get_nrun() == 3                                  # one pyperf run per ipcbench round
     assert [len(r.values) for r in bench.get_runs()] == [100, 100, 100]
@@ -54,7 +54,7 @@ def test_suite_round_trips_through_pyperf_loader(tmp_path):
     assert min(round_medians) <= metric(rs, 0, "latency_p50") <= max(round_medians)
     assert min(bench.get_values()) == pytest.approx(min(SAMPLES) / 1e9)
     assert max(bench.get_values()) == pytest.approx(metric(rs, 0, "latency_max"))
-    queue = suite.get_benchmark("queue/roundtrip/1KiB/w1/fork")
+    queue = suite.get_benchmark("queue/roundtrip/1KiB/w1/fork/spread")
     assert queue.median() == pytest.approx(2 * np.median(SAMPLES) / 1e9, rel=1e-12)
 
 
@@ -66,7 +66,7 @@ def test_metadata_carries_case_metrics_and_machine(tmp_path):
                                    {"check": "ASLR", "state": "ok", "message": "Full randomization",
                                     "source": "pyperf"}])
     suite, _ = to_suite(rs)
-    md = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork").get_metadata()
+    md = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork/spread").get_metadata()
     assert md["mechanism"] == "pipe_duplex" and md["pattern"] == "roundtrip"
     assert md["payload_bytes"] == 8 and md["workers"] == 1 and md["start_method"] == "fork"
     assert md["loops"] == 1
@@ -77,7 +77,7 @@ def test_metadata_carries_case_metrics_and_machine(tmp_path):
     assert "date" not in md                                                    # collection time, not run time
     assert md["ipcbench_system_warnings"] == "System load: load 3.00 on 2 CPUs"
     assert md["python_version"] == "3.11.7" and md["ipcbench_machine_id"] == "test-machine"
-    runs = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork").get_runs()
+    runs = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork/spread").get_runs()
     assert [r.get_metadata()["ipcbench_round"] for r in runs] == [0, 1, 2]
     assert [r.get_metadata()["ipcbench_round_samples_total"] for r in runs] == [100, 100, 100]
 
@@ -87,7 +87,7 @@ def test_throughput_only_cases_are_left_out_with_the_reason():
     rec["rounds"][0]["samples_ns"] = []
     suite, left_out = to_suite(result_set([case_record(samples_ns=SAMPLES), rec]))
     # both records are pipe_duplex/roundtrip/8B: the empty one is left out, the other exported
-    assert left_out == [("pipe_duplex/roundtrip/8B/w1/fork",
+    assert left_out == [("pipe_duplex/roundtrip/8B/w1/fork/spread",
                          "no per-operation latency samples (a throughput-only case)")]
     assert len(suite) == 1
 
@@ -103,15 +103,15 @@ def test_stdout_gets_pyperf_json():
     out = io.StringIO()
     write_pyperf([hand_built()], out)
     data = json.loads(out.getvalue())
-    assert [b["metadata"]["name"] for b in data["benchmarks"]] == ["pipe_duplex/roundtrip/8B/w1/fork",
-                                                                   "queue/roundtrip/1KiB/w1/fork"]
+    assert [b["metadata"]["name"] for b in data["benchmarks"]] == ["pipe_duplex/roundtrip/8B/w1/fork/spread",
+                                                                   "queue/roundtrip/1KiB/w1/fork/spread"]
 
 
 def test_export_command_output_is_read_by_pyperf_cli(tmp_path, capsys):
     src = write(tmp_path / "r.json", hand_built())
     out, out2 = tmp_path / "p.json", tmp_path / "p2.json"
     assert cli_main(["export", str(src), "--format", "pyperf", "-o", str(out)]) == 0
-    assert "left out pipe_simplex/roundtrip/8B/w1/fork: failed: peer died" in capsys.readouterr().err
+    assert "left out pipe_simplex/roundtrip/8B/w1/fork/spread: failed: peer died" in capsys.readouterr().err
     slower = hand_built()
     for rnd in slower["cases"][0]["rounds"]:
         rnd["samples_ns"] = [3 * s for s in rnd["samples_ns"]]
@@ -120,7 +120,7 @@ def test_export_command_output_is_read_by_pyperf_cli(tmp_path, capsys):
     stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(out)], capture_output=True, text=True)
     assert stats.returncode == 0, stats.stderr
     assert "Number of benchmarks: 2" in stats.stdout
-    assert "pipe_duplex/roundtrip/8B/w1/fork" in stats.stdout
+    assert "pipe_duplex/roundtrip/8B/w1/fork/spread" in stats.stdout
     assert f"Median +- MAD:   {np.median(SAMPLES) / 1000:.1f} us" in stats.stdout
 
     hist = subprocess.run([sys.executable, "-m", "pyperf", "hist", str(out)], capture_output=True, text=True)
@@ -130,7 +130,7 @@ def test_export_command_output_is_read_by_pyperf_cli(tmp_path, capsys):
     cmp = subprocess.run([sys.executable, "-m", "pyperf", "compare_to", str(out), str(out2)],
                          capture_output=True, text=True)
     assert cmp.returncode == 0, cmp.stderr
-    assert "pipe_duplex/roundtrip/8B/w1/fork" in cmp.stdout
+    assert "pipe_duplex/roundtrip/8B/w1/fork/spread" in cmp.stdout
     assert "3.00x slower" in cmp.stdout
 
 

@@ -41,9 +41,9 @@ def case(mechanism="pipe_duplex", pattern="roundtrip", size=8, workers=1, method
 # sessions
 # --------------------------------------------------------------------------------------------------
 def test_case_id_names_every_dimension():
-    assert case().id == "pipe_duplex/roundtrip/8B/w1/fork"
-    assert case("queue", "fanin", 65536, 2, "spawn").id == "queue/fanin/64KiB/w2/spawn"
-    assert case("queue", "stream", 1536).id == "queue/stream/1.5KiB/w1/fork"
+    assert case().id == "pipe_duplex/roundtrip/8B/w1/fork/spread"
+    assert case("queue", "fanin", 65536, 2, "spawn").id == "queue/fanin/64KiB/w2/spawn/spread"
+    assert case("queue", "stream", 1536).id == "queue/stream/1.5KiB/w1/fork/spread"
 
 
 def test_every_registered_pattern_has_a_session_form():
@@ -201,7 +201,7 @@ def test_metrics_come_from_every_per_call_duration():
     assert m["throughput_msgs"] == pytest.approx(5 / 110e-6)
     assert m["throughput_bytes"] == pytest.approx(16 * 5 / 110e-6)
     assert rec["rounds"][0]["samples_ns"] == [1000, 2000, 3000, 4000, 100000]
-    assert rec["rounds"][0]["pytest_benchmark"]["name"] == "bench/test_x.py::test_x[pipe_duplex/roundtrip/8B/w1/fork]"
+    assert rec["rounds"][0]["pytest_benchmark"]["name"] == "bench/test_x.py::test_x[pipe_duplex/roundtrip/8B/w1/fork/spread]"
     assert rs["run"]["front_end"] == "pytest-benchmark" and rs["run"]["preset"] == "smoke"
 
 
@@ -361,17 +361,17 @@ def test_bench_run_outcomes(bench_run):
 @pytest.mark.slow
 def test_bench_run_stores_per_call_times_and_metrics_from_them(bench_run):
     benches = by_param(bench_run.data)
-    assert set(benches) == {"pipe_duplex/roundtrip/8B/w1/fork", "pipe_duplex/stream/8B/w1/fork"}
-    rt = benches["pipe_duplex/roundtrip/8B/w1/fork"]
+    assert set(benches) == {"pipe_duplex/roundtrip/8B/w1/fork/spread", "pipe_duplex/stream/8B/w1/fork/spread"}
+    rt = benches["pipe_duplex/roundtrip/8B/w1/fork/spread"]
     info, ib = rt["extra_info"], rt["extra_info"]["ipcbench"]
-    assert {k: info[k] for k in pb.CASE_KEYS} == case().to_dict()
+    assert {k: info[k] for k in (*pb.CASE_KEYS, "placement")} == case().to_dict()
     assert rt["stats"]["iterations"] == 1
     data = rt["stats"]["data"]
     assert len(data) == rt["stats"]["rounds"] == ib["samples_total"] == ib["calls"] >= 3
     assert ib["metrics"]["latency_p50"]["value"] == pytest.approx(np.percentile(pb.seconds_to_ns(data), 50) / 1e9)
     assert ib["samples_ns"] == pb.seconds_to_ns(data)[:pb.SAMPLE_CAP]
-    assert rt["group"] == "roundtrip 8B/w1/fork"
-    st = benches["pipe_duplex/stream/8B/w1/fork"]["extra_info"]["ipcbench"]
+    assert rt["group"] == "roundtrip 8B/w1/fork/spread"
+    st = benches["pipe_duplex/stream/8B/w1/fork/spread"]["extra_info"]["ipcbench"]
     assert st["timed"] == "interval" and st["samples_total"] == 0 and "latency_p50" not in st["metrics"]
     assert st["metrics"]["throughput_msgs"]["value"] == pytest.approx(st["calls"] / (st["wall_window_ns"] / 1e9))
     machine = bench_run.data["machine_info"]["ipcbench"]["machine"]
@@ -384,8 +384,8 @@ def test_bench_json_loads_in_pytest_benchmark_compare(bench_run):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Failed to load" not in proc.stdout + proc.stderr
-    assert "test_pipes[pipe_duplex/roundtrip/8B/w1/fork]" in proc.stdout
-    assert "benchmark 'stream 8B/w1/fork'" in proc.stdout
+    assert "test_pipes[pipe_duplex/roundtrip/8B/w1/fork/spread]" in proc.stdout
+    assert "benchmark 'stream 8B/w1/fork/spread'" in proc.stdout
 
 
 @pytest.mark.slow
@@ -396,19 +396,19 @@ def test_bench_json_exports_to_csv_and_pyperf(bench_run, capsys):
 
     df = pd.read_csv(csv_path)
     rt = bench_run.data["benchmarks"]
-    p50 = by_param(bench_run.data)["pipe_duplex/roundtrip/8B/w1/fork"]["extra_info"]["ipcbench"]["metrics"]
+    p50 = by_param(bench_run.data)["pipe_duplex/roundtrip/8B/w1/fork/spread"]["extra_info"]["ipcbench"]["metrics"]
     row = df[(df.mechanism == "pipe_duplex") & (df.pattern == "roundtrip") & (df.metric == "latency_p50")]
     assert row.value.tolist() == [pytest.approx(p50["latency_p50"]["value"])]
     assert len(rt) == 2 and sorted(df.pattern.unique()) == ["roundtrip", "stream"]
 
     assert cli_main(["export", str(bench_run.out), "--format", "pyperf", "-o", str(pyperf_path)]) == 0
-    assert "left out pipe_duplex/stream/8B/w1/fork" in capsys.readouterr().err
+    assert "left out pipe_duplex/stream/8B/w1/fork/spread" in capsys.readouterr().err
     import pyperf
 
     suite = pyperf.BenchmarkSuite.load(str(pyperf_path))
     names = suite.get_benchmark_names()
-    assert "pipe_duplex/roundtrip/8B/w1/fork" in names and "dies_echo/roundtrip/8B/w1/fork" not in names
-    bench = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork")
+    assert "pipe_duplex/roundtrip/8B/w1/fork/spread" in names and "dies_echo/roundtrip/8B/w1/fork/spread" not in names
+    bench = suite.get_benchmark("pipe_duplex/roundtrip/8B/w1/fork/spread")
     assert bench.median() == pytest.approx(p50["latency_p50"]["value"], rel=1e-9)
 
 

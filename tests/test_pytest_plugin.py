@@ -81,14 +81,14 @@ def test_user_benchmarks_through_the_fixtures(pytester, monkeypatch):
     result.stdout.fnmatch_lines(["*UserError: unknown mechanism 'carrier_pigeon'*"])
     data = json.loads(out.read_text())
     benches = {b["name"]: b for b in data["benchmarks"]}
-    preset_ids = {f"test_preset_cases[{m}/roundtrip/{size}/w1/fork]"
+    preset_ids = {f"test_preset_cases[{m}/roundtrip/{size}/w1/fork/spread]"
                   for m in ("pipe_duplex", "queue") for size in ("8B", "64KiB", "1MiB")}
     assert set(benches) == {"test_pipe_roundtrip", "test_own_loop", *preset_ids}
     rt = benches["test_pipe_roundtrip"]
     assert rt["extra_info"]["mechanism"] == "pipe_duplex" and rt["extra_info"]["payload_bytes"] == 1024
-    assert rt["group"] == "roundtrip 1KiB/w1/fork"
+    assert rt["group"] == "roundtrip 1KiB/w1/fork/spread"
     assert rt["extra_info"]["ipcbench"]["calls"] == rt["stats"]["rounds"]
-    assert benches["test_preset_cases[queue/roundtrip/8B/w1/fork]"]["params"] == {"case": "queue/roundtrip/8B/w1/fork"}
+    assert benches["test_preset_cases[queue/roundtrip/8B/w1/fork/spread]"]["params"] == {"case": "queue/roundtrip/8B/w1/fork/spread"}
     assert benches["test_own_loop"]["extra_info"] == {}          # its own loop: nothing stored for it
     assert data["ipcbench"]["preset"] == "smoke"
     assert [f["case"]["mechanism"] for f in data["ipcbench"]["failed"]] == []   # no case was made for the pigeon
@@ -130,7 +130,8 @@ def test_a_failing_case_is_recorded(pytester):
     result.assert_outcomes(failed=1, deselected=2)
     failed = json.loads(out.read_text())["ipcbench"]["failed"]
     assert failed == [{"case": {"mechanism": "pipe_duplex", "pattern": "roundtrip", "payload_kind": "bytes",
-                                "payload_bytes": 8, "workers": 1, "start_method": "fork"},
+                                "payload_bytes": 8, "workers": 1, "start_method": "fork",
+                                "placement": "spread"},
                        "error": "RuntimeError: after the case"}]
 
 

@@ -172,12 +172,12 @@ def test_several_machines_are_separate_panels_and_capped(tmp_path):
             for i in range(3)]
     loaded = loaded_of(tmp_path, *sets)
     html = report.render_html(loaded, max_setups=2)
-    assert "The figures show 2 of 3 setups: m0 · Python 3.11.7 · fork; m1 · Python 3.11.7 · fork." in html
+    assert "The figures show 2 of 3 setups: m0 · Python 3.11.7 · fork · spread; m1 · Python 3.11.7 · fork · spread." in html
     latency_svg = html.split('id="fig-latency"')[1].split("</svg>")[0]
-    assert "m0 · Python 3.11.7 · fork" in latency_svg and "m1 · Python" in latency_svg and "m2 · Python" not in latency_svg
+    assert "m0 · Python 3.11.7 · fork · spread" in latency_svg and "m1 · Python" in latency_svg and "m2 · Python" not in latency_svg
     table = html.split('id="cases-table"')[1]
     assert all(f"<td>m{i}</td>" in table for i in range(3))
-    assert "<h3>m2 · Python 3.11.7 · fork</h3>" in html           # findings cover every setup
+    assert "<h3>m2 · Python 3.11.7 · fork · spread</h3>" in html           # findings cover every setup
     full = report.render_html(loaded, max_setups=0)
     assert "setups-note" not in full and "m2 · Python" in full.split('id="fig-latency"')[1].split("</svg>")[0]
 
@@ -204,7 +204,7 @@ def test_missing_metadata_still_lists_every_case(tmp_path):
     html = report.render_html(load_sets([factories.write(tmp_path / "r.json", data)]))
     table = html.split('id="cases-table"')[1].split("</table>")[0]
     assert table.count("<tr>") == 3 and "<td>queue</td>" in table
-    assert "test-machine · Python ? · fork" in html
+    assert "test-machine · Python ? · fork · spread" in html
 
 
 def test_figure_svg_strips_prolog_and_prefixes_ids():
@@ -346,7 +346,7 @@ def test_the_report_leads_with_which_mechanism_to_use(tmp_path):
              rt("pipe_duplex", 65536, 1.0, 0.3, 3), rt("queue", 65536, 1.05, 0.3, 4)]
     frame = factories.tidy_of(factories.named_set(cases))
     ((setup, rows),) = answer_groups(frame)
-    assert setup == "test-machine · Python 3.11.7 · fork"
+    assert setup == "test-machine · Python 3.11.7 · fork · spread"
     assert [(r["question"], r["payload"], r["use"], r["clear"]) for r in rows] == [
         ("round-trip latency (p50)", "8 B", "pipe_duplex", True),
         ("round-trip latency (p50)", "64 KiB", "no clear winner", False)]

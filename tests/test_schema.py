@@ -62,8 +62,9 @@ def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
     p = tmp_path / "v1.json"
     p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 1, "cases": [rec]}))
     data = load_result(p)
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
     got = data["cases"][0]
+    assert got["case"]["placement"] == "os"             # version 3: rounds before it were not pinned
     assert got["metrics"]["latency_p50"]["value"] == pytest.approx(2e-6)          # geometric mean of rounds
     assert got["metrics"]["latency_p99"]["value"] == 9e-6                         # tails stay as recorded
     assert got["metrics"]["throughput_msgs"]["value"] == pytest.approx(1000.0)

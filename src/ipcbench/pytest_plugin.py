@@ -8,7 +8,8 @@ that request its fixtures or carry its marker, and it imports none of ipcbench's
 
 Fixtures (each needs pytest-benchmark's ``benchmark`` only where it times):
 
-``ipcbench_case(case)`` / ``ipcbench_case("queue", "roundtrip", 64 * 1024, workers=1, start_method=None)``
+``ipcbench_case(case)`` / ``ipcbench_case("queue", "roundtrip", 64 * 1024, workers=1, start_method=None,
+placement="spread")``
     Start the case's processes in this process (``ipcbench.measure.sessions``: the engine's own peers and
     the mechanism's maker), warm up, time ONE operation per pytest-benchmark round
     (``benchmark.pedantic(op, rounds=N, iterations=1)``, N from the preset's budget), store the case and
@@ -24,13 +25,14 @@ Fixtures (each needs pytest-benchmark's ``benchmark`` only where it times):
 Marker ``@pytest.mark.ipcbench_cases(mechanisms=None, patterns=None, families=None, exclude_families=())``
     Parametrize the test's ``case`` argument with the cases of ``ipcbench run --preset P`` (limited to
     those mechanisms, patterns and mechanism families). The values are case ids
-    (``mechanism/pattern/size/wN/start_method``, also the test ids); ``ipcbench_case`` accepts them.
+    (``mechanism/pattern/size/wN/start_method/placement``, also the test ids); ``ipcbench_case`` accepts them.
     A test left with no case is deselected.
 
 Options (also environment variables): ``--ipcbench-preset`` (``IPCBENCH_PRESET``; smoke, quick or full,
 default smoke) chooses the cases of the marker and the timing budget of ``ipcbench_case``;
 ``--ipcbench-start-method`` (``IPCBENCH_START_METHOD``, a comma list) the start methods of the marker's
-cases (default: the preset's); ``--ipcbench-timeout`` (60 s) how long one session may take before its
+cases (default: the preset's); ``--ipcbench-placement`` (``IPCBENCH_PLACEMENT``, a comma list) their
+placements (default: spread); ``--ipcbench-timeout`` (60 s) how long one session may take before its
 processes are killed and the test fails. A preset or start method given either way is checked when pytest
 starts: a bad one is a usage error of the run.
 
@@ -68,6 +70,7 @@ class _State:
     used: bool = False                              # an ipcbench fixture or the marker is in this run
     _preset: object = None
     _start_methods: list | None = None
+    _placements: list | None = None
 
     @property
     def preset(self):
@@ -90,6 +93,15 @@ class _State:
             else:
                 self._start_methods = start_methods(self.preset.start_methods)
         return self._start_methods
+
+    @property
+    def placements(self) -> list[str]:
+        if self._placements is None:
+            from .plan.presets import check_placements
+
+            text = self.config.getoption("--ipcbench-placement") or os.environ.get("IPCBENCH_PLACEMENT") or ""
+            self._placements = _usage(check_placements, [m.strip() for m in text.split(",") if m.strip()])
+        return self._placements
 
 
 def _usage(fn, *args, **kwargs):
@@ -118,6 +130,9 @@ def pytest_addoption(parser):
     group.addoption("--ipcbench-start-method", default=None,
                     help="fork | spawn | forkserver, or a comma list: start methods of "
                          "@pytest.mark.ipcbench_cases (default: $IPCBENCH_START_METHOD or the preset's)")
+    group.addoption("--ipcbench-placement", default=None,
+                    help="spread | shared | os, or a comma list: placements of @pytest.mark.ipcbench_cases "
+                         "(default: $IPCBENCH_PLACEMENT or spread)")
     group.addoption("--ipcbench-timeout", type=float, default=60.0,
                     help="seconds one ipcbench session may take before its processes are killed (default 60)")
 
@@ -132,16 +147,18 @@ def pytest_configure(config):
         state.preset  # noqa: B018
     if config.getoption("--ipcbench-start-method") or os.environ.get("IPCBENCH_START_METHOD"):
         state.start_methods  # noqa: B018
+    if config.getoption("--ipcbench-placement") or os.environ.get("IPCBENCH_PLACEMENT"):
+        state.placements  # noqa: B018
 
 
 # --------------------------------------------------------------------------------------------------
 # cases: building them, the marker's parametrization
 # --------------------------------------------------------------------------------------------------
 def make_case(mechanism, pattern: str | None = None, payload_bytes: int = 8, *, workers: int = 1,
-              start_method: str | None = None, payload_kind: str = "bytes"):
+              start_method: str | None = None, payload_kind: str = "bytes", placement: str | None = None):
     """A ``Case`` from its parts, checked against the mechanism's declaration (a ``Case`` is returned
     as is; a bad name raises ``ipcbench.errors.UserError``). ``start_method`` defaults to
-    multiprocessing's default start method."""
+    multiprocessing's default start method, ``placement`` to ``spread``."""
     import multiprocessing as mp
 
     from .plan.cases import Case
@@ -152,14 +169,15 @@ def make_case(mechanism, pattern: str | None = None, payload_bytes: int = 8, *, 
         raise TypeError("give a Case, a case id from @pytest.mark.ipcbench_cases, or mechanism and pattern")
     from .errors import UserError
     from .measure.mechanisms import get as get_mechanism
-    from .plan.presets import check_start_methods
+    from .plan.presets import check_placements, check_start_methods
 
     mech = get_mechanism(mechanism)
     if pattern not in mech.patterns:
         raise UserError(f"{mechanism} has no {pattern!r} pattern; it has {', '.join(mech.patterns)}")
     method = start_method or mp.get_context().get_start_method()
     check_start_methods([method])
-    return Case(mech.name, pattern, payload_kind, int(payload_bytes), int(workers), method)
+    (where,) = check_placements([placement] if placement else [])
+    return Case(mech.name, pattern, payload_kind, int(payload_bytes), int(workers), method, where)
 
 
 def _resolve(state: _State, case, args, kwargs):
@@ -202,7 +220,8 @@ def _marked_cases(state: _State, marker) -> list:
         return []
     preset = state.preset
     return _usage(build_grid, mechs, _as_list(opts.get("patterns")), list(preset.payload_sizes),
-                  worker_counts(preset.workers), state.start_methods, catalogue=all_mechanisms())
+                  worker_counts(preset.workers), state.start_methods, catalogue=all_mechanisms(),
+                  placements=state.placements)
 
 
 def pytest_generate_tests(metafunc):
@@ -291,7 +310,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 @pytest.fixture
 def ipcbench_case(benchmark, request):
     """``ipcbench_case(case)`` or ``ipcbench_case(mechanism, pattern, payload_bytes=8, *, workers=1,
-    start_method=None, payload_kind="bytes")``: set the case up, time one operation per pytest-benchmark
+    start_method=None, payload_kind="bytes", placement=None)``: set the case up, time one operation per pytest-benchmark
     round, store the case and ipcbench's metrics in ``benchmark.extra_info``, tear everything down.
     Returns ipcbench's metrics ``{name: value}`` ({} when pytest-benchmark timed nothing)."""
     config = request.config
@@ -337,7 +356,7 @@ def ipcbench_case(benchmark, request):
 @pytest.fixture
 def ipcbench_session(request):
     """``ipcbench_session(case)`` or ``ipcbench_session(mechanism, pattern, payload_bytes=8, *, workers=1,
-    start_method=None, payload_kind="bytes")`` -> a started, warmed-up ``ipcbench.measure.sessions.Session``
+    start_method=None, payload_kind="bytes", placement=None)`` -> a started, warmed-up ``ipcbench.measure.sessions.Session``
     (timing budget of the preset's round spec); ``s.op.call()`` is one operation. Every session is closed
     and its processes reaped when the test ends."""
     from .measure.sessions import NoSessionForm, builder_for, open_session

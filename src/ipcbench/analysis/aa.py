@@ -26,7 +26,7 @@ from .compare import Side, compare
 MAX_SIGNIFICANT = 0.05
 MIN_COVERAGE = 0.80
 METRICS = ("latency_p50", "throughput_msgs")
-_KEY = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers", "start_method", "metric"]
+_KEY = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers", "start_method", "placement", "metric"]
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Pure: result-set dicts in (as ``frame.read_set`` returns them), a pandas frame out. No plotting, no files.
 
 Matching. A case is keyed by ``mechanism, pattern, payload_kind, payload_bytes, workers`` plus
-``start_method`` and ``python_version``, never by ``machine_id``. A dimension of the last two is left out of
-the key ("matched across") when each side holds exactly one value of it and the values differ: that is
+``start_method``, ``python_version`` and ``placement``, never by ``machine_id``. A dimension of the last three is
+left out of the key ("matched across") when each side holds exactly one value of it and the values differ: that is
 what the comparison is about (a fork run against a spawn run, Python 3.11 against 3.13). When a side holds
 several values (a ``full`` run has every start method) the dimension stays in the key, so fork is compared
 with fork and spawn with spawn. Cases found on one side only are reported, not compared; failed cases are
@@ -60,9 +60,9 @@ ROUND_VALUES = {**{m: m for m in registry.PERCENTILES}, "throughput_msgs": "thro
                 "throughput_bytes": "throughput_msgs", "cpu_per_msg": "cpu_per_msg"}
 
 KEY_ALWAYS = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers"]
-KEY_MAYBE = ["start_method", "python_version"]
+KEY_MAYBE = ["start_method", "python_version", "placement"]
 _KEY = [*KEY_ALWAYS, *KEY_MAYBE]
-SIDE_COLUMNS = ["start_method", "python_version", "machine_id"]
+SIDE_COLUMNS = ["start_method", "python_version", "placement", "machine_id"]
 COLUMNS = ["base_set", "other_set", *KEY_ALWAYS,
            *[f"{s}_{c}" for c in SIDE_COLUMNS for s in ("base", "other")],
            "metric", "unit", "base", "other", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
@@ -106,7 +106,7 @@ class Comparison:
         if len(self.failed):
             f = self.failed
             lines.append(f"{len(f)} failed case(s) not compared: " + "; ".join(
-                f"{case_label(r, ['start_method'])} in {r['result_set']} ({r['error']})"
+                f"{case_label(r, ['start_method', 'placement'])} in {r['result_set']} ({r['error']})"
                 for r in f.head(5).to_dict("records")) + ("; ..." if len(f) > 5 else ""))
         return lines
 
@@ -139,6 +139,7 @@ def describe(side: Side) -> str:
     return " · ".join([join(machine_id_of(rs) for rs in sets),
                        "Python " + join(python_version_of(rs) for rs in sets),
                        join(rec["case"]["start_method"] for rs in sets for rec in rs["cases"]),
+                       join(rec["case"].get("placement", "os") for rs in sets for rec in rs["cases"]),
                        "preset " + join(rs.get("run", {}).get("preset") for rs in sets)])
 
 
@@ -163,7 +164,7 @@ def _collect(side: Side) -> _Cases:
         for rec in rs["cases"]:
             c = rec["case"]
             k = (c["mechanism"], c["pattern"], c["payload_kind"], c["payload_bytes"], c["workers"],
-                 c["start_method"], py)
+                 c["start_method"], py, c.get("placement", "os"))
             if rec.get("status") == "ok":
                 groups.setdefault(k, []).append((mid, rec))
             else:
@@ -211,7 +212,7 @@ def match_dimensions(base: Side, other: Side) -> tuple[list[str], list[str]]:
     def values(side: Side, dim: str) -> set:
         if dim == "python_version":
             return {python_version_of(rs) for rs in side.sets}
-        return {rec["case"][dim] for rs in side.sets for rec in rs["cases"]}
+        return {rec["case"].get(dim, "os") for rs in side.sets for rec in rs["cases"]}
 
     across = []
     for dim in KEY_MAYBE:

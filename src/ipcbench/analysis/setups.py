@@ -1,6 +1,6 @@
 """The tidy frame by setup, and wide tables of it: pure pandas helpers for findings, figures and the report.
 
-A *setup* is one machine, Python version and start method (``SETUP_COLUMNS``): results of different
+A *setup* is one machine, Python version, start method and placement (``SETUP_COLUMNS``): results of different
 setups are never mixed in one comparison, line or sentence. ``setups`` splits a frame into them;
 ``metric_table`` turns tidy rows (one per case x metric) into one row per case with a column per metric.
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-SETUP_COLUMNS = ["machine_id", "python_version", "start_method"]
-CASE_KEY = ["machine_id", "python_version", "start_method", "mechanism", "pattern", "payload_kind",
+SETUP_COLUMNS = ["machine_id", "python_version", "start_method", "placement"]
+CASE_KEY = ["machine_id", "python_version", "start_method", "placement", "mechanism", "pattern", "payload_kind",
             "payload_bytes", "workers", "result_set"]
 
 
@@ -21,11 +21,12 @@ def _text(v) -> str:
     return "?" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
-def setup_label(machine_id, python_version, start_method=None) -> str:
-    """``vm-1 · Python 3.11.7 · fork`` ("?" for a value that is not known)."""
+def setup_label(machine_id, python_version, start_method=None, placement=None) -> str:
+    """``vm-1 · Python 3.11.7 · fork · spread`` ("?" for a value that is not known)."""
     parts = [_text(machine_id), f"Python {_text(python_version)}"]
-    if start_method is not None:
-        parts.append(_text(start_method))
+    for v in (start_method, placement):
+        if v is not None:
+            parts.append(_text(v))
     return " · ".join(parts)
 
 
@@ -37,6 +38,7 @@ def setups(df: pd.DataFrame, columns: Sequence[str] = SETUP_COLUMNS) -> list[tup
     """
     if df.empty:
         return []
+    columns = [c for c in columns if c in df.columns]
     keys = [*columns, "result_set"] if "result_set" in df.columns else list(columns)
     groups = [(tuple(_text(k) for k in key), part)
               for key, part in df.groupby(keys, sort=True, dropna=False, observed=True)]

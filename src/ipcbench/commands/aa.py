@@ -46,6 +46,6 @@ def main(args) -> int:
         if len(df) and args.show:
             print(f"{title} ({len(df)}):")
             for r in df.head(args.show).to_dict("records"):
-                print(f"  {case_label(r, ['start_method'])}: " + ", ".join(
+                print(f"  {case_label(r, ['start_method', 'placement'])}: " + ", ".join(
                     f"{c} {r[c]:.4g}" if isinstance(r[c], float) else f"{c} {r[c]}" for c in cols))
     return 0 if res.passed else 1

@@ -1,4 +1,4 @@
-"""``ipcbench list``: mechanisms with their patterns, patterns, presets and metrics."""
+"""``ipcbench list``: mechanisms with their patterns, patterns, placements, presets and metrics."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ ORDER = 40
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list", help="list mechanisms, patterns, presets and metrics",
+    p = sub.add_parser("list", help="list mechanisms, patterns, placements, presets and metrics",
                        description="List what ipcbench can measure. Example: ipcbench list")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     from ..measure.mechanisms import all_mechanisms
-    from ..plan.cases import PATTERNS
+    from ..plan.cases import DEFAULT_PLACEMENT, PATTERNS, PLACEMENTS
     from ..plan.metrics import METRICS
     from ..plan.presets import PRESETS
 
@@ -23,6 +23,9 @@ def main(args) -> int:
     print("\npatterns:")
     for name, text in PATTERNS.items():
         print(f"  {name:<18} {text}")
+    print("\nplacements (--placement):")
+    for name, text in PLACEMENTS.items():
+        print(f"  {name:<18} {text}" + (" (default)" if name == DEFAULT_PLACEMENT else ""))
     print("\npresets:")
     for p in PRESETS.values():
         print(f"  {p.name:<18} {p.description}")

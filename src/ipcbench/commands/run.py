@@ -38,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--payload-sizes", help="comma list of sizes, e.g. 8,1KiB,64KiB,16MiB (default: preset's)")
     p.add_argument("--workers", help="comma list of worker counts, e.g. 1,2,4 (default: preset's)")
     p.add_argument("--start-method", help="fork | spawn | forkserver, or a comma list (default: preset's)")
+    p.add_argument("--placement", help="where a round's processes run: spread (each on its own CPU), shared "
+                   "(all on one CPU), os (unpinned), or a comma list (default: spread)")
     p.add_argument("--rounds", type=int, help="exactly this many rounds per case (sets --min-rounds and "
                    "--max-rounds; default: the preset's adaptive rounds)")
     p.add_argument("--min-rounds", type=int, help="rounds every case gets (default: preset's)")
@@ -65,7 +67,14 @@ def main(args) -> int:
     from ..measure.progress import make_progress
     from ..measure.runner import ResultWriter, RunOptions, Terminated, new_seed, run_cases, sigterm_raises
     from ..plan.cases import PAYLOAD_KINDS
-    from ..plan.presets import build_grid, check_start_methods, get_preset, start_methods, worker_counts
+    from ..plan.presets import (
+        build_grid,
+        check_placements,
+        check_start_methods,
+        get_preset,
+        start_methods,
+        worker_counts,
+    )
     from ..units import parse_int_list, parse_size_list
 
     preset = get_preset(args.preset)
@@ -84,13 +93,14 @@ def main(args) -> int:
         methods = check_start_methods([m.strip() for m in args.start_method.split(",") if m.strip()])
     else:
         methods = start_methods(preset.start_methods)
+    placements = check_placements([m.strip() for m in (args.placement or "").split(",") if m.strip()])
     min_rounds, max_rounds, budget, target = _round_settings(args, preset)
     if args.timeout <= 0:
         raise UserError(f"--timeout must be positive, got {args.timeout:g}")
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}")
     cases = build_grid(mechanisms, patterns, sizes, workers, methods, PAYLOAD_KINDS[0],
-                       catalogue=all_mechanisms())
+                       catalogue=all_mechanisms(), placements=placements)
 
     machine_id = check_id(args.machine_id) if args.machine_id else default_machine_id()
     out = Path(args.output) if args.output else \
@@ -105,7 +115,7 @@ def main(args) -> int:
                       fresh_rounds=args.fresh_rounds)
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "rounds": min_rounds, "spec": preset.spec.to_dict(),
                 "round_timeout_s": args.timeout, "payload_sizes": sizes, "workers": workers,
-                "start_methods": methods}
+                "start_methods": methods, "placements": placements}
     try:
         writer = ResultWriter(out, machine_id, run_info)
     except OSError as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..plan.presets import usable_cpus
 from . import machine_file
+from .placement import topology
 from .system_checks import pyperf_metadata, run_checks
 
 PACKAGES = ("ipcbench", "numpy", "scipy", "pandas", "matplotlib", "psutil", "pyperf", "pytest-benchmark",
@@ -119,6 +120,7 @@ def machine_metadata(machine_id: str | None = None, with_checks: bool = True) ->
         "usable_cpus": usable_cpus(),
         "affinity": affinity,
         "cgroup_cpu_quota": cgroup_cpu_quota(),
+        "topology": topology(),
         "virtualization": virtualization(),
         "cpu_governor": cpu_governor(),
         "memory_bytes": mem,

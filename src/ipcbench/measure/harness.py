@@ -31,6 +31,7 @@ import psutil
 
 from ..plan.cases import Case, RoundSpec
 from .payloads import make_payload
+from .placement import Placer
 
 
 class RoundFailed(Exception):
@@ -199,6 +200,25 @@ def _reap(proc, grace: float = 2.0) -> None:
         proc.join(grace)
 
 
+def _descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+HELPER_MODULES = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+
+
+def _is_helper(p: psutil.Process, me: int) -> bool:
+    """A forkserver or resource tracker this process started (its children, forked from the forkserver,
+    share its command line but not its parent)."""
+    try:
+        return p.ppid() == me and any(m in " ".join(p.cmdline()) for m in HELPER_MODULES)
+    except psutil.Error:
+        return False
+
+
 def kill_descendants() -> None:
     """SIGKILL every process below this one and wait for them (bounded)."""
     try:
@@ -296,6 +316,11 @@ class Round:
     def __init__(self, case: Case, spec: RoundSpec, on_failure=None, track_steal: bool = False):
         self.case = case
         self.spec = spec
+        # Placement first: this thread's CPU is inherited by every thread and process started below.
+        self.placer = Placer(case.placement)
+        self.placer.pin_self()
+        self._before = frozenset(p.pid for p in _descendants())    # processes that are not this round's
+        self._seen = set(self._before)
         self.ctx = mp.get_context(case.start_method)
         self.stack = ExitStack()
         self.peers: list = []
@@ -306,7 +331,7 @@ class Round:
         self._grace = 2.0   # how long a peer gets to exit by itself when the round closes
         # Steal over the timed window: read at the first and the last cpu_snapshot (sessions, which take
         # snapshots around every window, leave it off).
-        self._steal = StealMeter() if track_steal else None
+        self._steal = StealMeter(cpus=self.placer.round_cpus) if track_steal else None
 
     # -- setup -------------------------------------------------------------------------------------
     @property
@@ -321,17 +346,33 @@ class Round:
         self.peers.append(proc)
         self.stack.callback(lambda: _reap(proc, self._grace))
         self._monitor.watch(proc)
+        self._place_new(name)
         return proc
 
     def manager(self):
         mgr = self.ctx.Manager()
         self.stack.callback(mgr.shutdown)
+        self._place_new("manager")
         return mgr
 
     def pool(self, processes: int):
         pool = self.ctx.Pool(processes)
         self.stack.callback(self._close_pool, pool)
+        self._place_new("pool-worker")
         return pool
+
+    def _place_new(self, role: str) -> None:
+        """Give every process started since the last call (a peer, a Manager's server, Pool workers) its
+        CPU; multiprocessing's helpers (forkserver, resource tracker) stay where they are."""
+        if not self.placer.pinned:
+            return
+        me = os.getpid()
+        for p in sorted(_descendants(), key=lambda p: p.pid):
+            if p.pid in self._seen:
+                continue
+            self._seen.add(p.pid)
+            if not _is_helper(p, me):
+                self.placer.place(p.pid, role)
 
     def _close_pool(self, pool) -> None:
         # After a clean round the pool is idle: close+join lets workers exit on their own. terminate()
@@ -394,18 +435,16 @@ class Round:
         return sum(after[pid] - before[pid] for pid in after if pid in before)
 
     def placement(self) -> dict:
-        """Which CPU each process last ran on, and the affinity it was allowed."""
+        """The placement asked for and applied (``Placer.record``: CPU order, the CPU assigned to each
+        process, each process's affinity read back) and the CPU each process last ran on."""
+        procs = [p for p in self._procs or self._processes() if p.pid not in self._before]
         cpus = {}
-        for p in self._procs or self._processes():
+        for p in procs:
             try:
                 cpus[str(p.pid)] = p.cpu_num()
             except (psutil.Error, AttributeError):
                 pass
-        try:
-            affinity = sorted(os.sched_getaffinity(0))
-        except AttributeError:
-            affinity = None
-        return {"last_cpu": cpus, "affinity": affinity}
+        return {**self.placer.record([p.pid for p in procs]), "last_cpu": cpus}
 
     def close(self, ok: bool = True) -> None:
         """Reap everything. After a failure peers may be blocked, so they get little time to exit."""
@@ -421,3 +460,4 @@ class Round:
         if closer.is_alive():
             kill_descendants()
             closer.join(5)
+        self.placer.restore()

@@ -1,6 +1,6 @@
 """What gets measured: a ``Case`` (one cell of the matrix) and the ``RoundSpec`` for one round of it.
 
-A case is identified by (mechanism, pattern, payload_kind, payload_bytes, workers, start_method).
+A case is identified by (mechanism, pattern, payload_kind, payload_bytes, workers, start_method, placement).
 These names are public: they appear in CLI flags, result files and the tidy export.
 """
 
@@ -27,6 +27,15 @@ PAYLOADLESS_PATTERNS = frozenset({"contention"})
 
 PAYLOAD_KINDS = ("bytes",)
 
+# Where a round's processes run (applied by ``measure.placement``). The default is the one that gives the
+# most stable numbers; result files from before placement existed were unpinned ("os").
+PLACEMENTS = {
+    "spread": "the timing process on one CPU, each peer process on the next (one per physical core first)",
+    "shared": "every process of the round on one CPU",
+    "os": "nothing pinned: the operating system places the processes",
+}
+DEFAULT_PLACEMENT = "spread"
+
 
 def case_name(mechanism, pattern=None, payload_bytes=None, workers=None, payload_kind=None, extra=()) -> str:
     """The one way a case is named for people: ``queue roundtrip 64 KiB w1`` and then ``extra``.
@@ -48,6 +57,7 @@ class Case:
     payload_bytes: int
     workers: int
     start_method: str
+    placement: str = DEFAULT_PLACEMENT
 
     @property
     def key(self) -> tuple:
@@ -55,22 +65,23 @@ class Case:
 
     @property
     def id(self) -> str:
-        """``pipe_duplex/roundtrip/8B/w1/fork``: the one name of a case (test ids, pyperf benchmark names)."""
+        """``pipe_duplex/roundtrip/8B/w1/fork/spread``: the one name of a case (test ids, pyperf benchmark
+        names)."""
         size = format_size(self.payload_bytes).replace(" ", "")
         kind = "" if self.payload_kind == "bytes" else f"{self.payload_kind}:"
-        return f"{self.mechanism}/{self.pattern}/{kind}{size}/w{self.workers}/{self.start_method}"
+        return f"{self.mechanism}/{self.pattern}/{kind}{size}/w{self.workers}/{self.start_method}/{self.placement}"
 
     def label(self) -> str:
-        """``queue roundtrip 64 KiB w1 fork``: the case for people (progress lines, messages)."""
+        """``queue roundtrip 64 KiB w1 fork spread``: the case for people (progress lines, messages)."""
         return case_name(self.mechanism, self.pattern, self.payload_bytes, self.workers, self.payload_kind,
-                         [self.start_method])
+                         [self.start_method, self.placement])
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Case:
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 @dataclass(frozen=True)

@@ -64,14 +64,14 @@ def _latency(name: str, q: float | None, what: str) -> Metric:
 
 
 _ALL = (
-    _latency("latency_p50", 50, "median latency of one operation (round trip, call, task, start-up), "
-             "pooled over rounds"),
+    _latency("latency_p50", 50, "median latency of one operation (round trip, call, task, start-up): "
+             "geometric mean of the rounds' medians"),
     _latency("latency_p90", 90, "90th percentile of single-operation latency"),
     _latency("latency_p99", 99, "99th percentile of single-operation latency"),
     _latency("latency_p999", 99.9, "99.9th percentile of single-operation latency (needs thousands of samples)"),
     _latency("latency_max", None, "the slowest single operation timed"),
     Metric("throughput_msgs", "msg/s", "higher", "throughput", "operations per second where the payload is delivered "
-           "(median of the rounds)", format_count_rate, suffix="msg/s"),
+           "(geometric mean of the rounds')", format_count_rate, suffix="msg/s"),
     Metric("throughput_bytes", "B/s", "higher", "throughput", "payload bytes per second delivered "
            "(throughput_msgs x bytes per operation)", format_bytes_rate),
     Metric("cpu_per_msg", "s", "lower", "cpu", "CPU seconds of every process involved (peers, servers, feeder "

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import UserError
-from .cases import MULTI_WORKER_PATTERNS, PAYLOADLESS_PATTERNS, Case, RoundSpec
+from .cases import DEFAULT_PLACEMENT, MULTI_WORKER_PATTERNS, PAYLOADLESS_PATTERNS, PLACEMENTS, Case, RoundSpec
 
 KiB, MiB = 1024, 1024**2
 DEFAULT_SIZES = (8, 1 * KiB, 16 * KiB, 64 * KiB, 1 * MiB, 16 * MiB)
@@ -123,10 +123,19 @@ def check_start_methods(methods: list[str]) -> list[str]:
     return methods
 
 
+def check_placements(names: list[str]) -> list[str]:
+    """The placements asked for (``[]``: the default one), each known, in the order given."""
+    for name in names:
+        if name not in PLACEMENTS:
+            raise UserError(f"unknown placement {name!r}; choose from {', '.join(PLACEMENTS)}")
+    return list(dict.fromkeys(names)) or [DEFAULT_PLACEMENT]
+
+
 def build_grid(mechanisms: list[str] | None, patterns: list[str] | None, payload_sizes: list[int],
                workers: list[int], methods: list[str], payload_kind: str = "bytes", *,
-               catalogue: Sequence[Declared]) -> list[Case]:
-    """Every (mechanism, pattern, size, workers, start method) the choices allow, in a stable order.
+               catalogue: Sequence[Declared], placements: Sequence[str] = (DEFAULT_PLACEMENT,)) -> list[Case]:
+    """Every (mechanism, pattern, size, workers, start method, placement) the choices allow, in a stable
+    order.
 
     ``catalogue``: the declared mechanisms, in order (``ipcbench.measure.mechanisms.all_mechanisms()``);
     ``mechanisms``: names to keep (None: all). Patterns that move no payload run once with 0 bytes;
@@ -140,15 +149,16 @@ def build_grid(mechanisms: list[str] | None, patterns: list[str] | None, payload
     wanted = set(patterns) if patterns else None
     cases = []
     for method in methods:
-        for mech in mechs:
-            for pattern in mech.patterns:
-                if wanted is not None and pattern not in wanted:
-                    continue
-                sizes = [0] if pattern in PAYLOADLESS_PATTERNS else payload_sizes
-                ws = workers if pattern in MULTI_WORKER_PATTERNS else [1]
-                for size in sizes:
-                    for w in ws:
-                        cases.append(Case(mech.name, pattern, payload_kind, size, w, method))
+        for placement in placements:
+            for mech in mechs:
+                for pattern in mech.patterns:
+                    if wanted is not None and pattern not in wanted:
+                        continue
+                    sizes = [0] if pattern in PAYLOADLESS_PATTERNS else payload_sizes
+                    ws = workers if pattern in MULTI_WORKER_PATTERNS else [1]
+                    for size in sizes:
+                        for w in ws:
+                            cases.append(Case(mech.name, pattern, payload_kind, size, w, method, placement))
     if not cases:
         raise UserError("the chosen mechanisms and patterns give no case to run; see `ipcbench list`")
     return cases

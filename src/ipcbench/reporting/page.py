@@ -77,7 +77,7 @@ def _alt_text(fig, base: str) -> str:
     return text
 
 
-SETUP_KEY = ["machine_id", "python_version", "start_method", "result_set"]
+SETUP_KEY = ["machine_id", "python_version", "start_method", "placement", "result_set"]
 
 
 def _matches(df: pd.DataFrame, key: tuple) -> np.ndarray:
@@ -158,9 +158,9 @@ def case_rows(tidy: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, str]]
     """Header and rows (cells of (text, sort key)) of the all-cases table: one row per case."""
     key = [c for c in CASE_KEY if c in tidy.columns]
     wide = metric_table(tidy, TABLE_METRICS, [*key, "flags"])
-    setup_cols = _varying(wide, ["machine_id", "python_version", "start_method", "result_set"])
+    setup_cols = _varying(wide, ["machine_id", "python_version", "start_method", "placement", "result_set"])
     names = {"machine_id": "Machine", "python_version": "Python", "start_method": "Start method",
-             "result_set": "Result file"}
+             "placement": "Placement", "result_set": "Result file"}
     header = [names[c] for c in setup_cols] + ["Mechanism", "Pattern", "Payload", "Workers",
                                                *TABLE_METRICS.values(), "Flags"]
     wide = wide.sort_values(["pattern", "mechanism", "payload_bytes", "workers", *setup_cols])
@@ -192,7 +192,7 @@ def noise_rows(tidy: pd.DataFrame, limit: int = NOISE_ROWS) -> tuple[list[dict],
     out = []
     for r in merged.head(limit).to_dict("records"):
         spread = [_num(r.get("latency_round_spread")), _num(r.get("throughput_round_spread"))]
-        out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"]),
+        out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"], r.get("placement")),
                     "mechanism": r["mechanism"], "pattern": r["pattern"],
                     "payload": format_size(int(r["payload_bytes"])), "workers": int(r["workers"]),
                     "flags": [f for f in str(r["flags"]).split(",") if f],
@@ -226,7 +226,7 @@ def answer_groups(tidy: pd.DataFrame) -> list[tuple[str, list[dict]]]:
 def failure_rows(failures: pd.DataFrame) -> list[dict]:
     out = []
     for r in failures.sort_values(["pattern", "mechanism", "payload_bytes", "workers"]).to_dict("records"):
-        out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"]),
+        out.append({"setup": setup_label(r["machine_id"], r["python_version"], r["start_method"], r.get("placement")),
                     "mechanism": r["mechanism"], "pattern": r["pattern"],
                     "payload": format_size(int(r["payload_bytes"])), "workers": int(r["workers"]),
                     "error": str(r["error"] or "no reason recorded")})

@@ -19,6 +19,11 @@ Format history (``schema_version``):
       ``target_met`` and ``stop_reason``. Migration from 1 recomputes the p50,
       throughput and their CIs from the per-round values version 1 stored in ``noise``; tail percentiles
       stay as recorded (``noise["migrated_from"] = 1``).
+  3 - placement is a case dimension: each case has ``placement`` ("spread", "shared" or "os", see
+      ``plan.cases.PLACEMENTS``), ``run.placements`` lists those of the run, each round's ``placement``
+      records the CPU order, the CPU assigned to each process and each process's affinity read back
+      (``measure.placement``), and ``machine.topology`` the physical cores (SMT siblings) and NUMA nodes.
+      Migration from 2 sets ``placement: "os"``: rounds before version 3 were not pinned.
 
 Never pickle: a result file must be safe to open from a stranger.
 """
@@ -31,12 +36,12 @@ from ..errors import UserError
 from .io import read_json
 
 SCHEMA = "ipcbench-result"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
 # one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
 CASE_COLUMNS = ["machine_id", "python_version", "start_method", "mechanism", "pattern", "payload_kind",
-                "payload_bytes", "workers"]
+                "payload_bytes", "workers", "placement"]
 TIDY_COLUMNS = [*CASE_COLUMNS, "metric", "value", "unit"]
 
 
@@ -70,8 +75,17 @@ def _v1_to_v2(data: dict) -> dict:
     return data
 
 
+def _v2_to_v3(data: dict) -> dict:
+    """Cases from before placement existed ran unpinned: ``placement: "os"``."""
+    for rec in data.get("cases") or ():
+        if isinstance(rec, dict) and isinstance(rec.get("case"), dict):
+            rec["case"].setdefault("placement", "os")
+    data["schema_version"] = 3
+    return data
+
+
 # version -> function turning a dict of that version into version + 1
-MIGRATIONS: dict = {1: _v1_to_v2}
+MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def check(data: object, source: str) -> dict:
@@ -93,6 +107,12 @@ def check(data: object, source: str) -> dict:
         version = data["schema_version"]
     if not isinstance(data.get("cases"), list):
         raise UserError(f"{source}: result file has no list of cases")
+    for i, rec in enumerate(data["cases"], 1):
+        case = rec.get("case") if isinstance(rec, dict) else None
+        missing = [k for k in CASE_COLUMNS[2:] if not isinstance(case, dict) or k not in case]
+        if missing:
+            raise UserError(f"{source}: case {i} has no {', '.join(missing)}; the file is damaged or not "
+                            f"written by ipcbench")
     return data
 
 

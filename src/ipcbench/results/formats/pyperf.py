@@ -4,8 +4,8 @@ stats|hist|compare_to|metadata`` read it as they read pyperf's own files.
 
 Mapping:
 
-* one pyperf benchmark per successful case, named ``mechanism/pattern/size/wN/start_method``
-  (``Case.id``, e.g. ``pipe_duplex/roundtrip/8B/w1/fork``), tagged with its pattern (so
+* one pyperf benchmark per successful case, named ``mechanism/pattern/size/wN/start_method/placement``
+  (``Case.id``, e.g. ``pipe_duplex/roundtrip/8B/w1/fork/spread``), tagged with its pattern (so
   ``compare_to`` also gives a geometric mean per pattern);
 * one pyperf run per round (each round ran in fresh processes, like a pyperf worker); its values are the
   round's stored per-operation latency samples in seconds (``loops=1``: each value is one operation, not
@@ -85,7 +85,7 @@ def _runs(rec: dict, name: str, base: dict) -> list:
                "description": f"{name}: per-operation latency samples from ipcbench",
                "mechanism": case["mechanism"], "pattern": case["pattern"], "payload_kind": case["payload_kind"],
                "payload_bytes": int(case["payload_bytes"]), "workers": int(case["workers"]),
-               "start_method": case["start_method"],
+               "start_method": case["start_method"], "placement": case.get("placement", "os"),
                "ipcbench_flags": ",".join((rec.get("noise") or {}).get("flags") or [])})
     for metric in METRICS_AS_METADATA:
         mv = (rec.get("metrics") or {}).get(metric)

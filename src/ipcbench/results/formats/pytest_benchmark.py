@@ -32,6 +32,7 @@ from ..schema import SCHEMA, SCHEMA_VERSION
 
 FORMAT = 1
 SAMPLE_CAP = 5000          # latency samples stored per benchmark (metrics use all of them)
+# what marks a benchmark as one of bench/ (files from before placement existed lack "placement")
 CASE_KEYS = ("mechanism", "pattern", "payload_kind", "payload_bytes", "workers", "start_method")
 WALL_CLOCK_TIMERS = ("perf_counter", "time.perf_counter")
 
@@ -87,7 +88,7 @@ def _case_record(bench: dict, source: str) -> dict | None:
     if not isinstance(ib, dict) or any(k not in info for k in CASE_KEYS):
         return None
     name = bench.get("fullname") or bench.get("name") or "?"
-    case = Case.from_dict(info).to_dict()
+    case = Case.from_dict({"placement": "os", **info}).to_dict()     # before placement: unpinned
     if ib.get("format", 0) > FORMAT:
         raise UserError(f"{source}: {name} was written by a newer ipcbench (extra_info format "
                         f"{ib.get('format')}); upgrade ipcbench (pip install -U ipcbench)")
