@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--max-setups", type=int, default=None, metavar="N",
                    help="figures draw at most N setups (machine x Python x start method), the first in sorted "
                    f"order; tables and findings cover all (default {MAX_SETUPS}, 0 = all)")
+    p.add_argument("--per-file", action="store_true",
+                   help="show each result file on its own instead of pooling the rounds of repeated runs of "
+                   "one machine and Python version (the default: more rounds, one answer)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=main)
 
@@ -45,7 +48,7 @@ def main(args) -> int:
     max_setups = MAX_SETUPS if args.max_setups is None else args.max_setups
     if max_setups < 0:
         raise UserError(f"--max-setups must be 0 (all) or more, got {max_setups}")
-    path = report(args.results, args.output, max_setups=max_setups)
+    path = report(args.results, args.output, max_setups=max_setups, pool=not args.per_file)
     if not args.quiet:
         size = path.stat().st_size
         print(f"wrote {path} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

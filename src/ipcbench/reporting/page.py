@@ -301,9 +301,10 @@ def build_report(loaded: Loaded, out_dir: str | os.PathLike, extra_sections: Seq
 
 
 def report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-           extra_sections: Sequence[Section] = (), max_setups: int = MAX_SETUPS) -> Path:
-    """Result files and folders -> ``out_dir/index.html``."""
-    return build_report(load_sets(paths), out_dir, extra_sections, max_setups)
+           extra_sections: Sequence[Section] = (), max_setups: int = MAX_SETUPS, pool: bool = True) -> Path:
+    """Result files and folders -> ``out_dir/index.html``. ``pool``: repeated runs of one machine and
+    Python version are pooled into one set (``results.pooling``); False shows each file on its own."""
+    return build_report(load_sets(paths, pool=pool), out_dir, extra_sections, max_setups)
 
 
 __all__ = ["Section", "RenderedFigure", "build_report", "build_sections", "case_rows", "figure_svg",

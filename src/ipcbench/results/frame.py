@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import UserError
 from .formats.pytest_benchmark import from_pytest_benchmark
 from .io import read_json
+from .pooling import pool_runs
 from .schema import CASE_COLUMNS, TIDY_COLUMNS, check
 
 
@@ -170,11 +171,15 @@ def runs_frame(sets: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_sets(paths: Iterable[str | os.PathLike]) -> Loaded:
+def load_sets(paths: Iterable[str | os.PathLike], pool: bool = False) -> Loaded:
+    """Result files and folders -> frames. ``pool``: files of one machine and Python version become one
+    set whose cases hold the rounds of every file (``pooling.pool_runs``)."""
     files = result_files(paths)
     if not files:
         raise UserError("no result files found (looked for *.json); run `ipcbench run` first")
     sets = [read_set(p) for p in files]
+    if pool:
+        sets = pool_runs(sets)
     return Loaded(tidy_frame(sets), None, failures_frame(sets), runs_frame(sets), sets)
 
 

@@ -140,7 +140,8 @@ def busy(rnd: dict) -> bool:
     return running is not None and bool(cpus) and running - 1 >= cpus
 
 
-def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[str, float], dict]:
+def summarize(rounds: list[dict], target_ci: float = TARGET_CI,
+              round_values: tuple[list[float], list[float]] | None = None) -> tuple[dict[str, float], dict]:
     """Metrics and noise description of a case from its successful rounds; rounds weigh equally.
 
     Each round dict has ``samples_ns`` (all samples), ``ops``, ``window_ns``, ``bytes_per_op``, ``cpu_s``.
@@ -149,6 +150,8 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
 
     * ``latency_p50``: geometric mean of the rounds' medians, with a Student-t CI over rounds
       (``round_stats.round_estimate``); ``throughput_msgs`` likewise from the rounds' throughputs.
+      ``round_values``: (medians, throughputs) of the rounds as recorded when they ran, for rounds whose
+      stored samples are a subsample (``pooling``); by default both come from the rounds given.
     * ``latency_p90/p99/p999``: percentiles of all samples with each round weighing the same, reported
       only from enough samples (``round_stats.min_samples``: p99 needs 1,000); ``latency_max``: the largest.
     * flags: ``wide_ci`` (a headline CI wider than +-``target_ci``, or none: too few rounds), ``noisy``
@@ -169,8 +172,12 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
         ci[name] = [est.low, est.high] if ok else None
         ci_rel[name] = est.rel_half_width if ok else None
 
-    headlines = [round_headline(r) for r in rounds]
-    per_round_p50 = [p for p, _ in headlines if p is not None]
+    if round_values is None:
+        headlines = [round_headline(r) for r in rounds]
+        per_round_p50 = [p for p, _ in headlines if p is not None]
+        per_round_tput = [tput for _, tput in headlines if tput is not None]
+    else:           # recorded per-round values, where the rounds' stored samples are a subsample (pooling)
+        per_round_p50, per_round_tput = list(round_values[0]), list(round_values[1])
     if with_samples:
         est = round_estimate(per_round_p50)
         metrics["latency_p50"] = est.value
@@ -187,7 +194,6 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI) -> tuple[dict[st
     pooled_n = sum(len(s) for s in with_samples)
     metrics["samples"] = float(pooled_n)
 
-    per_round_tput = [tput for _, tput in headlines if tput is not None]
     if per_round_tput:
         est = round_estimate(per_round_tput)
         metrics["throughput_msgs"] = est.value

@@ -1,0 +1,88 @@
+"""Repeated runs of one setup, pooled: more rounds of the same cases, not more rows.
+
+Rounds are the unit of replication (DESIGN.md rule 9). Two runs of the same case on one machine, Python
+and start method are more rounds of that case; listing each file on its own wastes evidence and invites a
+reader to pick the run they like. ``pool_runs`` merges the result sets of one machine and Python version
+into one set, case by case (a case is mechanism, pattern, payload, workers, start method, placement):
+
+* the rounds of every file where the case was measured are put together, and the case is summarized again
+  (``summary.summarize``) with each round weighing the same: the headline estimates and their CIs from the
+  per-round values each file recorded (exact, even where a file stored only a subsample of a round's
+  samples); the tail percentiles from the stored samples of every round, and only where those support them;
+* ``samples`` is the sum of what the files measured; ``target_met`` / ``ci_reached`` are those of the
+  pooled CIs; ``pooled_from`` lists the files;
+* a case that failed in one file and was measured in another counts as measured (``pooled_from`` names
+  the files it was measured in); one that failed in every file stays failed, with each file's reason.
+
+Sets of different machines or Python versions are never pooled. A set pooled from several files is named
+``a.json + b.json`` (``_source``) and carries ``run.pooled_from``; a setup with one file is left as it is.
+"""
+
+from __future__ import annotations
+
+from ..plan import metrics as registry
+from .summary import TARGET_CI, summarize
+
+CASE_FIELDS = ("mechanism", "pattern", "payload_kind", "payload_bytes", "workers", "start_method", "placement")
+HEADLINES = ("latency_p50", "throughput_msgs")
+
+
+def _setup_of(rs: dict) -> tuple:
+    machine = rs.get("machine_id") or (rs.get("machine") or {}).get("machine_id")
+    return machine, (rs.get("python") or {}).get("python_version")
+
+
+def _case_key(rec: dict) -> tuple:
+    return tuple(rec["case"].get(k) for k in CASE_FIELDS)
+
+
+def pool_case(records: list[dict], sources: list[str]) -> dict:
+    """One case measured in several files (``records``, in file order) -> one record (module doc)."""
+    ok = [(rec, src) for rec, src in zip(records, sources, strict=True) if rec.get("status") == "ok"]
+    case = dict(records[0]["case"])
+    if not ok:
+        reasons = "; ".join(f"{src}: {rec.get('error') or 'no reason recorded'}"
+                            for rec, src in zip(records, sources, strict=True))
+        return {"case": case, "status": "failed", "error": reasons, "metrics": {}, "noise": None,
+                "rounds": [r for rec in records for r in rec.get("rounds") or ()], "wall_s": None,
+                "pooled_from": list(sources)}
+    rounds = [{**r, "source": src} for rec, src in ok for r in rec.get("rounds") or () if r.get("ok", True)]
+    noises = [rec.get("noise") or {} for rec, _ in ok]
+    target = min((n.get("target_ci") or TARGET_CI for n in noises), default=TARGET_CI)
+    recorded = ([v for n in noises for v in n.get("round_p50_s") or ()],
+                [v for n in noises for v in n.get("round_throughput") or ()])
+    metrics, noise = summarize(rounds, target, round_values=recorded)
+    total = [rec["metrics"]["samples"]["value"] for rec, _ in ok if "samples" in (rec.get("metrics") or {})]
+    if total:
+        metrics["samples"] = float(sum(total))
+    widths = [noise["ci_rel"].get(m) for m in HEADLINES if m in noise["ci_rel"]]
+    reached = None if not widths or any(w is None for w in widths) else max(widths)
+    return {"case": case, "status": "ok", "error": None,
+            "metrics": {k: {"value": v, "unit": registry.unit(k)} for k, v in metrics.items()},
+            "noise": noise, "rounds": rounds, "wall_s": sum(rec.get("wall_s") or 0.0 for rec, _ in ok),
+            "target_ci": target, "ci_reached": reached, "target_met": reached is not None and reached <= target,
+            "pooled_from": [src for _, src in ok]}
+
+
+def pool_runs(sets: list[dict]) -> list[dict]:
+    """Result sets -> one set per (machine, Python version), in the order each setup first appears."""
+    groups: dict[tuple, list[dict]] = {}
+    for rs in sets:
+        groups.setdefault(_setup_of(rs), []).append(rs)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        sources = [str(rs.get("_source", "?")) for rs in group]
+        by_case: dict[tuple, list[tuple[dict, str]]] = {}
+        for rs, src in zip(group, sources, strict=True):
+            for rec in rs["cases"]:
+                by_case.setdefault(_case_key(rec), []).append((rec, src))
+        cases = [rec if len(found) == 1 else pool_case([r for r, _ in found], [s for _, s in found])
+                 for found in by_case.values() for rec in [found[0][0]]]
+        first = group[0]
+        presets = sorted({str((rs.get("run") or {}).get("preset")) for rs in group})
+        out.append({**first, "cases": cases, "_source": " + ".join(sources),
+                    "run": {**(first.get("run") or {}), "preset": ",".join(presets), "pooled_from": sources}})
+    return out
