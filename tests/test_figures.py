@@ -54,6 +54,26 @@ def test_latency_vs_size_draws_p50_and_p99_per_mechanism_log_log():
     assert ax.get_title() == "test-machine · Python 3.11.7 · fork · spread"
 
 
+def test_latency_and_throughput_figures_shade_the_round_level_ci():
+    cases = [case("queue", "roundtrip", s) for s in (8, KiB, 64 * KiB)]
+    cases += [case("queue", "stream", s) for s in (8, KiB)]
+    t = tidy(rs(cases))
+    (ax,) = panels(figures.latency_vs_size(t))
+    (band,) = ax.collections                                    # one band: queue's p50
+    p50 = t[(t.metric == "latency_p50") & (t.pattern == "roundtrip")].sort_values("payload_bytes")
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(p50.ci_low.min()) and ys.max() == pytest.approx(p50.ci_high.max())
+    assert (p50.ci_low < p50.value).all() and (p50.value < p50.ci_high).all()
+    fig = figures.throughput_vs_size(t)
+    mb, msgs = panels(fig)
+    tput = t[(t.metric == "throughput_msgs") & (t.pattern == "stream")]
+    assert msgs.collections[0].get_paths()[0].vertices[:, 1].max() == pytest.approx(tput.ci_high.max())
+    assert len(mb.collections) == 1
+    no_ci = t.assign(ci_low=np.nan, ci_high=np.nan)             # fewer than two rounds: no band, no guess
+    (ax,) = panels(figures.latency_vs_size(no_ci))
+    assert not ax.collections
+
+
 def test_latency_vs_size_one_panel_per_setup_with_its_own_values():
     a = rs([case("queue", "roundtrip", 8, latency_p50=1e-5, latency_p99=2e-5)], "a.json", machine_id="laptop")
     b = rs([case("queue", "roundtrip", 8, latency_p50=7e-5, latency_p99=9e-5)], "b.json", machine_id="server")

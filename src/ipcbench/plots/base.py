@@ -5,7 +5,11 @@ they work without a GUI backend and are garbage-collected like any object. A fig
 frame and returns a Figure, or raises ``NoData`` when the frame holds nothing it can draw.
 
 Several result sets (machines, Python versions, start methods) are never mixed in one line: every figure
-draws one panel per *setup* (machine_id, python_version, start_method), titled with it.
+draws one panel per *setup* (machine_id, python_version, start_method, placement), titled with it.
+
+Uncertainty is drawn, not left to the tables: where a figure plots a headline estimate (p50 latency,
+throughput), ``ci_band`` shades its round-level 95 % CI (the tidy frame's ``ci_low``/``ci_high``) in the
+line's colour; a case without a CI (fewer than two rounds) has no band there.
 """
 
 from __future__ import annotations
@@ -151,6 +155,24 @@ def legend_right(fig: Figure, handles, title: str | None = None) -> None:
     top = max(ax.get_position().y1 for ax in fig.axes)
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(right + 0.15 / fig.get_figwidth(), top), fontsize="small",
                frameon=False, title=title, title_fontsize="small", borderaxespad=0)
+
+
+CI_ALPHA = 0.18
+
+
+def ci_band(ax, rows: pd.DataFrame, x: str, color: str, scale: float = 1.0) -> int:
+    """Shade the 95 % CI of ``rows`` (tidy rows of one metric and one line, sorted by ``x``) between
+    ``ci_low`` and ``ci_high`` (times ``scale``), where both are known; returns the points shaded."""
+    if rows.empty or "ci_low" not in rows or "ci_high" not in rows:
+        return 0
+    lo = rows["ci_low"].to_numpy(dtype=float) * scale
+    hi = rows["ci_high"].to_numpy(dtype=float) * scale
+    ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
+    if not ok.any():
+        return 0
+    ax.fill_between(rows[x].to_numpy(dtype=float), np.where(ok, lo, np.nan), np.where(ok, hi, np.nan),
+                    color=color, alpha=CI_ALPHA, lw=0, label="_ci")
+    return int(ok.sum())
 
 
 def plural(n: int, word: str) -> str:

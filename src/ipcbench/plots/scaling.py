@@ -15,6 +15,7 @@ from ..units import format_seconds, format_size
 from .base import (
     LINESTYLES,
     NoData,
+    ci_band,
     legend_right,
     mechanism_color,
     mechanism_legend,
@@ -80,6 +81,7 @@ def scaling(tidy: pd.DataFrame) -> Figure:
                         continue
                     ax.plot(m["workers"], m["value"], color=mechanism_color(mech), ls=size_styles[size],
                             marker="o", ms=3.5, label=f"{mech} {format_size(size)}")
+                    ci_band(ax, m, "workers", mechanism_color(mech))
                     names.add(mech)
             _workers_axis(ax, pp["workers"] if len(pp) else [1])
             rate_axis(ax, "throughput", "msg/s")
@@ -87,7 +89,8 @@ def scaling(tidy: pd.DataFrame) -> Figure:
             ax.grid(True, which="major", alpha=0.3)
             if pp.empty:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="0.5")
-    suptitle(fig, "Throughput against number of workers (fanin: producers, dispatch: pool workers, rpc: clients)")
+    suptitle(fig, "Throughput against number of workers (fanin: producers, dispatch: pool workers, rpc: clients; "
+                  "shaded: 95 % CI)")
     mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
                      [(format_size(s), {"ls": ls}) for s, ls in sorted(size_styles.items())])
     return fig

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from ..analysis.setups import metric_table, setups
 from .base import (
     NoData,
+    ci_band,
     mechanism_color,
     mechanism_legend,
     mechanism_sort_key,
@@ -58,6 +59,8 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
             m = wide[wide["mechanism"] == mech].sort_values("payload_bytes")
             color = mechanism_color(mech)
             ax.plot(m["payload_bytes"], m["latency_p50"], color=color, marker="o", ms=3.5, label=mech)
+            rows = part[(part["mechanism"] == mech) & (part["metric"] == "latency_p50")]
+            ci_band(ax, rows.sort_values("payload_bytes"), "payload_bytes", color)
             ax.plot(m["payload_bytes"], m["latency_p99"], color=color, ls="--", lw=1, alpha=0.8,
                     label=f"{mech} p99")
             names.add(mech)
@@ -66,7 +69,8 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
         ax.set_title(label, fontsize="small")
         ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(panels))
-    suptitle(fig, f"{name.capitalize()} latency against payload size (p50 solid, p99 dashed)")
+    suptitle(fig, f"{name.capitalize()} latency against payload size (p50 solid with its 95 % CI shaded, "
+                  "p99 dashed)")
     mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
                      [("p50", {"ls": "-"}), ("p99", {"ls": "--"})])
     return fig
@@ -97,11 +101,15 @@ def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
                      "ls": "-" if pattern == "stream" else ":"}
             row[0].plot(m["payload_bytes"], m["throughput_bytes"] / 1e6, **style)
             row[1].plot(m["payload_bytes"], m["throughput_msgs"], **style)
+            rows = part[(part["mechanism"] == mech) & (part["pattern"] == pattern)].sort_values("payload_bytes")
+            ci_band(row[0], rows[rows["metric"] == "throughput_bytes"], "payload_bytes", style["color"], 1e-6)
+            ci_band(row[1], rows[rows["metric"] == "throughput_msgs"], "payload_bytes", style["color"])
             names.add(mech)
         rate_axis(row[0], "delivered throughput", "MB/s")
         rate_axis(row[1], "delivered messages", "msg/s")
         size_panels(row, wide["payload_bytes"], label)
-    suptitle(fig, "One-way delivered throughput against payload size (stream; dotted: fanin with 1 producer)")
+    suptitle(fig, "One-way delivered throughput against payload size (stream; dotted: fanin with 1 producer; "
+                  "shaded: 95 % CI)")
     mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
                      [("stream", {"ls": "-"}), ("fanin, 1 producer", {"ls": ":"})])
     return fig
