@@ -139,12 +139,15 @@ def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
     assert proc.returncode == 130
     data = json.loads(out.read_text())
     assert data["run"]["status"] == "interrupted" and data["run"]["order"]["seed"] == 5
-    assert data["run"]["order"]["block_cases"] == 8 and len(data["cases"]) == 8
-    assert all(r["order"] < 16 for c in data["cases"] for r in c["rounds"])        # the first block's
+    assert data["run"]["order"]["block_cases"] == 8 and 8 <= len(data["cases"]) < 24
+    # every case that had a round is kept (usually the first block's 8; a late SIGINT on a busy machine
+    # may land in the second block's first pass), and no other
+    orders = sorted(r["order"] for c in data["cases"] for r in c["rounds"])
+    assert orders == list(range(len(orders)))
     assert all(c["status"] == "ok" and c["rounds_planned"] == 2 for c in data["cases"])
     full = [c for c in data["cases"] if len(c["rounds"]) == 2]
     short = [c for c in data["cases"] if len(c["rounds"]) == 1]
-    assert len(full) + len(short) == 8 and 1 <= len(full) < 8 and short
+    assert len(full) + len(short) == len(data["cases"]) and 1 <= len(full) < len(data["cases"]) and short
     assert all(c["metrics"]["latency_p50"]["value"] > 0 for c in short)      # from the round they have
     assert all(c["stop_reason"] == "interrupted" for c in short)
     assert all(c["stop_reason"] in ("target met", "max rounds") for c in full)
@@ -199,9 +202,10 @@ def test_run_help_explains_adaptive_rounds():
     proc = run_cli("run", "--help")
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
-    for flag in ("--target-ci", "--min-rounds", "--max-rounds", "--case-budget", "--fresh-rounds", "--rounds"):
+    for flag in ("--target-ci", "--min-rounds", "--max-rounds", "--case-budget", "--run-budget", "--fresh-rounds",
+                 "--rounds", "--placement"):
         assert flag in text
-    assert "stop_reason: target met | max rounds | time budget | failed | interrupted" in text
+    assert "stop_reason: target met | max rounds | out of reach | time budget | run budget | failed | interrupted" in text
 
 
 def test_a_payload_the_machine_cannot_hold_is_refused_before_the_run(tmp_path, capsys):

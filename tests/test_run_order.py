@@ -22,8 +22,10 @@ from ipcbench.measure.runner import (
     decide,
     iter_order,
     round_ci,
+    rounds_needed,
     run_cases,
     run_order,
+    run_share,
 )
 from ipcbench.plan.cases import Case, RoundSpec
 from ipcbench.results.round_stats import round_estimate
@@ -408,7 +410,8 @@ def test_rounds_run_in_the_seeded_order_and_cases_are_written_as_they_finish(tmp
     assert data["run"]["order"]["rule"] == "shuffled-blocks-adaptive-v1"
     assert data["run"]["order"]["block_cases"] == 2 and data["run"]["status"] == "complete"
     assert data["run"]["launcher"] == "fresh-interpreter"
-    assert data["run"]["adaptive"] == {"rounds_min": 3, "rounds_max": 3, "target_ci": 0.05, "case_budget_s": None}
+    assert data["run"]["adaptive"] == {"rounds_min": 3, "rounds_max": 3, "target_ci": 0.05, "case_budget_s": None,
+                                       "run_budget_s": None, "reach_factor": None}
     # the file lists cases in grid order, whatever order they finished in
     assert [c["case"]["payload_bytes"] for c in data["cases"]] == [8, 16, 24, 32, 40]
     # written progressively: one more case after each finish, not all at the end
@@ -462,6 +465,47 @@ def test_the_time_budget_stops_a_case_on_a_fake_clock(tmp_path, monkeypatch, fak
         assert (len(rec["rounds"]), rec["stop_reason"], rec["target_met"]) == (4, "time budget", False)
         assert rec["wall_s"] == pytest.approx(1.0)
     assert data["run"]["adaptive"]["case_budget_s"] == 1.0
+
+
+def test_a_case_whose_rounds_vary_too_much_stops_out_of_reach():
+    rule = StopRule(0.05, 5, 30, None, reach_factor=2.0)
+    wild = _lognormal_rounds(8, 5, 0.4)                   # ~40 % between rounds: hundreds of rounds needed
+    assert rounds_needed(wild, [], 0.05) > 60
+    assert decide(5, wild, [], 0.0, rule) == Decision(False, "out of reach", decide(5, wild, [], 0.0, rule).ci)
+    assert decide(4, wild[:4], [], 0.0, rule).more                      # the minimum comes first
+    mild = [50e-6 * (1 + 0.08 * (-1) ** i) for i in range(5)]          # ~8 %: about 10-20 rounds
+    assert rounds_needed(mild, [1.0] * 5, 0.05) == pytest.approx((1.96 * np.std(np.log(mild), ddof=1) / 0.05) ** 2)
+    assert decide(5, mild, [], 0.0, rule).more
+    assert rounds_needed([1.0], [], 0.05) == 0.0
+    assert decide(5, wild, [], 0.0, StopRule(0.05, 5, 30, None)).more         # no reach_factor: never
+
+
+def test_run_share_divides_what_is_left_among_unfinished_cases():
+    assert run_share(None, 50.0, 3) is None
+    assert run_share(12.0, 3.0, 3) == pytest.approx(3.0)
+    assert run_share(12.0, 15.0, 3) == 0.0 and run_share(12.0, 0.0, 0) == 12.0
+    rule = StopRule(0.05, 2, 100, budget_s=None)
+    noisy = _lognormal_rounds(7, 5, 0.5)
+    assert decide(4, noisy[:4], [], 0.8, rule, run_share_s=0.21).more          # next round ~0.2 s fits
+    assert decide(4, noisy[:4], [], 0.8, rule, run_share_s=0.19).reason == "run budget"
+    assert decide(1, noisy[:1], [], 0.8, rule, run_share_s=0.0).more            # minimum rounds first
+
+
+def test_the_run_budget_keeps_a_noisy_run_to_its_time_on_a_fake_clock(tmp_path, monkeypatch, fake_machine):
+    """Five noisy cases, 0.25 s a round, minimum 2 rounds (2.5 s in all), a 5 s run budget: the rounds
+    beyond the minimum share the other 2.5 s, and the run ends within its budget plus one round."""
+    clock = FakeClock()
+    monkeypatch.setattr(runner, "time", clock)
+    fake = FakeRounds(cv={8 * (i + 1): 0.5 for i in range(5)}, clock=clock, seconds=0.25)
+    start = clock.now
+    writer, writes, opts, go = _run(tmp_path, monkeypatch, fake, n=5, rounds=2, max_rounds=50,
+                                    case_budget_s=100.0, run_budget_s=5.0)
+    data = go()
+    assert clock.now - start <= 5.0 + 0.25
+    assert {rec["stop_reason"] for rec in data["cases"]} == {"run budget"}
+    assert sum(len(rec["rounds"]) for rec in data["cases"]) == len(fake.calls) >= 18
+    assert all(len(rec["rounds"]) >= 3 for rec in data["cases"])                 # every case got extra rounds
+    assert data["run"]["adaptive"]["run_budget_s"] == 5.0
 
 
 def test_a_failed_round_ends_its_case_and_the_others_go_on(tmp_path, monkeypatch, fake_machine):

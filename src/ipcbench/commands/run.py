@@ -19,8 +19,10 @@ EXAMPLES = """examples:
 
 rounds: every case gets --min-rounds rounds, then more, while the round-level 95 % CI of its p50 latency
 or throughput is wider than +-target (--target-ci), up to --max-rounds or until its rounds have taken
---case-budget seconds. The result file records per case the CI reached, whether the target was met and
-why it stopped (stop_reason: target met | max rounds | time budget | failed | interrupted).
+--case-budget seconds, or the run's rounds beyond the minimum have shared out --run-budget seconds. A case
+whose rounds vary too much to reach the target within twice --max-rounds stops early ("out of reach").
+The result file records per case the CI reached, whether the target was met and why it stopped
+(stop_reason: target met | max rounds | out of reach | time budget | run budget | failed | interrupted).
 """
 
 
@@ -49,6 +51,8 @@ def register(sub) -> None:
                    "p50 latency and throughput are within +- this fraction (default: preset's, 0.05 = +-5 %%)")
     p.add_argument("--case-budget", type=float, metavar="SECONDS", help="add no round to a case whose rounds "
                    "have taken this long (default: preset's; 0: no limit)")
+    p.add_argument("--run-budget", type=float, metavar="SECONDS", help="rounds beyond a case's minimum share "
+                   "what is left of this many seconds for the whole run (default: preset's; 0: no limit)")
     p.add_argument("--fresh-rounds", action="store_true", help="start every round as a fresh interpreter "
                    "instead of forking it from the warm launcher (slower: ~0.25 s per round)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a round is killed (default 60)")
@@ -95,6 +99,9 @@ def main(args) -> int:
         methods = start_methods(preset.start_methods)
     placements = check_placements([m.strip() for m in (args.placement or "").split(",") if m.strip()])
     min_rounds, max_rounds, budget, target = _round_settings(args, preset)
+    run_budget = preset.run_budget_s if args.run_budget is None else (args.run_budget or None)
+    if run_budget is not None and run_budget < 0:
+        raise UserError(f"--run-budget must be 0 (no limit) or more, got {run_budget:g}")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be positive, got {args.timeout:g}")
     if args.seed is not None and args.seed < 0:
@@ -111,7 +118,8 @@ def main(args) -> int:
         raise UserError(f"cannot create {out.parent}: {exc.strerror}") from None
     seed = new_seed() if args.seed is None else args.seed
     opts = RunOptions(spec=preset.spec, rounds=min_rounds, max_rounds=max_rounds, target_ci=target,
-                      case_budget_s=budget, round_timeout_s=args.timeout, seed=seed,
+                      case_budget_s=budget, run_budget_s=run_budget, round_timeout_s=args.timeout, seed=seed,
+                      reach_factor=preset.reach_factor,
                       fresh_rounds=args.fresh_rounds)
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "rounds": min_rounds, "spec": preset.spec.to_dict(),
                 "round_timeout_s": args.timeout, "payload_sizes": sizes, "workers": workers,

@@ -49,7 +49,14 @@ and the settings, ``StopRule``): below ``min_rounds`` a case goes on; then it st
 soon as the round-level 95 % CI of its p50 latency *and* of its throughput (``round_stats.round_estimate``
 on the per-round median of ``samples_ns`` and on ``ops / window``: the values ``summary`` reports) are
 within +-``target_ci``; else with "max rounds" at ``max_rounds``, or "time budget" when one more round
-(at its mean length so far) would take the case's round time past ``budget_s``. The decision is taken
+(at its mean length so far) would take the case's round time past ``budget_s``, or "out of reach" when its
+rounds vary so much that the target would take more than ``reach_factor`` (presets: 2) x ``max_rounds`` rounds
+(``rounds_needed``: a case whose rounds vary by 20 % would need ~60; its time goes to cases that can get
+there, and its CI says how wide it is), or "run budget" when
+that round would be longer than the case's share of what is left of the run's budget (``run_budget_s``
+less the time the run has taken, shared equally by the cases still running: ``run_share``), so a run
+keeps to its time whatever the machine's noise, and a quiet machine spends its time on the cases that
+need it. The decision is taken
 right after each round of the case, so a finished case is written at once. A failed round ends its case
 ("failed"); Ctrl-C ends the unfinished ones ("interrupted"). Each case record says ``rounds_min``,
 ``rounds_max``, ``target_ci``, ``ci_reached`` (the larger relative half-width of the two CIs; null below
@@ -93,7 +100,7 @@ SHM_PREFIXES = ("sem.mp-", "psm_", "mp-")
 ORDER_RULE = "shuffled-blocks-adaptive-v1"
 BLOCK_CASES = 8
 TARGET_CI = stats.TARGET_CI
-STOP_REASONS = ("target met", "max rounds", "time budget", "failed", "interrupted")
+STOP_REASONS = ("target met", "max rounds", "out of reach", "time budget", "run budget", "failed", "interrupted")
 
 
 class Terminated(KeyboardInterrupt):
@@ -129,6 +136,8 @@ class RunOptions:
     max_rounds: int | None = None      # adaptive: more rounds, up to this many, until the CI is tight
     target_ci: float = TARGET_CI       # +- relative half-width of the round-level 95 % CIs to reach
     case_budget_s: float | None = None  # seconds of rounds per case beyond which no round is added
+    run_budget_s: float | None = None   # seconds of the whole run's rounds, shared by the unfinished cases
+    reach_factor: float | None = None   # stop a case whose target needs more than this x max_rounds rounds
     fresh_rounds: bool = False         # every round in a fresh interpreter instead of the warm launcher
 
     @property
@@ -140,7 +149,7 @@ class RunOptions:
         return max(self.rounds, self.max_rounds or self.rounds)
 
     def stop_rule(self) -> StopRule:
-        return StopRule(self.target_ci, self.rounds, self.rounds_max, self.case_budget_s)
+        return StopRule(self.target_ci, self.rounds, self.rounds_max, self.case_budget_s, self.reach_factor)
 
 
 # -- the stopping rule: a pure function ----------------------------------------------------------------
@@ -150,6 +159,7 @@ class StopRule:
     min_rounds: int = 3
     max_rounds: int = 3
     budget_s: float | None = None      # seconds of the case's own rounds; None: no limit
+    reach_factor: float | None = None  # "out of reach" beyond this many times max_rounds rounds; None: never
 
 
 @dataclass(frozen=True)
@@ -173,10 +183,11 @@ def round_ci(p50s: Sequence[float], throughputs: Sequence[float]) -> float | Non
 
 
 def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], elapsed_s: float,
-           rule: StopRule) -> Decision:
+           rule: StopRule, run_share_s: float | None = None) -> Decision:
     """After ``rounds`` successful rounds of a case (``p50s``: their median latencies, ``throughputs``:
     their ops per second; either may be empty for a pattern without it) that took ``elapsed_s`` seconds in
-    all: another round, or stop and why. See the module docstring."""
+    all: another round, or stop and why. ``run_share_s``: this case's share of what is left of the run's
+    budget (``run_share``), None without one. See the module docstring."""
     ci = round_ci(p50s, throughputs)
     if rounds < rule.min_rounds:
         return Decision(True, None, ci)
@@ -184,9 +195,37 @@ def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], ela
         return Decision(False, "target met", ci)
     if rounds >= rule.max_rounds:
         return Decision(False, "max rounds", ci)
-    if rule.budget_s is not None and rounds and elapsed_s + elapsed_s / rounds > rule.budget_s:
+    if rule.reach_factor is not None and \
+            rounds_needed(p50s, throughputs, rule.target_ci) > rule.reach_factor * rule.max_rounds:
+        return Decision(False, "out of reach", ci)
+    next_s = elapsed_s / rounds if rounds else 0.0
+    if rule.budget_s is not None and rounds and elapsed_s + next_s > rule.budget_s:
         return Decision(False, "time budget", ci)
+    if run_share_s is not None and next_s > run_share_s:
+        return Decision(False, "run budget", ci)
     return Decision(True, None, ci)
+
+
+def rounds_needed(p50s: Sequence[float], throughputs: Sequence[float], target_ci: float) -> float:
+    """Rounds the noisier of the two metrics would need for a 95 % CI within +-``target_ci``, at the spread
+    its rounds show so far: (1.96 sd / target)^2, sd of the logs (0 below two rounds)."""
+    need = 0.0
+    for values in (p50s, throughputs):
+        v = [math.log(x) for x in values if x and x > 0]
+        if len(v) >= 2:
+            mean = sum(v) / len(v)
+            sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+            need = max(need, (1.96 * sd / target_ci) ** 2)
+    return need
+
+
+def run_share(run_budget_s: float | None, run_elapsed_s: float, unfinished: int) -> float | None:
+    """Seconds of rounds one unfinished case may still take so that the run keeps to ``run_budget_s``:
+    what is left of it, shared equally among the ``unfinished`` cases (None without a run budget). Every
+    case still gets its minimum rounds; only the rounds beyond are held to this."""
+    if run_budget_s is None:
+        return None
+    return max(0.0, run_budget_s - run_elapsed_s) / max(1, unfinished)
 
 
 # -- one round -----------------------------------------------------------------------------------------
@@ -385,8 +424,10 @@ class _CaseRun:
         """Rounds run, the failed one included (what the run order counted)."""
         return len(self.results) + (1 if self.failure else 0)
 
-    def run_round(self, k: int, opts: RunOptions, workdir: str, t0: float, launcher: Launcher | None) -> None:
-        """Round number ``self.attempts`` of this case, at position ``k`` of the run order; then decide."""
+    def run_round(self, k: int, opts: RunOptions, workdir: str, t0: float, launcher: Launcher | None,
+                  share: Callable[[], float | None] = lambda: None) -> None:
+        """Round number ``self.attempts`` of this case, at position ``k`` of the run order; then decide
+        (``share()``: the case's share of the run budget left, ``run_share``)."""
         meta = {"order": k, "start_s": round(time.monotonic() - t0, 3), **load_now()}
         t = time.monotonic()
         got = run_round(self.case, opts.spec, opts.round_timeout_s, workdir, launcher=launcher)
@@ -401,13 +442,13 @@ class _CaseRun:
                 self.throughputs.append(tput)
         else:
             self.failure = {"ok": False, "error": got.get("error") or "unknown error", **meta}
-        self.decide()
+        self.decide(share())
 
-    def decide(self) -> None:
+    def decide(self, run_share_s: float | None = None) -> None:
         if self.failure:
             self.stop_reason = "failed"
             return
-        d = decide(len(self.results), self.p50s, self.throughputs, self.wall_s, self.rule)
+        d = decide(len(self.results), self.p50s, self.throughputs, self.wall_s, self.rule, run_share_s)
         self.ci = d.ci
         if not d.more:
             self.stop_reason = d.reason
@@ -639,10 +680,24 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
     weights = [estimate_round_s(c, opts.spec, not opts.fresh_rounds) for c in cases]
     writer.update_run(order=order_info(seed, opts.block_cases),
                       adaptive={"rounds_min": rule.min_rounds, "rounds_max": rule.max_rounds,
-                                "target_ci": rule.target_ci, "case_budget_s": rule.budget_s})
+                                "target_ci": rule.target_ci, "case_budget_s": rule.budget_s,
+                                "run_budget_s": opts.run_budget_s, "reach_factor": rule.reach_factor})
     progress.start(cases, weights, rule.min_rounds, rule.max_rounds)
     launcher = None
     t0 = time.monotonic()
+
+    def share() -> float | None:
+        """The run budget left after the minimum rounds every unfinished case is still owed (at its mean
+        round length so far, or the run's), per unfinished case."""
+        if opts.run_budget_s is None:
+            return None
+        unfinished = [st for st in states if not st.finished]
+        ran = sum(st.attempts for st in states)
+        mean_s = sum(st.wall_s for st in states) / ran if ran else 0.0
+        owed = sum(max(0, rule.min_rounds - st.attempts) * (st.wall_s / st.attempts if st.attempts else mean_s)
+                   for st in unfinished)
+        return run_share(opts.run_budget_s, time.monotonic() - t0 + owed, len(unfinished))
+
     try:
         with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
                 open_launcher(opts.fresh_rounds) as launcher:
@@ -652,7 +707,7 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
             for k, (i, r) in enumerate(order):
                 state = states[i]
                 progress.round_started(i, r)
-                state.run_round(k, opts, workdir, t0, launcher)
+                state.run_round(k, opts, workdir, t0, launcher, share)
                 progress.round_done(i)
                 if state.finished:
                     record = state.record(opts.max_stored_samples)

@@ -47,6 +47,8 @@ class Preset:
     spec: RoundSpec
     max_rounds: int = 0     # more rounds, up to this many, while a case's CI is wider than target_ci
     case_budget_s: float | None = None   # ...and while its rounds have taken less than this
+    run_budget_s: float | None = None    # ...and while that round fits the case's share of the run's time
+    reach_factor: float | None = None    # ...and while its spread lets it reach target_ci in this x max_rounds
     target_ci: float = 0.05              # +- relative half-width of the round-level 95 % CIs
 
 
@@ -57,17 +59,17 @@ PRESETS = {
                               warmup=5, warmup_s=0.02),
                     max_rounds=2),
     "quick": Preset("quick", "default sizes 8 B..16 MiB, workers 1, 2, 4 ... max, 5-30 rounds "
-                    "(until +-5 %, at most 1.6 s of rounds per case)",
+                    "(until +-5 %, at most 4 s of rounds per case and 180 s for all)",
                     DEFAULT_SIZES, "powers", "default", 5,
                     RoundSpec(budget_s=0.06, min_messages=5, max_window_s=3.0, max_messages=20_000,
                               warmup=10, warmup_s=0.03),
-                    max_rounds=30, case_budget_s=1.6),
+                    max_rounds=30, case_budget_s=4.0, run_budget_s=180.0, reach_factor=2.0),
     "full": Preset("full", "14 sizes 8 B..64 MiB, workers 1, 2, 4 ... max, every start method, 5-30 rounds "
                    "(until +-5 %, at most 6 s of rounds per case)",
                    FULL_SIZES, "powers", "all", 5,
                    RoundSpec(budget_s=0.25, min_messages=10, max_window_s=8.0, max_messages=50_000,
                              warmup=20, warmup_s=0.05),
-                   max_rounds=30, case_budget_s=6.0),
+                   max_rounds=30, case_budget_s=6.0, reach_factor=2.0),
 }
 
 
