@@ -260,6 +260,15 @@ def process_cpu_seconds(proc: psutil.Process) -> float | None:
         return None
 
 
+def exit_reason(proc) -> str | None:
+    """Why a watched process's exit fails the round; None while it runs or after a clean exit."""
+    code = proc.exitcode                   # polls without blocking
+    if not code:
+        return None
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    return f"peer process {proc.name!r} {how} during the round"
+
+
 class PeerMonitor(threading.Thread):
     """Fails the round as soon as a watched peer exits when it should not have.
 
@@ -279,6 +288,10 @@ class PeerMonitor(threading.Thread):
         with self._lock:
             self._procs.append(proc)
 
+    def watched(self) -> list:
+        with self._lock:
+            return list(self._procs)
+
     def close(self) -> None:
         self._closed.set()
 
@@ -297,8 +310,7 @@ class PeerMonitor(threading.Thread):
                 if self._closed.is_set():
                     return
                 if code != 0:
-                    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-                    self._on_failure(f"peer process {p.name!r} {how} during the round")
+                    self._on_failure(exit_reason(p))
                     return
                 if not self.stopping:
                     self._on_failure(f"peer process {p.name!r} exited before the round was finished")
@@ -352,12 +364,16 @@ class Round:
     def manager(self):
         mgr = self.ctx.Manager()
         self.stack.callback(mgr.shutdown)
+        mgr._process.name = "manager"          # its server: a peer like any other (SyncManager-N otherwise)
+        self._monitor.watch(mgr._process)
         self._place_new("manager")
         return mgr
 
     def pool(self, processes: int):
         pool = self.ctx.Pool(processes)
         self.stack.callback(self._close_pool, pool)
+        for worker in pool._pool:              # a worker that dies loses its task: Pool.apply would wait for ever
+            self._monitor.watch(worker)
         self._place_new("pool-worker")
         return pool
 
@@ -382,6 +398,25 @@ class Round:
         else:
             pool.terminate()
         pool.join()
+
+    def dead_peer(self, wait_s: float = 0.2) -> str | None:
+        """The reason of a watched process that exited abnormally (waiting up to ``wait_s`` for one to be
+        reaped), or None. A peer's death shows first as an error in this process (EOFError on its pipe, a
+        broken connection), often before the monitor looks: the dead peer is the reason to give."""
+        from multiprocessing.connection import wait
+
+        deadline = time.monotonic() + wait_s
+        procs = self._monitor.watched()
+        while True:
+            for p in procs:
+                reason = exit_reason(p)
+                if reason:
+                    return reason
+            alive = [p.sentinel for p in procs if p.exitcode is None]
+            left = deadline - time.monotonic()
+            if not alive or left <= 0:
+                return None
+            wait(alive, left)
 
     def stopping(self) -> None:
         """From now on peers may exit normally (they have been told to stop)."""

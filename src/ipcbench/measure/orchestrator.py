@@ -73,6 +73,11 @@ def main(argv: list[str]) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    # Processes forked from here (fork peers, Pool workers) die of SIGTERM the default way, at once. Keeping
+    # on_term there loses signals: a Python handler runs between bytecodes, and a SIGTERM that lands just
+    # before a blocking call (a Pool worker entering its inqueue lock, which Pool.terminate holds) is never
+    # acted on, so Pool.terminate's join hangs until the round's teardown bound.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     # On a deadline the runner sends SIGUSR1 first: every thread's stack goes to stderr, so the failure
     # reason can say where the round was stuck.
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
@@ -114,9 +119,11 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # every failure of a round is data: write it, reap, and go on
         if not failed.is_set():
             failed.set()
-            msg = str(exc) or type(exc).__name__
-            if type(exc).__name__ != "RoundFailed":
-                msg = f"{type(exc).__name__}: {msg}"
+            msg = rnd.dead_peer()         # the cause, rather than the EOFError it gave this process
+            if msg is None:
+                msg = str(exc)
+                if type(exc).__name__ != "RoundFailed":
+                    msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
             _write_json(out_path, {"ok": False, "error": msg})
         return 0
     finally:

@@ -448,6 +448,18 @@ def task_failed(done_q, t_submit, exc):
     done_q.put((t_submit, None, repr(exc)))
 
 
+def _next_done(done_q, timeout: float) -> tuple:
+    """The next finished task from ``done_q``; RoundFailed for a task that failed or none within ``timeout``."""
+    try:
+        t_sub, t_done, got = done_q.get(timeout=timeout)
+    except queue_mod.Empty:
+        raise RoundFailed(f"no pool task came back within {timeout:g} s (a worker that dies loses its task: "
+                          f"the Pool replaces the worker, the task never finishes)") from None
+    if t_done is None:
+        raise RoundFailed(f"a pool task failed: {got}")
+    return t_sub, t_done, got
+
+
 def dispatch_apply_async(rnd: Round) -> RoundResult:
     """``Pool.apply_async`` with a window of tasks in flight; latency = submit -> result back (callback)."""
     spec, size = rnd.spec, rnd.case.payload_bytes
@@ -470,10 +482,8 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
         submit()
     in_flight, n, t_last = window, 0, t_go
     while True:
-        t_sub, t_done, got = done_q.get(timeout=spec.timeout_s)
+        t_sub, t_done, got = _next_done(done_q, spec.timeout_s)
         in_flight -= 1
-        if t_done is None:
-            raise RoundFailed(f"a pool task failed: {got}")
         if got != size:
             raise RoundFailed(f"pool echo returned {got} bytes, expected {size}")
         samples.append(t_done - t_sub)
@@ -486,7 +496,7 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
     cpu1 = rnd.cpu_snapshot()
     placement = rnd.placement()
     for _ in range(in_flight):      # drain what is still in flight before the pool is torn down
-        done_q.get(timeout=spec.timeout_s)
+        _next_done(done_q, spec.timeout_s)
     return RoundResult(samples, ops=n, window_ns=t_last - t_go, bytes_per_op=2 * size,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 

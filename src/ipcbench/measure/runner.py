@@ -341,11 +341,15 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
         with open(out) as f:
             got = json.load(f)
         if not got.get("ok"):
+            # A round that ended on a failure may not have unlinked its named semaphores: the orchestrator
+            # SIGKILLs everything below it, its resource tracker included, and leaves with os._exit.
+            _clean_shm(shm_before)
             last = _last_exception(err)
             if last and last not in got["error"]:
                 got["error"] = f"{got['error']} (last error in the round: {last})"
         return got
     except (OSError, json.JSONDecodeError):
+        _clean_shm(shm_before)
         tail = _tail(err)
         return {"ok": False, "error": f"orchestrator exited with status {proc.returncode} and no result"
                                       + (f": {tail}" if tail else "")}
