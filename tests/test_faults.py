@@ -6,9 +6,9 @@ semaphore or /dev/shm segment of ours is left.
 
 The faults live in tests/faulty_mechanisms.py (``test_kill_*``, ``test_hang*``, ``test_raise_*``): real
 patterns and real peers, with a mechanism whose maker wraps what a peer uses so that the fault happens in
-the peer process at a known call of the round. The assertions say what each fault really gives today,
-weak spots included (a reason that names no peer, a Pool worker's death noticed only at a deadline); the
-table of docs/reliability.md sums them up.
+the peer process at a known call of the round. The assertions say what each fault really gives (the
+reason names the process that died: a peer, the Manager's server, a Pool worker); the table of
+docs/reliability.md sums them up.
 """
 
 from __future__ import annotations

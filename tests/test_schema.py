@@ -31,6 +31,10 @@ def test_write_atomic_refuses_nan(tmp_path):
     ('{"schema": "ipcbench-result", "schema_version": 99, "cases": []}', "newer than this ipcbench"),
     ('{"schema": "ipcbench-result", "schema_version": 0, "cases": []}', "cannot be migrated"),
     ('{"schema": "ipcbench-result", "schema_version": "1", "cases": []}', "no integer schema_version"),
+    ('', "not valid JSON"),
+    ('{"schema": "ipcbench-result", "schema_version": 3, "cases": [{"case": {"mechanism": "queue"}}]}',
+     "case 1 has no start_method, pattern, payload_kind, payload_bytes, workers, placement; the file is damaged"),
+    ('{"schema": "ipcbench-result", "schema_version": 3, "cases": [7]}', "case 1 has no start_method, mechanism, "),
 ])
 def test_bad_files_give_one_clear_error(tmp_path, content, message):
     p = tmp_path / "r.json"

@@ -1,22 +1,25 @@
 """Presets, declared as data: which grid to run, how long each round takes, and how many rounds a case
 gets (``rounds`` every case, then more up to ``max_rounds`` while its round-level CI is wider than
-+-``target_ci`` and its rounds have taken less than ``case_budget_s``; see ``measure.runner.decide``).
++-``target_ci``, its rounds have taken less than ``case_budget_s``, the next round fits its share of the
+run's ``run_budget_s`` and the target is within reach (``reach_factor``); see ``measure.runner.decide``).
 
 ``smoke``  every mechanism, 3 sizes, workers {1, max}, exactly 2 short rounds: a check that all works
            (<= 60 s on a 2-core machine).
 ``quick``  the default (``tox -e bench``): the six default sizes, workers 1, 2, 4 ... max, 5 to 30 rounds
-           of ~0.1 s, at most 1.6 s of rounds per case (<= 5 min on a 2-core machine: 122 cases; the
-           20 cases of 16 MiB take 0.4-3 s a round, ~100 s for their 5 rounds, and stop there).
+           of ~0.1 s, at most 4 s of rounds per case and 180 s of rounds beyond the minimum for the
+           whole run (<= 5 min on a 2-core machine: 122 cases; the 20 cases of 16 MiB take 0.4-3 s a
+           round).
 ``full``   14 sizes up to 64 MiB, every start method, 5 to 30 longer rounds, at most 6 s of rounds per
            case. Long: watch the ETA.
 
-How the quick settings were chosen (2-core VM, shared with other work): between rounds the p50 and
-throughput of a case vary by 10-40 % (sd of logs), and about as much with 0.02, 0.08 or 0.3 s windows, so
-the CI narrows with the number of rounds rather than their length; a ~0.06 s window costs ~0.1 s a round
-with the warm launcher (shorter ones varied more, which ate the gain). With that spread +-5 % takes 20 to
-60+ rounds, more than 5 minutes give 122 cases: the per-case budget keeps the preset within its time (one
-run: 4 min 47 s with 1.8 s per case; 1.6 s leaves room for a busier machine), and the result file says
-which cases reached the target (``target_met``) and why the others stopped (``stop_reason``).
+How the quick settings were chosen (2-vCPU VM): a ~0.06 s window costs ~0.1 s a round with the warm
+launcher; the CI narrows with the number of rounds rather than their length. Unpinned, rounds of a case
+varied by 10-40 % (sd of logs) and few cases reached +-5 % in 5 minutes; with placement ``spread`` the
+median is 3-5 %, so most cases stop "target met" at 5 to 10 rounds. The run budget (not a per-case
+budget alone) keeps the preset within its time whatever the machine's noise: the rounds beyond each
+case's minimum share 180 s; "out of reach" (rounds varying so much that +-5 % would take over 60 rounds)
+gives a hopeless case's time to the others. Runs on the idle VM, 2026-12-02: 102 of 122 cases within
++-5 % in 2 min 45 s; see docs/measurement.md for the others.
 """
 
 from __future__ import annotations
