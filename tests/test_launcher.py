@@ -112,8 +112,18 @@ def test_a_launcher_that_dies_fails_the_round_and_a_new_one_takes_over(tmp_path,
             handle.wait(10)
         launcher.dead_round()
         os.killpg(round_pid, signal.SIGKILL)
-        # run_round says so, and the next round starts a fresh launcher
+        # run_round says so, and the next round starts a fresh launcher. Whether the death is visible to
+        # the next start() depends on timing, so the first check is made to miss it, as a race would.
         os.kill(_start_and_get_pid(launcher), signal.SIGKILL)
+        real_alive, missed = launcher.alive, []
+
+        def alive_once() -> bool:
+            if not missed:
+                missed.append(True)
+                return True
+            return real_alive()
+
+        launcher.alive = alive_once
         got = runner.run_round(PIPE, TINY, 30, str(tmp_path), launcher=launcher)
         assert not got["ok"] and "the round launcher" in got["error"]
         got = runner.run_round(PIPE, TINY, 30, str(tmp_path), launcher=launcher)

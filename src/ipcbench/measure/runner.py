@@ -692,14 +692,15 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
 
     def share() -> float | None:
         """The run budget left after the minimum rounds every unfinished case is still owed (at its mean
-        round length so far, or the run's), per unfinished case."""
+        round length so far; a case not started yet at the larger of the run's mean round and its own
+        estimate, so 16 MiB cases late in the run are not under-reserved), per unfinished case."""
         if opts.run_budget_s is None:
             return None
-        unfinished = [st for st in states if not st.finished]
         ran = sum(st.attempts for st in states)
         mean_s = sum(st.wall_s for st in states) / ran if ran else 0.0
-        owed = sum(max(0, rule.min_rounds - st.attempts) * (st.wall_s / st.attempts if st.attempts else mean_s)
-                   for st in unfinished)
+        unfinished = [(st, w) for st, w in zip(states, weights, strict=True) if not st.finished]
+        owed = sum(max(0, rule.min_rounds - st.attempts) * (st.wall_s / st.attempts if st.attempts else max(mean_s, w))
+                   for st, w in unfinished)
         return run_share(opts.run_budget_s, time.monotonic() - t0 + owed, len(unfinished))
 
     try:
