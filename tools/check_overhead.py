@@ -6,7 +6,10 @@ same case through ipcbench (fresh orchestrator, warm-up, per-message clock reads
 per operation (hand: total / N; ipcbench: 1 / throughput_msgs, i.e. window / ops). Also prints the cost
 of the per-message clock reads and of a Connection.poll() per receive (why the timed loops block).
 
-    PYTHONPATH=src python tools/check_overhead.py [--reps 5] [--size 8]
+    PYTHONPATH=src python tools/check_overhead.py [--reps 5] [--size 8] [--placement os]
+
+The hand loops run unpinned, like a user's program, so ipcbench runs with ``--placement os`` by default
+here: like for like. ``--placement spread`` (ipcbench's own default) shows what pinning changes.
 
 Run it on an otherwise idle machine: it is a benchmark.
 """
@@ -129,6 +132,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--size", type=int, default=8)
+    ap.add_argument("--placement", default="os", choices=["os", "spread", "shared"],
+                    help="ipcbench's placement (default os: unpinned, as the hand loops are)")
     ap.add_argument("--hand", nargs=3, metavar=("MECH", "SIZE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hand:
@@ -145,14 +150,15 @@ def main() -> None:
     opts = RunOptions(spec=spec, rounds=1)
     patterns = {"pipe_duplex": "roundtrip", "queue": "roundtrip", "manager_dict": "rpc", "pool_apply": "dispatch"}
     print(f"\n{'mechanism':<14}{'hand mean':>12}{'ipcbench mean':>15}{'ratio':>8}{'ipcbench p50':>14}"
-          f"   {'hand range':>18} {'ipcbench range':>18}   (size {args.size} B, {args.reps} alternating reps, medians)")
+          f"   {'hand range':>18} {'ipcbench range':>18}   (size {args.size} B, {args.reps} alternating reps, medians, "
+          f"ipcbench placement {args.placement})")
     for mech, pattern in patterns.items():
         hand, ours, p50 = [], [], []
         for _ in range(args.reps):
             out = subprocess.run([sys.executable, str(HERE), "--hand", mech, str(args.size), str(N_OPS[mech])],
                                  capture_output=True, text=True, check=True)
             hand.append(json.loads(out.stdout))
-            rec = run_case(Case(mech, pattern, "bytes", args.size, 1, mp.get_start_method()), opts)
+            rec = run_case(Case(mech, pattern, "bytes", args.size, 1, mp.get_start_method(), args.placement), opts)
             if rec["status"] != "ok":
                 raise SystemExit(f"{mech}: {rec['error']}")
             ours.append(1 / rec["metrics"]["throughput_msgs"]["value"])
