@@ -160,7 +160,7 @@ def startup_cost(tidy: pd.DataFrame) -> Figure:
             if not x:
                 continue
             err = np.maximum(np.nan_to_num(np.array(p99) - np.array(p50)), 0)
-            ax.errorbar(x, p50, yerr=[np.zeros_like(err), err], fmt="o", ms=4, color=color, capsize=2, lw=0.9,
+            ax.errorbar(x, p50, yerr=np.vstack([np.zeros_like(err), err]), fmt="o", ms=4, color=color, capsize=2, lw=0.9,
                         label=format_size(size))
             for xi, v in zip(x, p50, strict=True):
                 ax.text(xi + step * 0.15, v, format_seconds(v), ha="left", va="center", fontsize=6)
