@@ -168,20 +168,23 @@ def _wait_for_first_case(out, proc, timeout=60):
     raise AssertionError("no case finished in time")
 
 
-def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, no_leftovers):
-    """SIGTERM (a CI job cancelled, a container stopped): rounds killed, launcher closed, the file kept
-    and marked interrupted, exit status 143."""
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["TERM", "HUP"])
+def test_sigterm_and_sighup_end_the_run_like_ctrl_c(sig, status, tmp_path, no_leftovers):
+    """SIGTERM (a CI job cancelled, a container stopped) or SIGHUP (the terminal closed): rounds killed,
+    launcher closed, the file kept and marked interrupted, exit status 128 + the signal's number."""
     out = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "ipcbench", "run", "-m", "pipe_duplex,queue,pipe_simplex",
                              "--preset", "smoke", "--seed", "5", "-o", str(out)], env=cli_env(),
                             stderr=subprocess.PIPE, text=True)
     _wait_for_first_case(out, proc)
-    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    assert proc.returncode == status, err
+    assert time.monotonic() - t0 < 10
     data = json.loads(out.read_text())
     assert data["run"]["status"] == "interrupted" and data["cases"]
-    assert "ipcbench: terminated; " in err and "Traceback" not in err
+    assert f"ipcbench: terminated ({sig.name}); " in err and "Traceback" not in err
 
 
 def test_failed_and_timed_out_cases_leave_nothing_behind(tmp_path, plugin_env, no_leftovers):

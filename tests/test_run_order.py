@@ -551,12 +551,14 @@ def test_sigterm_raises_terminated_inside_the_block_only():
     import os
     import signal
 
-    before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(runner.Terminated), runner.sigterm_raises():
-        os.kill(os.getpid(), signal.SIGTERM)
-        for _ in range(100):
-            __import__("time").sleep(0.01)
-    assert signal.getsignal(signal.SIGTERM) is before
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        before = signal.getsignal(sig)
+        with pytest.raises(runner.Terminated) as exc, runner.sigterm_raises():
+            os.kill(os.getpid(), sig)
+            for _ in range(100):
+                __import__("time").sleep(0.01)
+        assert exc.value.signum == sig
+        assert signal.getsignal(sig) is before
     assert issubclass(runner.Terminated, KeyboardInterrupt)     # every Ctrl-C path handles it
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -136,11 +137,11 @@ def main(args) -> int:
     except KeyboardInterrupt as exc:
         kept = writer.data["cases"]
         short = sum(1 for c in kept if c.get("stop_reason") == "interrupted")
-        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        what = f"terminated ({signal.Signals(exc.signum).name})" if isinstance(exc, Terminated) else "interrupted"
         print(f"ipcbench: {what}; {len(kept) - short} finished case(s) kept in {out}"
               + (f", and {short} case(s) with only some of their rounds (stop_reason \"interrupted\")"
                  if short else ""), file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     failed = sum(1 for c in data["cases"] if c["status"] != "ok")
     ok = [c for c in data["cases"] if c["status"] == "ok"]
     met = sum(1 for c in ok if c.get("target_met"))

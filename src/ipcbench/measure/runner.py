@@ -104,25 +104,39 @@ STOP_REASONS = ("target met", "max rounds", "out of reach", "time budget", "run 
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an exception (``ipcbench run`` does, with ``sigterm_raises``) so that the run
-    ends the way Ctrl-C ends it: rounds killed, launcher closed, the file marked "interrupted"."""
+    """SIGTERM or SIGHUP, turned into an exception (``ipcbench run`` does, with ``sigterm_raises``) so that
+    the run ends the way Ctrl-C ends it: rounds killed, launcher closed, the file marked "interrupted".
+    ``signum`` says which (the exit status is 128 + signum, as a shell reports a process killed by it)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = int(signum)
+
+
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @contextmanager
 def sigterm_raises():
-    """Within the block, SIGTERM raises ``Terminated`` in the main thread (outside it: no change)."""
+    """Within the block, SIGTERM and SIGHUP (a closed terminal, ``systemctl stop``, a cancelled CI job)
+    raise ``Terminated`` in the main thread (outside it: no change)."""
     def on_term(signum, frame):
-        raise Terminated()
+        raise Terminated(signum)
 
+    old = {}
     try:
-        old = signal.signal(signal.SIGTERM, on_term)
+        for sig in TERMINATING_SIGNALS:
+            old[sig] = signal.signal(sig, on_term)
     except ValueError:          # not the main thread
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
