@@ -93,6 +93,21 @@ def test_spread_puts_the_echo_peer_on_its_own_cpu_read_back(no_leftovers):
 
 
 @two_cpus
+def test_overlapping_placers_in_one_thread_see_and_give_back_the_first_affinity():
+    before = os.sched_getaffinity(0)
+    outer = Placer("shared")
+    outer.pin_self()
+    inner = Placer("spread")                               # made while the thread is pinned
+    inner.pin_self()
+    assert sorted(inner.order) == sorted(before) and inner.original == outer.original
+    outer.restore()                                        # closed first: the inner one still holds
+    assert len(os.sched_getaffinity(0)) == 1
+    inner.restore()
+    inner.restore()                                        # a second restore changes nothing
+    assert os.sched_getaffinity(0) == before
+
+
+@two_cpus
 def test_shared_puts_every_process_on_one_cpu(no_leftovers):
     rec = _round("shared", "pool_apply", "dispatch", workers=2)
     cpu = rec["cpu_order"][0]

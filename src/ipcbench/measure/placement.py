@@ -30,6 +30,7 @@ makes cases bimodal. docs/measurement.md has the figures with the engine itself.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 SPREAD, SHARED, OS = "spread", "shared", "os"
@@ -152,6 +153,12 @@ def affinity_of(pid: int) -> list[int] | None:
         return None
 
 
+# The affinity a thread had before the first of its live Placers pinned it, and how many are live: rounds
+# (or sessions) that overlap in one thread must all see, and give back, that affinity, in whatever order
+# they close.
+_pins = threading.local()
+
+
 class Placer:
     """Applies one placement to one round's processes (see the module docstring) and records it.
 
@@ -163,7 +170,7 @@ class Placer:
         if placement not in (SPREAD, SHARED, OS):
             raise ValueError(f"unknown placement {placement!r}")
         self.placement = placement
-        self.original = allowed()
+        self.original = _pins.original if getattr(_pins, "depth", 0) else allowed()
         usable = list(cpus) if cpus is not None else (self.original or [])
         self.order = cpu_order(usable, siblings) if usable else []
         self.pinned = placement != OS and bool(self.order) and hasattr(os, "sched_setaffinity")
@@ -182,8 +189,11 @@ class Placer:
         """Pin the calling thread to the driver's CPU; processes and threads it starts inherit it."""
         if not self.pinned:
             return
-        os.sched_setaffinity(0, {self.order[0]})
+        if not getattr(_pins, "depth", 0):
+            _pins.original = self.original
+        _pins.depth = getattr(_pins, "depth", 0) + 1
         self._self_pinned = True
+        os.sched_setaffinity(0, {self.order[0]})
         self.assigned[os.getpid()] = {"role": "driver", "cpus": [self.order[0]]}
 
     def place(self, pid: int, role: str) -> None:
@@ -203,13 +213,17 @@ class Placer:
         self.assigned[pid] = {"role": role, "cpus": [cpu]}
 
     def restore(self) -> None:
-        """Give the calling thread back the affinity it had (a session runs in the caller's process)."""
-        if self._self_pinned and self.original:
+        """Give the calling thread back the affinity it had (a session runs in the caller's process), once
+        the last of its live Placers is done."""
+        if not self._self_pinned:
+            return
+        self._self_pinned = False
+        _pins.depth -= 1
+        if _pins.depth == 0 and self.original:
             try:
                 os.sched_setaffinity(0, set(self.original))
             except OSError:
                 pass
-            self._self_pinned = False
 
     def record(self, pids) -> dict:
         """What was asked and what the kernel reports now, for the round's result."""
