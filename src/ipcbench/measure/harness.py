@@ -31,7 +31,7 @@ import psutil
 
 from ..plan.cases import Case, RoundSpec
 from .payloads import make_payload
-from .placement import Placer
+from .placement import Placer, allowed
 
 
 class RoundFailed(Exception):
@@ -135,13 +135,6 @@ def parse_procs_running(text: str | None) -> int | None:
     return None
 
 
-def allowed_cpus() -> list[int] | None:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-
-
 def load_now() -> dict:
     """The machine's load at this instant: ``load1`` (1-minute load average) and ``procs_running``.
 
@@ -161,7 +154,7 @@ class StealMeter:
 
     def __init__(self, path: str = PROC_STAT, cpus=None):
         self.path = path
-        self.cpus = allowed_cpus() if cpus is None else cpus
+        self.cpus = allowed() if cpus is None else cpus
         self.started = False
         self.first: tuple[int, tuple[int, int]] | None = None
         self.last: tuple[int, tuple[int, int]] | None = None
@@ -221,10 +214,7 @@ def _is_helper(p: psutil.Process, me: int) -> bool:
 
 def kill_descendants() -> None:
     """SIGKILL every process below this one and wait for them (bounded)."""
-    try:
-        kids = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return
+    kids = _descendants()
     for p in kids:
         try:
             p.kill()
@@ -435,8 +425,7 @@ class Round:
         return n
 
     def _processes(self) -> list[psutil.Process]:
-        me = psutil.Process()
-        return [me, *me.children(recursive=True)]
+        return [psutil.Process(), *_descendants()]
 
     def cpu_snapshot(self) -> dict[int, float]:
         """CPU seconds per pid, for this process and every process below it (``process_cpu_seconds``).

@@ -222,15 +222,10 @@ def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], ela
 
 def rounds_needed(p50s: Sequence[float], throughputs: Sequence[float], target_ci: float) -> float:
     """Rounds the noisier of the two metrics would need for a 95 % CI within +-``target_ci``, at the spread
-    its rounds show so far: (1.96 sd / target)^2, sd of the logs (0 below two rounds)."""
-    need = 0.0
-    for values in (p50s, throughputs):
-        v = [math.log(x) for x in values if x and x > 0]
-        if len(v) >= 2:
-            mean = sum(v) / len(v)
-            sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
-            need = max(need, (1.96 * sd / target_ci) ** 2)
-    return need
+    its rounds show so far: (1.96 sd / target)^2, sd of the logs (``summary.round_cv``; 0 below two
+    rounds)."""
+    sds = [sd for sd in (stats.round_cv(p50s), stats.round_cv(throughputs)) if sd is not None]
+    return max(((1.96 * sd / target_ci) ** 2 for sd in sds), default=0.0)
 
 
 def run_share(run_budget_s: float | None, run_elapsed_s: float, unfinished: int) -> float | None:
