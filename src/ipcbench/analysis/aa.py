@@ -30,12 +30,13 @@ import numpy as np
 import pandas as pd
 
 from ..results.frame import tidy_frame
+from ..results.schema import CASE_COLUMNS
 from .compare import Side, compare
 
 MAX_SIGNIFICANT = 0.05
 MIN_COVERAGE = 0.80
 METRICS = ("latency_p50", "throughput_msgs")
-_KEY = ["mechanism", "pattern", "payload_kind", "payload_bytes", "workers", "start_method", "placement", "metric"]
+_KEY = [*CASE_COLUMNS[2:], "metric"]      # a case of one machine, and a metric
 
 
 @dataclass

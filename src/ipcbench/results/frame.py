@@ -22,7 +22,7 @@ from ..errors import UserError
 from .formats.pytest_benchmark import from_pytest_benchmark
 from .io import read_json
 from .pooling import pool_runs
-from .schema import CASE_COLUMNS, TIDY_COLUMNS, check
+from .schema import CASE_COLUMNS, TIDY_COLUMNS, check, machine_id_of, python_version_of
 
 
 @dataclass
@@ -68,15 +68,6 @@ def read_set(path: str | os.PathLike) -> dict:
     data = check(data, str(path))
     data.setdefault("_source", str(path))
     return data
-
-
-def machine_id_of(rs: dict):
-    """A result set's machine id: top level, else in its machine metadata."""
-    return rs.get("machine_id") or rs.get("machine", {}).get("machine_id")
-
-
-def python_version_of(rs: dict):
-    return rs.get("python", {}).get("python_version")
 
 
 def _case_row(rs: dict, case: dict) -> dict:

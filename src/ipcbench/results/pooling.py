@@ -21,15 +21,11 @@ Sets of different machines or Python versions are never pooled. A set pooled fro
 from __future__ import annotations
 
 from ..plan import metrics as registry
+from .schema import CASE_COLUMNS, machine_id_of, python_version_of
 from .summary import TARGET_CI, summarize
 
-CASE_FIELDS = ("mechanism", "pattern", "payload_kind", "payload_bytes", "workers", "start_method", "placement")
+CASE_FIELDS = CASE_COLUMNS[2:]          # a case within one machine and Python version
 HEADLINES = ("latency_p50", "throughput_msgs")
-
-
-def _setup_of(rs: dict) -> tuple:
-    machine = rs.get("machine_id") or (rs.get("machine") or {}).get("machine_id")
-    return machine, (rs.get("python") or {}).get("python_version")
 
 
 def _case_key(rec: dict) -> tuple:
@@ -68,7 +64,7 @@ def pool_runs(sets: list[dict]) -> list[dict]:
     """Result sets -> one set per (machine, Python version), in the order each setup first appears."""
     groups: dict[tuple, list[dict]] = {}
     for rs in sets:
-        groups.setdefault(_setup_of(rs), []).append(rs)
+        groups.setdefault((machine_id_of(rs), python_version_of(rs)), []).append(rs)
     out = []
     for group in groups.values():
         if len(group) == 1:

@@ -46,6 +46,15 @@ TIDY_COLUMNS = [*CASE_COLUMNS, "metric", "value", "unit"]
 
 
 
+def machine_id_of(rs: dict):
+    """A result set's machine id: top level, else in its machine metadata."""
+    return rs.get("machine_id") or rs.get("machine", {}).get("machine_id")
+
+
+def python_version_of(rs: dict):
+    return rs.get("python", {}).get("python_version")
+
+
 def _v1_to_v2(data: dict) -> dict:
     """Round-level p50, throughput and CIs from the per-round values a version-1 file kept in ``noise``."""
     from .round_stats import round_estimate
