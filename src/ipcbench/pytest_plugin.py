@@ -86,10 +86,11 @@ class _State:
     def start_methods(self) -> list[str]:
         if self._start_methods is None:
             from .plan.presets import check_start_methods, start_methods
+            from .units import split_list
 
             text = self.config.getoption("--ipcbench-start-method") or os.environ.get("IPCBENCH_START_METHOD")
             if text:
-                self._start_methods = _usage(check_start_methods, [m.strip() for m in text.split(",") if m.strip()])
+                self._start_methods = _usage(check_start_methods, split_list(text))
             else:
                 self._start_methods = start_methods(self.preset.start_methods)
         return self._start_methods
@@ -98,9 +99,10 @@ class _State:
     def placements(self) -> list[str]:
         if self._placements is None:
             from .plan.presets import check_placements
+            from .units import split_list
 
             text = self.config.getoption("--ipcbench-placement") or os.environ.get("IPCBENCH_PLACEMENT") or ""
-            self._placements = _usage(check_placements, [m.strip() for m in text.split(",") if m.strip()])
+            self._placements = _usage(check_placements, split_list(text))
         return self._placements
 
 

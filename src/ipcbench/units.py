@@ -39,6 +39,11 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+def split_list(text: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the comma lists of CLI flags and environment variables."""
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
 def parse_size_list(text: str) -> list[int]:
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:

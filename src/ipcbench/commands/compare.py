@@ -43,6 +43,7 @@ def main(args) -> int:
     from ..analysis.compare import DEFAULT_METRICS, METRICS, Side, check_metrics, compare
     from ..errors import UserError
     from ..results.frame import read_set, result_files
+    from ..units import split_list
 
     if args.format not in FORMATS:
         raise UserError(f"unknown compare format {args.format!r}; choose from {', '.join(FORMATS)}")
@@ -51,7 +52,7 @@ def main(args) -> int:
     elif args.metrics.strip() == "all":
         metrics = METRICS
     else:
-        metrics = check_metrics([m.strip() for m in args.metrics.split(",") if m.strip()])
+        metrics = check_metrics(split_list(args.metrics))
 
     def side(path: str) -> Side:
         files = result_files([path])

@@ -80,11 +80,11 @@ def main(args) -> int:
         start_methods,
         worker_counts,
     )
-    from ..units import parse_int_list, parse_size_list
+    from ..units import parse_int_list, parse_size_list, split_list
 
     preset = get_preset(args.preset)
-    mechanisms = [m.strip() for m in args.mechanisms.split(",") if m.strip()] if args.mechanisms else None
-    patterns = [m.strip() for m in args.patterns.split(",") if m.strip()] if args.patterns else None
+    mechanisms = split_list(args.mechanisms) or None
+    patterns = split_list(args.patterns) or None
     if patterns:
         from ..plan.cases import PATTERNS
 
@@ -95,10 +95,10 @@ def main(args) -> int:
     _check_memory(max(sizes, default=0))
     workers = parse_int_list(args.workers, "worker count") if args.workers else worker_counts(preset.workers)
     if args.start_method:
-        methods = check_start_methods([m.strip() for m in args.start_method.split(",") if m.strip()])
+        methods = check_start_methods(split_list(args.start_method))
     else:
         methods = start_methods(preset.start_methods)
-    placements = check_placements([m.strip() for m in (args.placement or "").split(",") if m.strip()])
+    placements = check_placements(split_list(args.placement))
     min_rounds, max_rounds, budget, target = _round_settings(args, preset)
     run_budget = preset.run_budget_s if args.run_budget is None else (args.run_budget or None)
     if run_budget is not None and run_budget < 0:
