@@ -98,7 +98,7 @@ def test_stored_samples_keep_the_same_fraction_of_every_round(no_leftovers):
     total = [r["samples_total"] for r in rec["rounds"]]
     assert sum(stored) <= 20
     for s, t in zip(stored, total):
-        assert s == max(1, int(t * 20 / sum(total)))
+        assert s == max(1, int(t * min(1.0, 20 / sum(total))))     # all of them when a loaded machine got few
 
 
 def test_hanging_peer_is_killed_at_the_deadline(plugin_env, no_leftovers):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
+
+from ..errors import UserError
 
 ORDER = 10
 
@@ -17,6 +21,7 @@ EXAMPLES = """examples:
   ipcbench run --preset smoke --seed 1234     # the same order of rounds as a run with seed 1234
   ipcbench run -m queue --target-ci 0.02 --max-rounds 60 --case-budget 20   # tighter CIs, longer
   ipcbench run -m queue --rounds 5            # exactly 5 rounds per case, no adaptive rounds
+  ipcbench run --resume results/laptop/20261201T101500.json   # finish a run that was interrupted
 
 rounds: every case gets --min-rounds rounds, then more, while the round-level 95 % CI of its p50 latency
 or throughput is wider than +-target (--target-ci), up to --max-rounds or until its rounds have taken
@@ -24,6 +29,10 @@ or throughput is wider than +-target (--target-ci), up to --max-rounds or until 
 whose rounds vary too much to reach the target within twice --max-rounds stops early ("out of reach").
 The result file records per case the CI reached, whether the target was met and why it stopped
 (stop_reason: target met | max rounds | out of reach | time budget | run budget | failed | interrupted).
+
+interrupted runs: Ctrl-C, SIGTERM or SIGHUP end a run within seconds; its file keeps every finished case
+and is marked "interrupted". `--resume FILE` runs the rest into the same file: finished (and failed) cases
+are kept, cases cut short start again (their partial rounds are kept in run.resumed).
 """
 
 
@@ -35,7 +44,7 @@ def register(sub) -> None:
                        "order drawn from a seed that the result file records, and a case gets rounds until "
                        "its confidence interval is tight enough (see below); the file is rewritten after "
                        "every finished case, so an interrupted run (Ctrl-C, SIGTERM) keeps what it measured.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="quick", help="smoke | quick | full (default: quick)")
+    p.add_argument("--preset", help="smoke | quick | full (default: quick)")
     p.add_argument("-m", "--mechanisms", help="comma list of mechanisms (default: all; see `ipcbench list`)")
     p.add_argument("-p", "--patterns", help="comma list of patterns to keep (default: all each mechanism has)")
     p.add_argument("--payload-sizes", help="comma list of sizes, e.g. 8,1KiB,64KiB,16MiB (default: preset's)")
@@ -56,41 +65,66 @@ def register(sub) -> None:
                    "what is left of this many seconds for the whole run (default: preset's; 0: no limit)")
     p.add_argument("--fresh-rounds", action="store_true", help="start every round as a fresh interpreter "
                    "instead of forking it from the warm launcher (slower: ~0.25 s per round)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds before a round is killed (default 60)")
+    p.add_argument("--timeout", type=float, help="seconds before a round is killed (default 60)")
     p.add_argument("--seed", type=int, help="seed of the random order of rounds (default: a fresh one, "
                    "printed and recorded in the result file)")
     p.add_argument("--machine-id", help="name of this machine in results (default: hostname-<hash>)")
     p.add_argument("-o", "--output", help="result file (default: results/<machine_id>/<timestamp>.json)")
+    p.add_argument("--resume", metavar="FILE", help="go on with the interrupted (or killed) run in FILE: its "
+                   "finished cases are kept, the rest run with the settings it records (same machine, Python and "
+                   "ipcbench, checked); takes no measurement flags")
+    p.add_argument("--overwrite", action="store_true", help="replace the result file given by -o if it exists "
+                   "(without it, an existing file is never overwritten)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from ..errors import UserError
     from ..measure.machine_file import check_id, default_machine_id
-    from ..measure.mechanisms import all_mechanisms
-    from ..measure.progress import make_progress
-    from ..measure.runner import ResultWriter, RunOptions, Terminated, new_seed, run_cases, sigterm_raises
-    from ..plan.cases import PAYLOAD_KINDS
-    from ..plan.presets import (
-        build_grid,
-        check_placements,
-        check_start_methods,
-        get_preset,
-        start_methods,
-        worker_counts,
-    )
+
+    if args.resume:
+        return _resume(args)
+    settings, preset = _settings(args)
+    cases = _grid(settings)
+    machine_id = check_id(args.machine_id) if args.machine_id else default_machine_id()
+    out = Path(args.output) if args.output else \
+        Path("results") / machine_id / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    _check_output(out, len(cases), settings["rounds_max"], overwrite=args.overwrite)
+    seed = _seed(args)
+    opts = _options(settings, preset.reach_factor, seed, settings["run_budget_s"])
+    run_info = {"preset": preset.name, "argv": sys.argv[1:], "pid": os.getpid(),
+                **{k: v for k, v in settings.items() if k not in ADAPTIVE_KEYS}}
+    from ..measure.runner import ResultWriter
+
+    try:
+        writer = ResultWriter(out, machine_id, run_info)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"ipcbench: rounds in a random order, seed {seed} (--seed {seed} repeats it)", file=sys.stderr)
+    return _execute(cases, opts, writer, args.quiet)
+
+
+# the settings run_cases records in run.adaptive rather than at the top of run
+ADAPTIVE_KEYS = ("rounds_max", "target_ci", "case_budget_s", "run_budget_s")
+# flags that choose what and how to measure: a resumed run takes them from its file
+MEASUREMENT_FLAGS = ("preset", "mechanisms", "patterns", "payload_sizes", "workers", "start_method", "placement",
+                     "rounds", "min_rounds", "max_rounds", "target_ci", "case_budget", "run_budget", "timeout",
+                     "machine_id", "output")
+
+
+def _settings(args) -> tuple[dict, object]:
+    """Every choice of the run, resolved from the flags and the preset (what the result file records, and
+    what ``--resume`` rebuilds the run from)."""
+    from ..plan.cases import PATTERNS
+    from ..plan.presets import check_placements, check_start_methods, get_preset, start_methods, worker_counts
     from ..units import parse_int_list, parse_size_list, split_list
 
-    preset = get_preset(args.preset)
-    mechanisms = split_list(args.mechanisms) or None
+    preset = get_preset(args.preset or "quick")
     patterns = split_list(args.patterns) or None
-    if patterns:
-        from ..plan.cases import PATTERNS
-
-        for pat in patterns:
-            if pat not in PATTERNS:
-                raise UserError(f"unknown pattern {pat!r}; known: {', '.join(PATTERNS)}")
+    for pat in patterns or ():
+        if pat not in PATTERNS:
+            raise UserError(f"unknown pattern {pat!r}; known: {', '.join(PATTERNS)}")
     sizes = parse_size_list(args.payload_sizes) if args.payload_sizes else list(preset.payload_sizes)
     _check_memory(max(sizes, default=0))
     workers = parse_int_list(args.workers, "worker count") if args.workers else worker_counts(preset.workers)
@@ -98,62 +132,142 @@ def main(args) -> int:
         methods = check_start_methods(split_list(args.start_method))
     else:
         methods = start_methods(preset.start_methods)
-    placements = check_placements(split_list(args.placement))
     min_rounds, max_rounds, budget, target = _round_settings(args, preset)
     run_budget = preset.run_budget_s if args.run_budget is None else (args.run_budget or None)
     if run_budget is not None and run_budget < 0:
         raise UserError(f"--run-budget must be 0 (no limit) or more, got {run_budget:g}")
-    if args.timeout <= 0:
-        raise UserError(f"--timeout must be positive, got {args.timeout:g}")
+    timeout = 60.0 if args.timeout is None else args.timeout
+    if timeout <= 0:
+        raise UserError(f"--timeout must be positive, got {timeout:g}")
+    settings = {"mechanisms": split_list(args.mechanisms) or None, "patterns": patterns, "rounds": min_rounds,
+                "spec": preset.spec.to_dict(), "round_timeout_s": timeout, "payload_sizes": sizes,
+                "workers": workers, "start_methods": methods,
+                "placements": check_placements(split_list(args.placement)), "fresh_rounds": args.fresh_rounds,
+                "rounds_max": max_rounds, "target_ci": target, "case_budget_s": budget, "run_budget_s": run_budget}
+    return settings, preset
+
+
+def _grid(settings: dict) -> list:
+    from ..measure.mechanisms import all_mechanisms
+    from ..plan.cases import PAYLOAD_KINDS
+    from ..plan.presets import build_grid
+
+    return build_grid(settings["mechanisms"], settings["patterns"], settings["payload_sizes"], settings["workers"],
+                      settings["start_methods"], PAYLOAD_KINDS[0], catalogue=all_mechanisms(),
+                      placements=settings["placements"])
+
+
+def _seed(args) -> int:
+    from ..measure.runner import new_seed
+
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}")
-    cases = build_grid(mechanisms, patterns, sizes, workers, methods, PAYLOAD_KINDS[0],
-                       catalogue=all_mechanisms(), placements=placements)
+    return new_seed() if args.seed is None else args.seed
 
-    machine_id = check_id(args.machine_id) if args.machine_id else default_machine_id()
-    out = Path(args.output) if args.output else \
-        Path("results") / machine_id / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+
+def _options(settings: dict, reach_factor, seed: int, run_budget_s):
+    from ..measure.runner import RunOptions
+    from ..plan.cases import RoundSpec
+
+    return RunOptions(spec=RoundSpec.from_dict(settings["spec"]), rounds=settings["rounds"],
+                      max_rounds=settings["rounds_max"], target_ci=settings["target_ci"],
+                      case_budget_s=settings["case_budget_s"], run_budget_s=run_budget_s,
+                      round_timeout_s=settings["round_timeout_s"], seed=seed, reach_factor=reach_factor,
+                      fresh_rounds=settings["fresh_rounds"])
+
+
+def _resume(args) -> int:
+    """``--resume FILE``: the rest of an unfinished run, into the same file (see ``measure/resume.py``)."""
+    from ..measure import resume
+    from ..measure.environment import git_commit, python_metadata
+    from ..measure.machine_file import hostname, load
+    from ..measure.runner import Continuation, ResultWriter
+    from ..results.schema import load_result
+
+    given = [f"--{name.replace('_', '-')}" for name in MEASUREMENT_FLAGS if getattr(args, name) is not None]
+    given += ["--fresh-rounds"] if args.fresh_rounds else []
+    if given:
+        raise UserError(f"--resume takes every measurement setting from the file; drop {', '.join(given)} "
+                        f"(only --seed and -q go with --resume)")
+    source = args.resume
+    data = load_result(source)
+    resume.check_resumable(data, source, identity=load()["machine_id"], hostname=hostname(),
+                           python=python_metadata())
+    run = resume.settings_of(data, source)
+    adaptive = run["adaptive"]
+    settings = {**{k: run[k] for k in resume.SETTINGS if k != "adaptive"}, "rounds": adaptive["rounds_min"],
+                **{k: adaptive[k] for k in ADAPTIVE_KEYS}}
+    grid = _grid(settings)
+    todo_plan = resume.plan(data, grid, source)
+    out = Path(source)
+    _check_output(out, len(grid), settings["rounds_max"], resuming=True)
+    commit = git_commit()
+    if commit != (data.get("python") or {}).get("git_commit") and not args.quiet:
+        print(f"ipcbench: note: the ipcbench source is at commit {commit}, the run started at "
+              f"{(data.get('python') or {}).get('git_commit')}; recorded in run.resumed", file=sys.stderr)
+    run_budget = adaptive["run_budget_s"]
+    if run_budget is not None:
+        run_budget = run_budget * len(todo_plan.todo) / max(1, len(grid))
+    seed = _seed(args)
+    opts = _options(settings, adaptive["reach_factor"], seed, run_budget)
+    continuation = Continuation(todo_plan.todo, resume.next_order(data), resume.seconds_since_start(data))
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out.parent}: {exc.strerror}") from None
-    seed = new_seed() if args.seed is None else args.seed
-    opts = RunOptions(spec=preset.spec, rounds=min_rounds, max_rounds=max_rounds, target_ci=target,
-                      case_budget_s=budget, run_budget_s=run_budget, round_timeout_s=args.timeout, seed=seed,
-                      reach_factor=preset.reach_factor,
-                      fresh_rounds=args.fresh_rounds)
-    run_info = {"preset": preset.name, "argv": sys.argv[1:], "rounds": min_rounds, "spec": preset.spec.to_dict(),
-                "round_timeout_s": args.timeout, "payload_sizes": sizes, "workers": workers,
-                "start_methods": methods, "placements": placements}
-    try:
-        writer = ResultWriter(out, machine_id, run_info)
+        writer = ResultWriter.reopen(out, data, todo_plan.kept, resume.entry(todo_plan, len(grid), commit))
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
     if not args.quiet:
-        print(f"ipcbench: rounds in a random order, seed {seed} (--seed {seed} repeats it)", file=sys.stderr)
+        short = sum(len(r.get("rounds") or ()) for r in todo_plan.superseded)
+        print(f"ipcbench: resuming {out}: {len(todo_plan.kept)} finished case(s) kept, {len(todo_plan.todo)} to run"
+              + (f" ({len(todo_plan.superseded)} interrupted case(s) start again; their {short} round(s) are kept "
+                 f"in run.resumed)" if todo_plan.superseded else "")
+              + f"; rounds in a random order, seed {seed}", file=sys.stderr)
+    if not todo_plan.todo:
+        writer.finish("complete")
+        print(f"wrote {out} (nothing was left to run)", file=sys.stderr)
+        return 0
+    return _execute([grid[i] for i in todo_plan.todo], opts, writer, args.quiet, continuation)
+
+
+def _execute(cases: list, opts, writer, quiet: bool, continuation=None) -> int:
+    """Run ``cases`` into ``writer``; the summary line, or what was kept when a signal ended the run."""
+    from ..measure.progress import make_progress
+    from ..measure.runner import Terminated, run_cases, sigterm_raises
+
+    out = writer.path
     try:
         with sigterm_raises():
-            data = run_cases(cases, opts, writer, make_progress(args.quiet))
+            data = run_cases(cases, opts, writer, make_progress(quiet), continuation)
     except KeyboardInterrupt as exc:
         kept = writer.data["cases"]
         short = sum(1 for c in kept if c.get("stop_reason") == "interrupted")
         what = f"terminated ({signal.Signals(exc.signum).name})" if isinstance(exc, Terminated) else "interrupted"
-        print(f"ipcbench: {what}; {len(kept) - short} finished case(s) kept in {out}"
+        print(f"ipcbench: {what}; {len(kept) - short} finished case(s) kept in {_where(writer)}"
               + (f", and {short} case(s) with only some of their rounds (stop_reason \"interrupted\")"
-                 if short else ""), file=sys.stderr)
+                 if short else "") + f"; `ipcbench run --resume {_where(writer)}` goes on", file=sys.stderr)
         return 128 + exc.signum if isinstance(exc, Terminated) else 130
+    ran = [c for c in data["cases"] if continuation is None or _ran_now(c, continuation)]
     failed = sum(1 for c in data["cases"] if c["status"] != "ok")
     ok = [c for c in data["cases"] if c["status"] == "ok"]
     met = sum(1 for c in ok if c.get("target_met"))
+    if writer.rescue_path is not None:
+        print(f"ipcbench: error: could not write {out}; the results are in {writer.rescue_path}", file=sys.stderr)
+        return 1
     print(f"wrote {out} ({len(data['cases'])} cases, {failed} failed; {met} of {len(ok)} within "
-          f"+-{target * 100:g} %; order seed {seed})", file=sys.stderr)
-    return 1 if failed == len(data["cases"]) else 0
+          f"+-{opts.target_ci * 100:g} %; order seed {opts.seed})", file=sys.stderr)
+    return 1 if ran and all(c["status"] != "ok" for c in ran) else 0
+
+
+def _ran_now(record: dict, continuation) -> bool:
+    rounds = record.get("rounds") or ()
+    return any(isinstance(r.get("order"), int) and r["order"] >= continuation.order_start for r in rounds)
+
+
+def _where(writer) -> Path:
+    return writer.rescue_path or writer.path
 
 
 def _round_settings(args, preset) -> tuple[int, int, float | None, float]:
     """(min rounds, max rounds, case budget in s or None, target CI) from the flags and the preset."""
-    from ..errors import UserError
-
     if args.rounds is not None:
         if args.min_rounds is not None or args.max_rounds is not None:
             raise UserError("--rounds sets both --min-rounds and --max-rounds; give one or the others")
@@ -176,6 +290,43 @@ def _round_settings(args, preset) -> tuple[int, int, float | None, float]:
     return min_rounds, max_rounds, budget, target
 
 
+# Bytes a case record takes in a result file: ~2,000 stored samples and the case's summary, plus each
+# round's record (its placement and load notes); measured on the reference sets of results/vm-003596/
+# (14-16 KB per case, 1.7-2.1 KB per round), with a margin.
+CASE_BYTES, ROUND_BYTES = 24_000, 3_000
+
+
+def _check_output(out: Path, n_cases: int, rounds_max: int, resuming: bool = False,
+                  overwrite: bool = False) -> None:
+    """Before anything runs: the result file's folder exists (or is made) and takes a new file, the file
+    is not a folder, an existing result file is not overwritten by a new run (unless ``overwrite``), and
+    the disk has room for the file twice (it is rewritten atomically after every case)."""
+    import shutil
+
+    from ..units import format_size
+
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; give -o a file name, e.g. {out / 'run.json'}")
+    if out.exists() and not resuming and not overwrite:
+        raise UserError(f"{out} exists; give another -o, --resume it if its run was interrupted, or add "
+                        f"--overwrite to replace it")
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"cannot write {out}: {blocker} is a file, not a folder; give -o a writable place")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write in {out.parent}: {exc.strerror or exc}; give -o a writable place") from None
+    need = 2 * n_cases * (CASE_BYTES + ROUND_BYTES * rounds_max) + 1_000_000
+    free = shutil.disk_usage(out.parent).free
+    if free < need:
+        raise UserError(f"only {format_size(free)} free in {out.parent}; the result file of {n_cases} cases "
+                        f"needs up to {format_size(need)} (twice its size: it is rewritten after every case)")
+
+
 # A case holds several copies of its payload at once (sender, pickled bytes, pipe or queue buffers,
 # receiver, the echo's copy): a payload above this share of the machine's memory cannot run safely.
 MAX_PAYLOAD_SHARE = 1 / 8
@@ -185,7 +336,6 @@ def _check_memory(largest: int) -> None:
     """Refuse, before anything runs, a payload size the machine cannot hold several copies of."""
     import psutil
 
-    from ..errors import UserError
     from ..units import format_size
 
     total = psutil.virtual_memory().total

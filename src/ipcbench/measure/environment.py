@@ -114,6 +114,7 @@ def machine_metadata(machine_id: str | None = None, with_checks: bool = True) ->
     machine = {
         "machine_id": machine_id or identity["machine_id"],
         "description": identity.get("description") if machine_id in (None, identity["machine_id"]) else None,
+        "identity": identity["machine_id"],     # the machine file's id, even under --machine-id
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),

@@ -76,6 +76,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -85,6 +86,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .._version import __version__
+from ..errors import UserError
 from ..plan.cases import Case, RoundSpec
 from ..plan.metrics import unit
 from ..results import summary as stats
@@ -603,23 +605,43 @@ def order_info(seed: int, block_cases: int = BLOCK_CASES) -> dict:
 
 
 class ResultWriter:
-    """Keeps the result set in memory and rewrites the file atomically after every case."""
+    """Keeps the result set in memory and rewrites the file atomically after every case.
 
-    def __init__(self, path: str | os.PathLike, machine_id: str | None, run_info: dict):
+    Where the file cannot be written mid-run (a full disk, the folder removed), nothing measured is lost:
+    the set goes to a rescue file in the temporary folder (``rescue_path``, said once on stderr), and the
+    next write tries the real path again."""
+
+    def __init__(self, path: str | os.PathLike, machine_id: str | None, run_info: dict,
+                 data: dict | None = None, keys: Sequence[int] = ()):
         self.path = Path(path)
-        machine = machine_metadata(machine_id)
-        self.data = {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "ipcbench_version": __version__,
-            "machine_id": machine["machine_id"],
-            "machine": machine,
-            "python": python_metadata(),
-            "run": {"started": _now(), "finished": None, "status": "running", **run_info},
-            "cases": [],
-        }
-        self._keys: list[int] = []      # grid position of each case record, sorted
+        self.rescue_path: Path | None = None
+        if data is None:
+            machine = machine_metadata(machine_id)
+            data = {
+                "schema": SCHEMA,
+                "schema_version": SCHEMA_VERSION,
+                "ipcbench_version": __version__,
+                "machine_id": machine["machine_id"],
+                "machine": machine,
+                "python": python_metadata(),
+                "run": {"started": _now(), "finished": None, "status": "running", **run_info},
+                "cases": [],
+            }
+        self.data = data
+        self._keys: list[int] = list(keys)      # grid position of each case record, sorted
         self._write()
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike, data: dict, kept: Sequence[tuple[dict, int]],
+               resumed: dict) -> ResultWriter:
+        """Go on with the result set ``data`` of an unfinished run (``--resume``): its cases become
+        ``kept`` (record, grid position), its run is "running" again, and ``resumed`` is appended to
+        ``run.resumed``."""
+        kept = sorted(kept, key=lambda item: item[1])
+        data = {**data, "cases": [rec for rec, _ in kept]}
+        data["run"] = {**data["run"], "status": "running", "finished": None,
+                       "resumed": [*data["run"].get("resumed", []), resumed]}
+        return cls(path, None, {}, data=data, keys=[pos for _, pos in kept])
 
     def add(self, record: dict, position: int | None = None) -> None:
         """Add a case record; with ``position`` (its index in the grid) cases stay in grid order
@@ -651,7 +673,29 @@ class ResultWriter:
         self._write()
 
     def _write(self) -> None:
-        write_json_atomic(self.path, self.data)
+        try:
+            write_json_atomic(self.path, self.data)
+        except OSError as exc:
+            self._rescue(exc)
+            return
+        if self.rescue_path is not None:
+            print(f"ipcbench: {self.path} is written again; the rescue copy {self.rescue_path} can go",
+                  file=sys.stderr)
+            self.rescue_path = None
+
+    def _rescue(self, exc: OSError) -> None:
+        """The set to a file in the temporary folder instead: said on stderr the first time."""
+        first = self.rescue_path is None
+        if first:
+            self.rescue_path = Path(tempfile.gettempdir()) / f"ipcbench-rescue-{os.getpid()}-{self.path.name}"
+        try:
+            write_json_atomic(self.rescue_path, self.data)
+        except OSError as exc2:
+            raise UserError(f"cannot write {self.path} ({exc.strerror or exc}) nor a rescue copy "
+                            f"{self.rescue_path} ({exc2.strerror or exc2}); the run stops") from None
+        if first:
+            print(f"ipcbench: cannot write {self.path} ({exc.strerror or exc}); the results are kept in "
+                  f"{self.rescue_path} meanwhile", file=sys.stderr)
 
 
 def _now() -> str:
@@ -675,7 +719,20 @@ def estimate_case_s(case: Case, opts: RunOptions) -> float:
     return estimate_round_s(case, opts.spec, not opts.fresh_rounds) * opts.min_rounds
 
 
-def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progress) -> dict:
+@dataclass(frozen=True)
+class Continuation:
+    """The rest of an unfinished run (``--resume``, see ``resume.py``): the cases to run are the ones at
+    ``positions`` of the run's grid; their rounds are numbered from ``order_start`` and timed from
+    ``start_s`` seconds after the run's first round, so ``order`` and ``start_s`` stay one sequence and one
+    clock over the whole file. The segment's order seed and launcher go to the last ``run.resumed`` entry
+    (the run's own ``run.order`` and ``run.adaptive`` stay as they were)."""
+    positions: Sequence[int]
+    order_start: int = 0
+    start_s: float = 0.0
+
+
+def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progress,
+              continuation: Continuation | None = None) -> dict:
     """Run the rounds of every case in the seeded run order (``iter_order``), each in a process of its
     own, until each case's stopping rule ends it.
 
@@ -685,19 +742,30 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
     position, as soon as its last round has run (or its failed round: a failed case gets no more). On
     Ctrl-C (or ``Terminated``) the file keeps every finished case, and every case with some rounds done,
     with those rounds (``stop_reason`` "interrupted"; its metrics come from the rounds it has); the round
-    in flight is discarded, and the run says "interrupted".
+    in flight is discarded, and the run says "interrupted". With ``continuation``, ``cases`` are the
+    rest of a resumed run (see ``Continuation``).
     """
     seed = new_seed() if opts.seed is None else opts.seed
     rule = opts.stop_rule()
     states = [_CaseRun(c, rule) for c in cases]
     weights = [estimate_round_s(c, opts.spec, not opts.fresh_rounds) for c in cases]
-    writer.update_run(order=order_info(seed, opts.block_cases),
-                      adaptive={"rounds_min": rule.min_rounds, "rounds_max": rule.max_rounds,
-                                "target_ci": rule.target_ci, "case_budget_s": rule.budget_s,
-                                "run_budget_s": opts.run_budget_s, "reach_factor": rule.reach_factor})
+    positions = list(range(len(cases))) if continuation is None else list(continuation.positions)
+    if len(positions) != len(cases):
+        raise ValueError("a continuation names one grid position per case")
+    order_start, clock_start = (0, 0.0) if continuation is None else \
+        (continuation.order_start, continuation.start_s)
+    adaptive = {"rounds_min": rule.min_rounds, "rounds_max": rule.max_rounds, "target_ci": rule.target_ci,
+                "case_budget_s": rule.budget_s, "run_budget_s": opts.run_budget_s,
+                "reach_factor": rule.reach_factor}
+    if continuation is None:
+        writer.update_run(order=order_info(seed, opts.block_cases), adaptive=adaptive)
+    else:
+        writer.data["run"]["resumed"][-1].update(order=order_info(seed, opts.block_cases),
+                                                  run_budget_s=opts.run_budget_s)
+        writer.update_run()
     progress.start(cases, weights, rule.min_rounds, rule.max_rounds)
     launcher = None
-    t0 = time.monotonic()
+    t0 = time.monotonic() - clock_start
 
     def share() -> float | None:
         """The run budget left after the minimum rounds every unfinished case is still owed (at its mean
@@ -710,28 +778,31 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
         unfinished = [(st, w) for st, w in zip(states, weights, strict=True) if not st.finished]
         owed = sum(max(0, rule.min_rounds - st.attempts) * (st.wall_s / st.attempts if st.attempts else max(mean_s, w))
                    for st, w in unfinished)
-        return run_share(opts.run_budget_s, time.monotonic() - t0 + owed, len(unfinished))
+        return run_share(opts.run_budget_s, time.monotonic() - t0 - clock_start + owed, len(unfinished))
 
     try:
         with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
                 open_launcher(opts.fresh_rounds) as launcher:
-            writer.update_run(launcher=launcher_kind(launcher))
+            if continuation is None:
+                writer.update_run(launcher=launcher_kind(launcher))
+            else:
+                writer.data["run"]["resumed"][-1]["launcher"] = launcher_kind(launcher)
             order = iter_order(len(cases), rule.min_rounds, seed, opts.block_cases, rule.max_rounds,
                                more=lambda c, done: not states[c].finished)
             for k, (i, r) in enumerate(order):
                 state = states[i]
                 progress.round_started(i, r)
-                state.run_round(k, opts, workdir, t0, launcher, share)
+                state.run_round(order_start + k, opts, workdir, t0, launcher, share)
                 progress.round_done(i)
                 if state.finished:
                     record = state.record(opts.max_stored_samples)
-                    writer.add(record, position=i)
+                    writer.add(record, position=positions[i])
                     progress.case_done(i, record)
     except KeyboardInterrupt:
         for st in states:
             st.interrupt()
-        writer.add_many([(st.record(opts.max_stored_samples), i) for i, st in enumerate(states)
-                         if st.results and not writer.has(i)])
+        writer.add_many([(st.record(opts.max_stored_samples), positions[i]) for i, st in enumerate(states)
+                         if st.results and not writer.has(positions[i])])
         _finish(writer, "interrupted", launcher)
         progress.stop()
         raise
