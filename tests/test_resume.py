@@ -307,3 +307,25 @@ def test_the_run_records_what_resume_needs(tmp_path):
     from ipcbench.measure.machine_file import load
 
     assert json.loads(out.read_text())["machine"]["identity"] == load()["machine_id"]
+
+
+def test_a_run_that_could_only_write_its_rescue_file_says_where_it_is(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "r.json"
+    real = runner.write_json_atomic
+    calls = {"n": 0}
+
+    def full_after_the_first(path, data):
+        if os.fspath(path) == os.fspath(out):
+            calls["n"] += 1
+            if calls["n"] > 1:
+                raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(runner, "write_json_atomic", full_after_the_first)
+    assert main(_run_args(out)) == 1
+    err = capsys.readouterr().err.splitlines()
+    rescue = err[0].rsplit(" are kept in ", 1)[1].removesuffix(" meanwhile")
+    assert err[-1] == f"ipcbench: error: could not write {out}; the results are in {rescue}"
+    data = json.loads(open(rescue).read())
+    assert data["run"]["status"] == "complete" and len(data["cases"]) == 1
+    os.unlink(rescue)
