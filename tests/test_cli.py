@@ -214,9 +214,15 @@ def test_run_help_explains_adaptive_rounds():
 def test_a_payload_the_machine_cannot_hold_is_refused_before_the_run(tmp_path, capsys):
     import psutil
 
-    too_big = psutil.virtual_memory().total // 4
+    from ipcbench.plan.cases import Case
+    from ipcbench.plan.memory import need
+
+    total = psutil.virtual_memory().total
+    too_big = total // 8          # fits one copy many times over, not the 13 copies of a queue fanin with w2
     out = tmp_path / "r.json"
-    assert main(["run", "-m", "pipe_duplex", "--payload-sizes", f"8,{too_big}", "-o", str(out)]) == 2
+    assert main(["run", "-m", "queue", "--payload-sizes", f"8,{too_big}", "--workers", "1,2", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "of this machine's memory" in err and "several copies" in err
-    assert not out.exists()
+    worst = Case("queue", "fanin", "bytes", too_big, 2, "fork", "spread")
+    assert err.startswith(f"ipcbench: error: case {worst.id} may need up to ") and err.count("\n") == 1
+    assert "more than 80% of this machine's" in err and "choose smaller --payload-sizes or fewer --workers" in err
+    assert need(worst) > 0.8 * total and not out.exists()

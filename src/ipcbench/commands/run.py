@@ -86,6 +86,7 @@ def main(args) -> int:
         return _resume(args)
     settings, preset = _settings(args)
     cases = _grid(settings)
+    _check_memory(cases)
     machine_id = check_id(args.machine_id) if args.machine_id else default_machine_id()
     out = Path(args.output) if args.output else \
         Path("results") / machine_id / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
@@ -126,7 +127,6 @@ def _settings(args) -> tuple[dict, object]:
         if pat not in PATTERNS:
             raise UserError(f"unknown pattern {pat!r}; known: {', '.join(PATTERNS)}")
     sizes = parse_size_list(args.payload_sizes) if args.payload_sizes else list(preset.payload_sizes)
-    _check_memory(max(sizes, default=0))
     workers = parse_int_list(args.workers, "worker count") if args.workers else worker_counts(preset.workers)
     if args.start_method:
         methods = check_start_methods(split_list(args.start_method))
@@ -327,18 +327,19 @@ def _check_output(out: Path, n_cases: int, rounds_max: int, resuming: bool = Fal
                         f"needs up to {format_size(need)} (twice its size: it is rewritten after every case)")
 
 
-# A case holds several copies of its payload at once (sender, pickled bytes, pipe or queue buffers,
-# receiver, the echo's copy): a payload above this share of the machine's memory cannot run safely.
-MAX_PAYLOAD_SHARE = 1 / 8
-
-
-def _check_memory(largest: int) -> None:
-    """Refuse, before anything runs, a payload size the machine cannot hold several copies of."""
+def _check_memory(cases: list) -> None:
+    """Refuse, before anything runs, a case whose round may need more than 80 % of this machine's memory
+    (``plan.memory``: the bound measured in docs/memory.md)."""
     import psutil
 
+    from ..plan import memory
     from ..units import format_size
 
     total = psutil.virtual_memory().total
-    if largest > total * MAX_PAYLOAD_SHARE:
-        raise UserError(f"payload size {format_size(largest)} is more than 1/{round(1 / MAX_PAYLOAD_SHARE)} of this "
-                        f"machine's memory ({format_size(total)}); a case holds several copies of its payload")
+    worst = memory.largest(cases)
+    if worst is not None and worst[1] > total * memory.SHARE:
+        case, need = worst
+        raise UserError(f"case {case.id} may need up to {format_size(need)} of memory ({case.payload_bytes:,} B "
+                        f"payload, {memory.workers_of(case)} worker(s): a round holds several copies of it in each "
+                        f"process; see docs/memory.md), more than {memory.SHARE:.0%} of this machine's "
+                        f"{format_size(total)}; choose smaller --payload-sizes or fewer --workers")
