@@ -7,7 +7,8 @@ from ipcbench.measure.mechanisms import all_mechanisms
 from ipcbench.plan.presets import PRESETS, build_grid, get_preset, worker_counts
 
 SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue", "pool_apply",
-        "pool_apply_async", "process_start", "lock"}
+        "pool_apply_async", "process_start", "lock",
+        "simple_queue", "joinable_queue", "os_pipe", "socketpair"}     # beyond the seed (issue 12)
 
 
 def test_worker_counts():

@@ -6,6 +6,9 @@ their underlying objects and re-bind on arrival.
 
 from __future__ import annotations
 
+import os
+import struct
+
 
 class Endpoint:
     __slots__ = ("rx", "tx", "recv_name", "send_name", "recv", "send")
@@ -45,3 +48,78 @@ def bounded_size(payload_bytes: int) -> int:
     work), so a stream would measure how fast references are appended to a list.
     """
     return max(2, min(1000, (64 * 1024**2) // max(1, payload_bytes)))
+
+
+class ConsumeEnd:
+    """The receiving end of a ``JoinableQueue`` as its users write it: ``get()`` then ``task_done()`` for
+    every item (the one wrapper call is the price of calling both)."""
+
+    __slots__ = ("q",)
+
+    def __init__(self, q):
+        self.q = q
+
+    def recv(self):
+        item = self.q.get()
+        self.q.task_done()
+        return item
+
+    def __getstate__(self):
+        return self.q
+
+    def __setstate__(self, q) -> None:
+        self.q = q
+
+
+# A raw message: an 8-byte signed length, then that many bytes; a negative length is the end (None).
+_LENGTH = struct.Struct("!q")
+_ONE_WRITE = 64 * 1024      # up to this size, length and bytes go out in one system call
+
+
+class RawFd:
+    """Bytes over a pipe's or a socket's file descriptors with no pickling: the floor a mechanism is drawn
+    beside. ``send(data)`` writes the length and the bytes (one ``os.write`` up to 64 KiB, else the length
+    then the buffer, looping on partial writes); ``recv()`` reads the length, then exactly that many bytes
+    into a new ``bytearray`` with ``os.readv`` (the least a receiver must do to own a message). ``None``
+    travels as a negative length. The file descriptors are held by the objects given (``Connection``s or
+    sockets), which multiprocessing duplicates into spawn and forkserver peers."""
+
+    __slots__ = ("rx_holder", "tx_holder", "rfd", "wfd")
+
+    def __init__(self, rx_holder, tx_holder):
+        self.rx_holder, self.tx_holder = rx_holder, tx_holder
+        self.rfd, self.wfd = rx_holder.fileno(), tx_holder.fileno()
+
+    def send(self, data) -> None:
+        fd, write = self.wfd, os.write
+        if data is None:
+            write(fd, _LENGTH.pack(-1))
+            return
+        n = len(data)
+        if n <= _ONE_WRITE:
+            view = memoryview(_LENGTH.pack(n) + data)
+        else:
+            write(fd, _LENGTH.pack(n))
+            view = memoryview(data).cast("B")
+        while view:
+            view = view[write(fd, view):]
+
+    def recv(self):
+        (n,) = _LENGTH.unpack(self._exactly(8))
+        return None if n < 0 else self._exactly(n)
+
+    def _exactly(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        view, got, fd = memoryview(buf), 0, self.rfd
+        while got < n:
+            k = os.readv(fd, [view[got:]])
+            if k == 0:
+                raise EOFError("the other end closed")
+            got += k
+        return buf
+
+    def __getstate__(self):
+        return (self.rx_holder, self.tx_holder)
+
+    def __setstate__(self, state) -> None:
+        self.__init__(*state)

@@ -1,0 +1,97 @@
+"""Mechanisms beyond the seed (issue 12): simple_queue, joinable_queue and the raw floors os_pipe and
+socketpair. ``test_engine_e2e.py`` runs each on a tiny case of every pattern it declares; here: what is
+particular to each (the raw framing, task_done, spawn peers)."""
+
+import json
+import multiprocessing as mp
+import os
+import socket
+import threading
+
+import pytest
+
+from ipcbench.cli import main
+from ipcbench.measure.channels import ConsumeEnd, RawFd
+from ipcbench.measure.runner import run_case
+from ipcbench.plan.cases import Case
+
+
+class Holder:
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+
+@pytest.mark.parametrize("size", [0, 1, 8, 64 * 1024, 64 * 1024 + 1, 3 * 1024 * 1024 + 7])
+def test_raw_framing_delivers_exact_bytes_through_partial_writes(size):
+    """Past the pipe's 64 KiB buffer a write is partial and the reader must loop: the bytes arrive whole,
+    in order, and None arrives as None."""
+    r, w = os.pipe()
+    try:
+        sender, receiver = RawFd(Holder(r), Holder(w)), RawFd(Holder(r), Holder(w))
+        data = bytes(i % 251 for i in range(size))
+        t = threading.Thread(target=lambda: (sender.send(data), sender.send(bytearray(b"xy")), sender.send(None)))
+        t.start()
+        got = [receiver.recv(), receiver.recv(), receiver.recv()]
+        t.join()
+        assert got[0] == data and isinstance(got[0], bytearray)
+        assert got[1:] == [b"xy", None]
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_raw_recv_says_when_the_other_end_closed():
+    a, b = socket.socketpair()
+    end = RawFd(a, a)
+    b.sendall(b"\x00\x00\x00\x00\x00\x00\x00\x10abc")     # a 16-byte message cut short
+    b.close()
+    with pytest.raises(EOFError, match="the other end closed"):
+        end.recv()
+    a.close()
+
+
+@pytest.mark.parametrize("mechanism", ["os_pipe", "socketpair", "simple_queue", "joinable_queue"])
+@pytest.mark.parametrize("pattern", ["roundtrip", "stream"])
+def test_ends_travel_to_spawned_peers(mechanism, pattern, no_leftovers):
+    """The ends pickle for spawn peers (file descriptors duplicated by multiprocessing) and work there:
+    a 100 KiB payload (past one pipe buffer) goes both ways, checked by the round's echo check."""
+    from tests.test_engine_e2e import OPTS
+
+    rec = run_case(Case(mechanism, pattern, "bytes", 100_000, 1, "spawn"), OPTS)
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["metrics"]["throughput_bytes"]["value"] > 0
+
+
+def test_joinable_queue_consumer_marks_every_item_done():
+    q = mp.get_context("fork").JoinableQueue()
+    try:
+        for i in range(3):
+            q.put(i)
+        end = ConsumeEnd(q)
+        assert [end.recv() for _ in range(3)] == [0, 1, 2]
+        done = threading.Thread(target=q.join)
+        done.start()
+        done.join(5)
+        assert not done.is_alive()           # join() returns: task_done was called for each item
+    finally:
+        q.close()
+        q.join_thread()
+
+
+def test_new_mechanisms_in_a_run_and_the_export(tmp_path, no_leftovers):
+    out, csv = tmp_path / "r.json", tmp_path / "r.csv"
+    assert main(["run", "--preset", "smoke", "-m", "simple_queue,joinable_queue,os_pipe,socketpair",
+                 "--payload-sizes", "8,64KiB", "--workers", "1", "-q", "-o", str(out)]) == 0
+    cases = json.loads(out.read_text())["cases"]
+    assert all(c["status"] == "ok" for c in cases)
+    got = {(c["case"]["mechanism"], c["case"]["pattern"]) for c in cases}
+    assert got == {("simple_queue", p) for p in ("roundtrip", "stream", "fanin")} | \
+        {("joinable_queue", p) for p in ("roundtrip", "stream", "fanin")} | \
+        {(m, p) for m in ("os_pipe", "socketpair") for p in ("roundtrip", "stream")}
+    assert main(["export", str(out), "--format", "csv", "-o", str(csv)]) == 0
+    rows = csv.read_text().splitlines()
+    for mech in ("simple_queue", "joinable_queue", "os_pipe", "socketpair"):
+        assert any(f",{mech}," in row for row in rows), mech
