@@ -6,7 +6,7 @@ same case through ipcbench (fresh orchestrator, warm-up, per-message clock reads
 per operation (hand: total / N; ipcbench: 1 / throughput_msgs, i.e. window / ops). Also prints the cost
 of the per-message clock reads and of a Connection.poll() per receive (why the timed loops block).
 
-    PYTHONPATH=src python tools/check_overhead.py [--reps 5] [--size 8] [--placement os]
+    PYTHONPATH=src python tools/check_overhead.py [--reps 5] [--size 8] [--placement os] [-m queue,os_pipe]
 
 The hand loops run unpinned, like a user's program, so ipcbench runs with ``--placement os`` by default
 here: like for like. ``--placement spread`` (ipcbench's own default) shows what pinning changes.
@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-N_OPS = {"pipe_duplex": 4000, "queue": 3000, "manager_dict": 2000, "pool_apply": 1500}
+N_OPS = {"pipe_duplex": 4000, "queue": 3000, "simple_queue": 3000, "joinable_queue": 3000, "os_pipe": 4000,
+         "socketpair": 4000, "manager_dict": 2000, "pool_apply": 1500}
 
 
 def _echo(conn):
@@ -43,6 +44,47 @@ def _queue_echo(inq, outq):
         if msg is None:
             return
         outq.put(msg)
+
+
+def _joinable_echo(inq, outq):
+    while True:
+        msg = inq.get()
+        inq.task_done()
+        if msg is None:
+            return
+        outq.put(msg)
+
+
+def _read_exactly(read, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        chunk = read(n - got)
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _raw_echo(read, write, size: int):
+    # the user's obvious raw protocol: fixed-size messages, a 1-byte b"x" ahead of each, b"q" to stop
+    while _read_exactly(read, 1) == b"x":
+        write(b"x" + _read_exactly(read, size))
+
+
+def _fd_echo(rfd, wfd, size):
+    import os
+
+    def write(b):
+        view = memoryview(b)
+        while view:
+            view = view[os.write(wfd, view):]
+
+    _raw_echo(lambda n: os.read(rfd, n), write, size)
+
+
+def _sock_echo(sock, size):
+    _raw_echo(sock.recv, sock.sendall, size)
 
 
 def _task(x):
@@ -80,6 +122,56 @@ def hand_loop(mechanism: str, size: int, n: int) -> float:
             q2.get()
         dt = clock() - t0
         q1.put(None)
+        p.join()
+    elif mechanism in ("simple_queue", "joinable_queue"):
+        joinable = mechanism == "joinable_queue"
+        q1, q2 = (mp.JoinableQueue(), mp.JoinableQueue()) if joinable else (mp.SimpleQueue(), mp.SimpleQueue())
+        p = mp.Process(target=_joinable_echo if joinable else _queue_echo, args=(q1, q2), daemon=True)
+        p.start()
+
+        def one():
+            q1.put(payload)
+            q2.get()
+            if joinable:
+                q2.task_done()
+
+        for _ in range(100):
+            one()
+        t0 = clock()
+        for _ in range(n):
+            one()
+        dt = clock() - t0
+        q1.put(None)
+        p.join()
+    elif mechanism in ("os_pipe", "socketpair"):
+        import os
+        import socket
+
+        msg = b"x" + payload
+        if mechanism == "os_pipe":
+            r1, w1 = os.pipe()
+            r2, w2 = os.pipe()
+            p = mp.Process(target=_fd_echo, args=(r1, w2, size), daemon=True)
+
+            def write(b):
+                view = memoryview(b)
+                while view:
+                    view = view[os.write(w1, view):]
+            read = lambda k: os.read(r2, k)      # noqa: E731
+        else:
+            a, b = socket.socketpair()
+            p = mp.Process(target=_sock_echo, args=(b, size), daemon=True)
+            write, read = a.sendall, a.recv
+        p.start()
+        for _ in range(100):
+            write(msg)
+            _read_exactly(read, size + 1)
+        t0 = clock()
+        for _ in range(n):
+            write(msg)
+            _read_exactly(read, size + 1)
+        dt = clock() - t0
+        write(b"q")
         p.join()
     elif mechanism == "manager_dict":
         with mp.Manager() as m:
@@ -134,6 +226,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--placement", default="os", choices=["os", "spread", "shared"],
                     help="ipcbench's placement (default os: unpinned, as the hand loops are)")
+    ap.add_argument("-m", "--mechanisms", help="comma list (default: every one with a hand loop)")
     ap.add_argument("--hand", nargs=3, metavar=("MECH", "SIZE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hand:
@@ -148,7 +241,11 @@ def main() -> None:
     print(f"Connection.poll(timeout) with data ready: {poll_cost_ns():.0f} ns per call")
     spec = RoundSpec(budget_s=0.3, min_messages=50, max_window_s=5, max_messages=100_000, warmup=100, warmup_s=0.5)
     opts = RunOptions(spec=spec, rounds=1)
-    patterns = {"pipe_duplex": "roundtrip", "queue": "roundtrip", "manager_dict": "rpc", "pool_apply": "dispatch"}
+    patterns = {"pipe_duplex": "roundtrip", "queue": "roundtrip", "simple_queue": "roundtrip",
+                "joinable_queue": "roundtrip", "os_pipe": "roundtrip", "socketpair": "roundtrip",
+                "manager_dict": "rpc", "pool_apply": "dispatch"}
+    if args.mechanisms:
+        patterns = {m: patterns[m] for m in args.mechanisms.split(",")}
     print(f"\n{'mechanism':<14}{'hand mean':>12}{'ipcbench mean':>15}{'ratio':>8}{'ipcbench p50':>14}"
           f"   {'hand range':>18} {'ipcbench range':>18}   (size {args.size} B, {args.reps} alternating reps, medians, "
           f"ipcbench placement {args.placement})")
