@@ -300,3 +300,26 @@ MECHANISMS += [
     Mechanism("test_raise_apply_async", "test", "Pool.apply_async, timed tasks raise ValueError",
               patterns=(_faulty_dispatch(raising_task, at=3, every=True),), dispatch="apply_async"),
 ]
+
+
+class _RaisingEnd:
+    def recv(self):
+        raise ValueError("bad thread peer on purpose")
+
+    def send(self, obj):
+        pass
+
+
+def _thread_raises(rnd, bounded):
+    import queue
+
+    from ipcbench.measure.channels import Endpoint
+
+    a, b = queue.Queue(), queue.Queue()
+    return Endpoint(b, a, "get", "put"), _RaisingEnd()
+
+
+MECHANISMS += [
+    Mechanism("test_thread_raises", "test", "thread peer (baseline style) whose echo raises at its first message",
+              patterns=("roundtrip",), make_channel=_thread_raises, peers="thread"),
+]

@@ -95,3 +95,24 @@ def test_new_mechanisms_in_a_run_and_the_export(tmp_path, no_leftovers):
     rows = csv.read_text().splitlines()
     for mech in ("simple_queue", "joinable_queue", "os_pipe", "socketpair"):
         assert any(f",{mech}," in row for row in rows), mech
+
+
+def test_thread_queue_peers_are_threads_of_the_round(no_leftovers):
+    """The baseline starts no process: its echo and producers are threads of the round's process, each
+    pinned to the CPU a peer process would get (recorded as a thread in the round's placement)."""
+    from tests.test_engine_e2e import OPTS
+
+    for pattern, peers in (("roundtrip", {"echo"}), ("fanin", {"producer-0", "producer-1"})):
+        rec = run_case(Case("thread_queue", pattern, "bytes", 1024, 2, "fork", "spread"), OPTS)
+        assert rec["status"] == "ok", rec["error"]
+        assigned = rec["rounds"][0]["placement"]["assigned"].values()
+        assert {v["role"] for v in assigned} == {"driver"} | peers
+        assert all(v.get("thread") is True for v in assigned if v["role"] != "driver")
+
+
+def test_a_failing_thread_peer_fails_the_round(plugin_env, no_leftovers):
+    from tests.test_engine_e2e import OPTS
+
+    rec = run_case(Case("test_thread_raises", "roundtrip", "bytes", 8, 1, "fork"), OPTS)
+    assert rec["status"] == "failed"
+    assert rec["error"] == "peer thread 'echo' raised ValueError: bad thread peer on purpose"

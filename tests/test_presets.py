@@ -8,7 +8,7 @@ from ipcbench.plan.presets import PRESETS, build_grid, get_preset, worker_counts
 
 SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue", "pool_apply",
         "pool_apply_async", "process_start", "lock",
-        "simple_queue", "joinable_queue", "os_pipe", "socketpair"}     # beyond the seed (issue 12)
+        "simple_queue", "joinable_queue", "os_pipe", "socketpair", "thread_queue"}     # beyond the seed (issue 12)
 
 
 def test_worker_counts():

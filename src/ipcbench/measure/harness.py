@@ -285,6 +285,11 @@ class PeerMonitor(threading.Thread):
     def close(self) -> None:
         self._closed.set()
 
+    def fail(self, reason: str) -> None:
+        """A failure seen elsewhere (a thread peer's exception): the round's failure, as a dead peer's is."""
+        if not self._closed.is_set():
+            self._on_failure(reason)
+
     def run(self) -> None:
         from multiprocessing.connection import wait
 
@@ -315,8 +320,10 @@ class PeerMonitor(threading.Thread):
 class Round:
     """One round of one case, run inside the orchestrator process."""
 
-    def __init__(self, case: Case, spec: RoundSpec, on_failure=None, track_steal: bool = False):
+    def __init__(self, case: Case, spec: RoundSpec, on_failure=None, track_steal: bool = False,
+                 peers: str = "process"):
         self.case = case
+        self.peer_kind = peers          # "process", or "thread" for a mechanism measured inside one process
         self.spec = spec
         # Placement first: this thread's CPU is inherited by every thread and process started below.
         self.placer = Placer(case.placement)
@@ -343,6 +350,8 @@ class Round:
         return self._payload
 
     def start_peer(self, target, *args, name: str):
+        if self.peer_kind == "thread":
+            return self._start_thread(target, args, name)
         proc = self.ctx.Process(target=target, args=args, name=name, daemon=True)
         proc.start()
         self.peers.append(proc)
@@ -350,6 +359,35 @@ class Round:
         self._monitor.watch(proc)
         self._place_new(name)
         return proc
+
+    def _start_thread(self, target, args, name: str):
+        """A peer as a thread of this process (the baseline ``thread_queue``): pinned to its own CPU like a
+        peer process would be (a thread can pin itself alone), its exception a peer failure."""
+        cpu = self.placer.next_cpu()
+        started = threading.Event()
+        tid: list[int] = []
+
+        def main():
+            tid.append(threading.get_native_id())
+            if cpu is not None:
+                try:
+                    os.sched_setaffinity(0, {cpu})
+                except OSError:
+                    pass
+            started.set()
+            try:
+                target(*args)
+            except BaseException as exc:  # noqa: BLE001 - a peer's failure is the round's failure
+                if not self._monitor.stopping:
+                    self._monitor.fail(f"peer thread {name!r} raised {type(exc).__name__}: {exc}")
+
+        thread = threading.Thread(target=main, name=name, daemon=True)
+        thread.start()
+        started.wait()
+        self.placer.place_thread(tid[0], name, cpu)
+        self.peers.append(thread)
+        self.stack.callback(thread.join, self._grace)
+        return thread
 
     def manager(self):
         mgr = self.ctx.Manager()

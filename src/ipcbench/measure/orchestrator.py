@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
 
     mech = get(case.mechanism)
     pattern = mech.patterns[case.pattern]     # the declaration: its driver runs the round
-    rnd = Round(case, spec, on_failure=on_peer_failure, track_steal=True)
+    rnd = Round(case, spec, on_failure=on_peer_failure, track_steal=True, peers=mech.peers)
     whole = StealMeter()
     ok = False
     try:

@@ -178,7 +178,8 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
         result_conns.append(r)
         rnd.start_peer(producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
                        warmup, go, stop, w, per_producer, rnd.spec.timeout_s, name=f"producer-{i}")
-        w.close()
+        if rnd.peer_kind != "thread":       # a thread peer shares this very object (and closes it itself)
+            w.close()
     recv = consumer.recv
     for _ in range(warmup * producers):
         if recv() is None:

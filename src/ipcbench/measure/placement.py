@@ -196,16 +196,28 @@ class Placer:
         os.sched_setaffinity(0, {self.order[0]})
         self.assigned[os.getpid()] = {"role": "driver", "cpus": [self.order[0]]}
 
+    def next_cpu(self) -> int | None:
+        """The CPU the next peer gets (``place`` takes it for a process; a thread peer pins itself to it,
+        ``place_thread``); None when nothing is pinned."""
+        if not self.pinned:
+            return None
+        if self.placement == SPREAD:
+            cpu = self.order[self._next % len(self.order)]
+            self._next += 1
+            return cpu
+        return self.order[0]
+
+    def place_thread(self, tid: int, role: str, cpu: int | None) -> None:
+        """Record a thread peer (of the driver's own process) that pinned itself to ``cpu``."""
+        if cpu is not None:
+            self.assigned[tid] = {"role": role, "cpus": [cpu], "thread": True}
+
     def place(self, pid: int, role: str) -> None:
         """A peer process has started: move it to the next CPU in ``order`` (``spread``) or to the driver's
         (``shared``: it inherited that already, unless a helper that started it was placed before)."""
         if not self.pinned or pid in self.assigned:
             return
-        if self.placement == SPREAD:
-            cpu = self.order[self._next % len(self.order)]
-            self._next += 1
-        else:
-            cpu = self.order[0]
+        cpu = self.next_cpu()
         try:
             pin_process(pid, {cpu})
         except OSError:

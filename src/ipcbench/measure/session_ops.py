@@ -309,4 +309,9 @@ def builder_for(case: Case) -> Callable[[Round], Op]:
         name = getattr(pattern.run, "__qualname__", repr(pattern.run))
         raise NoSessionForm(f"{case.mechanism}/{case.pattern} uses {name}, which has no session form "
                             f"(session_ops.SESSION_FORMS); `ipcbench run` measures it")
-    return partial(form, mech=mech)
+    return partial(_with_peers, form, mech)
+
+
+def _with_peers(form, mech: Mechanism, rnd: Round) -> Op:
+    rnd.peer_kind = mech.peers          # threads for a baseline mechanism, as orchestrator.main sets it
+    return form(rnd, mech=mech)

@@ -21,6 +21,10 @@ The makers (each pattern says which it needs, ``Pattern.needs``):
   of tasks in flight); ``patterns.DISPATCH_STYLES``. Needed by dispatch.
 * startup needs nothing: it times ``Process.start()`` of the case's start method.
 
+``peers="thread"`` makes the patterns' peers threads of the round's process instead of processes (the
+baseline ``thread_queue``: what the same exchange costs inside one process); each thread is pinned to
+the CPU a peer process would get.
+
 Makers run in the orchestrator process, outside the clock; anything they open they register with
 ``rnd.stack`` so that the round closes it. The patterns own the timed loops and the peer processes, so
 every mechanism is measured the same way, by ``ipcbench run`` (``patterns.py``) and by the pytest-benchmark
@@ -79,6 +83,7 @@ class Mechanism:
     make_proxy: Callable | None = None
     make_lock: Callable | None = None
     dispatch: str | None = None
+    peers: str = "process"              # "thread": its peers are threads of the round's process (a baseline)
 
     def __post_init__(self) -> None:
         declared = self.patterns
@@ -100,6 +105,8 @@ class Mechanism:
                     f"{' and '.join(missing)}; give Mechanism(..., "
                     f"{', '.join(f'{m}=...' for m in missing)}) or drop {pattern.name!r}")
             resolved[pattern.name] = pattern
+        if self.peers not in ("process", "thread"):
+            raise DeclarationError(f"mechanism {self.name!r}: peers={self.peers!r}; give 'process' or 'thread'")
         if self.dispatch is not None and self.dispatch not in _patterns.DISPATCH_STYLES:
             raise DeclarationError(f"mechanism {self.name!r}: dispatch={self.dispatch!r} is not a dispatch "
                                    f"style; known: {', '.join(_patterns.DISPATCH_STYLES)}")

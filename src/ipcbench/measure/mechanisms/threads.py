@@ -1,0 +1,23 @@
+"""``thread_queue``: ``queue.Queue`` between threads of one process, the baseline every IPC figure is drawn
+beside (what the same exchange costs without crossing a process boundary: no pickling, no system call on
+the fast path, but the GIL handed between threads). Its peers are threads of the round's process
+(``peers="thread"``), pinned where a peer process would be; the case's start method does not apply."""
+
+import queue
+
+from ..channels import Endpoint, bounded_size
+from . import Mechanism
+
+
+def _channel(rnd, bounded: bool):
+    if bounded:
+        q = queue.Queue(bounded_size(rnd.case.payload_bytes))
+        return Endpoint(q, q, "get", "put"), Endpoint(q, q, "get", "put")
+    a, b = queue.Queue(), queue.Queue()
+    return Endpoint(b, a, "get", "put"), Endpoint(a, b, "get", "put")
+
+
+MECHANISMS = [
+    Mechanism("thread_queue", "baseline", "queue.Queue between threads of one process: the in-process baseline",
+              patterns=("roundtrip", "stream", "fanin"), make_channel=_channel, peers="thread"),
+]
