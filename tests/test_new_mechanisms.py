@@ -116,3 +116,42 @@ def test_a_failing_thread_peer_fails_the_round(plugin_env, no_leftovers):
     rec = run_case(Case("test_thread_raises", "roundtrip", "bytes", 8, 1, "fork"), OPTS)
     assert rec["status"] == "failed"
     assert rec["error"] == "peer thread 'echo' raised ValueError: bad thread peer on purpose"
+
+
+@pytest.mark.parametrize("mechanism, method, chunksize", [
+    ("pool_map", "fork", 2),                      # ceil(16 tasks / (4 x 2 workers)), Pool.map's own default
+    ("pool_map_chunksize1", "spawn", 1),
+    ("pool_imap", "fork", 1),
+    ("process_pool_executor_map", "spawn", 1),
+])
+def test_batch_dispatch_records_what_one_op_and_one_sample_are(mechanism, method, chunksize, no_leftovers):
+    """map, imap and executor map: one op is one task, one latency sample one call of K tasks; the round
+    records K and the chunksize actually used (the library's default where none is given)."""
+    from ipcbench.measure.patterns import tasks_per_call
+    from tests.test_engine_e2e import OPTS
+
+    size = 1024 * 1024                            # 16 tasks of 1 MiB per call (<= 32 MiB both ways)
+    rec = run_case(Case(mechanism, "dispatch", "bytes", size, 2, method), OPTS)
+    assert rec["status"] == "ok", rec["error"]
+    k = tasks_per_call(size)
+    assert k == 16
+    for r in rec["rounds"]:
+        assert r["params"]["tasks_per_call"] == k and r["params"]["chunksize"] == chunksize
+        assert r["ops"] == k * r["samples_total"] and r["bytes_per_op"] == 2 * size
+        assert r["params"]["latency_is"] == "one call of 16 tasks"
+
+
+def test_executor_submit_keeps_futures_in_flight_and_its_workers_are_watched(no_leftovers):
+    from tests.test_engine_e2e import OPTS
+
+    rec = run_case(Case("process_pool_executor", "dispatch", "bytes", 64, 2, "forkserver"), OPTS)
+    assert rec["status"] == "ok", rec["error"]
+    roles = [v["role"] for v in rec["rounds"][0]["placement"]["assigned"].values()]
+    assert roles.count("executor-worker") == 2
+
+
+def test_batch_styles_have_no_pytest_benchmark_form_and_say_so():
+    from ipcbench.measure.session_ops import NoSessionForm, builder_for
+
+    with pytest.raises(NoSessionForm, match=r"pool_map/dispatch \(map\) has no session form yet"):
+        builder_for(Case("pool_map", "dispatch", "bytes", 8, 1, "fork"))

@@ -53,9 +53,11 @@ class RoundResult:
     steal_s: float | None = None
     steal_span_s: float | None = None
     steal_cpus: int | None = None
+    params: dict | None = None            # settings of the op that vary within a mechanism (chunksize, ...)
 
     def to_dict(self) -> dict:
         return {
+            "params": self.params,
             "samples_ns": list(self.samples_ns),
             "ops": self.ops,
             "window_ns": self.window_ns,
@@ -404,6 +406,24 @@ class Round:
             self._monitor.watch(worker)
         self._place_new("pool-worker")
         return pool
+
+    def executor(self, workers: int):
+        """A ``ProcessPoolExecutor`` of the case's start method with all its workers started (a task each),
+        watched, placed, and shut down with the round (cancelling what is left)."""
+        from concurrent.futures import ProcessPoolExecutor
+
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=self.ctx)
+        self.stack.callback(ex.shutdown, wait=True, cancel_futures=True)
+        # Workers start on demand (spawn, forkserver) or all at the first submit (fork): keep more of them
+        # busy at once than there are workers, until every one exists, so none starts inside the clock.
+        deadline = time.monotonic() + self.spec.timeout_s
+        while len(ex._processes) < workers and time.monotonic() < deadline:
+            for f in [ex.submit(time.sleep, 0.02) for _ in range(2 * workers)]:
+                f.result(timeout=self.spec.timeout_s)
+        for proc in list(ex._processes.values()):
+            self._monitor.watch(proc)
+        self._place_new("executor-worker")
+        return ex
 
     def _place_new(self, role: str) -> None:
         """Give every process started since the last call (a peer, a Manager's server, Pool workers) its

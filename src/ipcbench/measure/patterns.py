@@ -41,6 +41,8 @@ stream       producer calls send -> consumer's recv returns it (one-way 1 x size
 fanin        as stream, with N producers on one channel                1 x size
 rpc          client calls ``proxy[key]`` -> value returned to client     1 x size
 dispatch     task submitted -> its (echoed) result is back in the parent 2 x size
+             (map, imap, executor map: one op is one task, one latency
+             sample one call of K tasks, K and chunksize in ``params``)
 startup      ``Process.start()`` -> child has run its first line          1 x size (arg)
 contention   ``lock.acquire()`` + ``lock.release()`` in one of N procs    0
 ============ ========================================================= ==============
@@ -502,10 +504,132 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 
 
+CALL_BYTES = 32 * 1024**2
+
+
+def tasks_per_call(size: int) -> int:
+    """Tasks in one ``map``/``imap`` call: 64, fewer for large payloads (<= 32 MiB of payload both ways per
+    call, so a call of 1 MiB tasks takes tens of ms, not a second)."""
+    return max(1, min(64, CALL_BYTES // max(1, 2 * size)))
+
+
+def default_chunksize(tasks: int, workers: int) -> int:
+    """What ``Pool.map`` picks when no chunksize is given (CPython's Pool._map_async): ceil(tasks / (4 w))."""
+    chunksize, extra = divmod(tasks, workers * 4)
+    return chunksize + (1 if extra else 0)
+
+
+def dispatch_batches(rnd: Round, style: str, chunksize: int | None) -> RoundResult:
+    """``Pool.map``, ``Pool.imap`` or ``ProcessPoolExecutor.map`` of K echo tasks per call (``tasks_per_call``),
+    called again and again: one op is one task (throughput = tasks / window), one latency sample is one
+    whole call (from the call to its last result: a user of map sees nothing sooner; for imap, the
+    results arrive one by one but a task's own submit time is not observable). ``params`` records the
+    chunksize actually used and K."""
+    spec, size, workers = rnd.spec, rnd.case.payload_bytes, rnd.case.workers
+    k = tasks_per_call(size)
+    payload = rnd.payload
+    args = [payload] * k
+    if style == "executor_map":
+        pool = rnd.executor(workers)
+        used = chunksize or 1          # ProcessPoolExecutor.map's default chunksize is 1
+        call = partial(_all, partial(pool.map, echo_task, args, chunksize=used))
+    else:
+        pool = rnd.pool(workers)
+        warm_pool(rnd, pool)
+        used = chunksize or default_chunksize(k, workers)
+        if style == "map":
+            call = partial(pool.map, echo_task, args, chunksize)
+        else:                          # Pool.imap's default chunksize is 1
+            used = chunksize or 1
+            call = partial(_all, partial(pool.imap, echo_task, args, used))
+    rnd.warmup(call)
+    samples: list[int] = []
+    append, clock = samples.append, perf_counter_ns
+    cpu0 = rnd.cpu_snapshot()
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    calls, t1, replies = 0, t_go, args
+    while True:
+        t0 = clock()
+        replies = call()
+        t1 = clock()
+        append(t1 - t0)
+        calls += 1
+        if calls * k >= spec.max_messages or t1 >= hard or (t1 >= soft and calls >= max(2, spec.min_messages // k)):
+            break
+    cpu1 = rnd.cpu_snapshot()
+    if len(replies) != k:
+        raise RoundFailed(f"{style} returned {len(replies)} results, expected {k}")
+    check_echo(replies[-1], size)
+    return RoundResult(samples, ops=calls * k, window_ns=t1 - t_go, bytes_per_op=2 * size,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=rnd.placement(),
+                       params={"style": style, "chunksize": used, "tasks_per_call": k,
+                               "latency_is": f"one call of {k} tasks"})
+
+
+def _all(make_iter) -> list:
+    return list(make_iter())
+
+
+def dispatch_executor_submit(rnd: Round) -> RoundResult:
+    """``ProcessPoolExecutor.submit`` with a window of tasks in flight (as ``dispatch_apply_async``);
+    latency = submit -> the future's done callback."""
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    ex = rnd.executor(rnd.case.workers)
+    window = in_flight_window(rnd.case.workers, size)
+    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+    submit_one, payload, clock = ex.submit, rnd.payload, perf_counter_ns
+
+    def submit():
+        t = clock()
+        submit_one(echo_task, payload).add_done_callback(partial(_future_done, done_q, t))
+
+    rnd.warmup(lambda: ex.submit(echo_task, payload).result(spec.timeout_s))
+    samples: list[int] = []
+    cpu0 = rnd.cpu_snapshot()
+    t_go = clock()
+    soft, hard = _deadlines(spec, t_go)
+    for _ in range(window):
+        submit()
+    in_flight, n, t_last = window, 0, t_go
+    while True:
+        t_sub, t_done, got = _next_done(done_q, spec.timeout_s)
+        in_flight -= 1
+        if got != size:
+            raise RoundFailed(f"executor echo returned {got} bytes, expected {size}")
+        samples.append(t_done - t_sub)
+        n += 1
+        t_last = t_done
+        if n >= spec.max_messages or t_done >= hard or (t_done >= soft and n >= spec.min_messages):
+            break
+        submit()
+        in_flight += 1
+    cpu1 = rnd.cpu_snapshot()
+    placement = rnd.placement()
+    for _ in range(in_flight):
+        _next_done(done_q, spec.timeout_s)
+    return RoundResult(samples, ops=n, window_ns=t_last - t_go, bytes_per_op=2 * size,
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+
+
+def _future_done(done_q, t_submit, future) -> None:
+    t = perf_counter_ns()
+    exc = future.exception()
+    if exc is not None:
+        done_q.put((t_submit, None, repr(exc)))
+    else:
+        done_q.put((t_submit, t, len(future.result())))
+
+
 # How a mechanism's dispatch style maps to its driver (``Mechanism(dispatch=...)``).
 DISPATCH_STYLES: dict[str, Callable[[Round], RoundResult]] = {
     "apply": dispatch_apply,
     "apply_async": dispatch_apply_async,
+    "map": partial(dispatch_batches, style="map", chunksize=None),
+    "map_chunksize1": partial(dispatch_batches, style="map", chunksize=1),
+    "imap": partial(dispatch_batches, style="imap", chunksize=None),
+    "executor_submit": dispatch_executor_submit,
+    "executor_map": partial(dispatch_batches, style="executor_map", chunksize=None),
 }
 
 

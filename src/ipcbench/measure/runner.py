@@ -510,7 +510,7 @@ class _CaseRun:
 
 # What the runner copies from a round's result into its round record (samples are thinned apart).
 ROUND_RESULT_KEYS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "placement", "steal_s", "steal_span_s",
-                     "steal_cpus")
+                     "steal_cpus", "params")
 
 
 def run_case(case: Case, opts: RunOptions) -> dict:

@@ -304,6 +304,9 @@ def builder_for(case: Case) -> Callable[[Round], Op]:
     pattern = mech.patterns.get(case.pattern)
     if pattern is None:
         raise NoSessionForm(f"{case.mechanism} has no {case.pattern} pattern")
+    if pattern.name == "dispatch" and mech.dispatch not in DISPATCH_FORMS:
+        raise NoSessionForm(f"{case.mechanism}/dispatch ({mech.dispatch}) has no session form yet "
+                            f"(session_ops.DISPATCH_FORMS); `ipcbench run` measures it")
     form = SESSION_FORMS.get(pattern.name) if pattern.builtin else None
     if form is None:
         name = getattr(pattern.run, "__qualname__", repr(pattern.run))

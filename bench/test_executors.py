@@ -1,0 +1,15 @@
+"""Executors: process_pool_executor (ProcessPoolExecutor.submit) and process_pool_executor_map; dispatch.
+Their styles have no pytest-benchmark session form yet, so each case is skipped with that reason;
+`ipcbench run` measures them.
+
+One benchmark per case of the chosen preset (``--ipcbench-preset`` / ``IPCBENCH_PRESET``); what one timed
+operation is: ``ipcbench/measure/sessions.py``, and each benchmark's ``extra_info["op"]``."""
+
+import pytest
+
+FAMILY = "executor"
+pytestmark = pytest.mark.ipcbench_cases(families=FAMILY)
+
+
+def test_executors(ipcbench_case, case):
+    ipcbench_case(case)
