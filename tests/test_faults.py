@@ -221,3 +221,30 @@ def test_a_pool_task_that_raises_is_named_in_the_reason(mechanism, reason, tmp_p
     bad, _ = run_with_healthy(case(mechanism, "dispatch"), POOL, tmp_path)
     assert bad["error"] == reason
     noticed_in_time(bad, POOL)
+
+
+def test_cleanup_after_a_failed_round_spares_names_another_process_still_uses():
+    """After a failed round the runner unlinks the /dev/shm names that appeared meanwhile, but not those
+    a live process maps: another run's (or program's) semaphores and segments made at the same moment."""
+    import multiprocessing as mp
+    from multiprocessing import shared_memory
+
+    from ipcbench.measure import runner
+
+    before = runner._shm_names()
+    theirs = mp.get_context("spawn").Lock()            # a named semaphore, open (mapped) in this process
+    segment = shared_memory.SharedMemory(create=True, size=4096)
+    orphan = shared_memory.SharedMemory(create=True, size=4096)
+    orphan_name = orphan.name.lstrip("/")
+    orphan.close()                                    # nobody maps it any more: a killed round's leftover
+    try:
+        runner._clean_shm(before)
+        left = runner._shm_names() - before
+        assert f"sem.{theirs._semlock.name.lstrip('/')}" in left and segment.name.lstrip("/") in left
+        assert orphan_name not in left
+    finally:
+        segment.close()
+        segment.unlink()
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(f"/{orphan_name}", "shared_memory")

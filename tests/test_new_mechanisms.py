@@ -150,8 +150,20 @@ def test_executor_submit_keeps_futures_in_flight_and_its_workers_are_watched(no_
     assert roles.count("executor-worker") == 2
 
 
-def test_batch_styles_have_no_pytest_benchmark_form_and_say_so():
-    from ipcbench.measure.session_ops import NoSessionForm, builder_for
+@pytest.mark.parametrize("mechanism, timed, per_op", [
+    ("pool_map", "latency", 2 * 64 * 64),            # one call of 64 tasks of 64 B, both ways
+    ("pool_imap", "latency", 2 * 64 * 64),
+    ("process_pool_executor_map", "latency", 2 * 64 * 64),
+    ("process_pool_executor", "interval", 2 * 64),
+])
+def test_the_new_dispatch_styles_have_pytest_benchmark_sessions(mechanism, timed, per_op, no_leftovers):
+    from ipcbench.measure.sessions import open_session
+    from tests.test_engine_e2e import TINY
 
-    with pytest.raises(NoSessionForm, match=r"pool_map/dispatch \(map\) has no session form yet"):
-        builder_for(Case("pool_map", "dispatch", "bytes", 8, 1, "fork"))
+    with open_session(Case(mechanism, "dispatch", "bytes", 64, 2, "fork"), TINY) as s:
+        assert (s.op.timed, s.op.bytes_per_op) == (timed, per_op)
+        s.warmup()
+        results = [s.op.call() for _ in range(3)]
+        s.op.check(results[-1])
+    if timed == "latency":
+        assert all(len(r) == 64 and all(len(x) == 64 for x in r) for r in results)

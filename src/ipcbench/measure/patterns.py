@@ -519,48 +519,56 @@ def default_chunksize(tasks: int, workers: int) -> int:
     return chunksize + (1 if extra else 0)
 
 
+def batch_call(rnd: Round, style: str, chunksize: int | None) -> tuple[Callable[[], list], int, int]:
+    """Start the pool (or executor) and return ``(call, K, chunksize used)``: ``call()`` makes one ``map``
+    (``imap`` consumed in full, executor ``map``) of K echo tasks and returns their results."""
+    size, workers = rnd.case.payload_bytes, rnd.case.workers
+    k = tasks_per_call(size)
+    args = [rnd.payload] * k
+    if style == "executor_map":
+        pool = rnd.executor(workers)
+        used = chunksize or 1          # ProcessPoolExecutor.map's default chunksize is 1
+        return partial(_all, partial(pool.map, echo_task, args, chunksize=used)), k, used
+    pool = rnd.pool(workers)
+    warm_pool(rnd, pool)
+    if style == "map":
+        return partial(pool.map, echo_task, args, chunksize), k, chunksize or default_chunksize(k, workers)
+    used = chunksize or 1              # Pool.imap's default chunksize is 1
+    return partial(_all, partial(pool.imap, echo_task, args, used)), k, used
+
+
+def check_batch(replies, k: int, size: int) -> None:
+    if len(replies) != k:
+        raise RoundFailed(f"a batch call returned {len(replies)} results, expected {k}")
+    check_echo(replies[-1], size)
+
+
 def dispatch_batches(rnd: Round, style: str, chunksize: int | None) -> RoundResult:
     """``Pool.map``, ``Pool.imap`` or ``ProcessPoolExecutor.map`` of K echo tasks per call (``tasks_per_call``),
     called again and again: one op is one task (throughput = tasks / window), one latency sample is one
     whole call (from the call to its last result: a user of map sees nothing sooner; for imap, the
     results arrive one by one but a task's own submit time is not observable). ``params`` records the
     chunksize actually used and K."""
-    spec, size, workers = rnd.spec, rnd.case.payload_bytes, rnd.case.workers
-    k = tasks_per_call(size)
-    payload = rnd.payload
-    args = [payload] * k
-    if style == "executor_map":
-        pool = rnd.executor(workers)
-        used = chunksize or 1          # ProcessPoolExecutor.map's default chunksize is 1
-        call = partial(_all, partial(pool.map, echo_task, args, chunksize=used))
-    else:
-        pool = rnd.pool(workers)
-        warm_pool(rnd, pool)
-        used = chunksize or default_chunksize(k, workers)
-        if style == "map":
-            call = partial(pool.map, echo_task, args, chunksize)
-        else:                          # Pool.imap's default chunksize is 1
-            used = chunksize or 1
-            call = partial(_all, partial(pool.imap, echo_task, args, used))
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    call, k, used = batch_call(rnd, style, chunksize)
     rnd.warmup(call)
     samples: list[int] = []
     append, clock = samples.append, perf_counter_ns
     cpu0 = rnd.cpu_snapshot()
     t_go = clock()
     soft, hard = _deadlines(spec, t_go)
-    calls, t1, replies = 0, t_go, args
+    calls, t1, replies = 0, t_go, None
     while True:
         t0 = clock()
         replies = call()
         t1 = clock()
         append(t1 - t0)
         calls += 1
-        if calls * k >= spec.max_messages or t1 >= hard or (t1 >= soft and calls >= max(2, spec.min_messages // k)):
+        # min_messages counts latency samples, which are calls here; max_messages counts ops (tasks)
+        if calls * k >= spec.max_messages or t1 >= hard or (t1 >= soft and calls >= spec.min_messages):
             break
     cpu1 = rnd.cpu_snapshot()
-    if len(replies) != k:
-        raise RoundFailed(f"{style} returned {len(replies)} results, expected {k}")
-    check_echo(replies[-1], size)
+    check_batch(replies, k, size)
     return RoundResult(samples, ops=calls * k, window_ns=t1 - t_go, bytes_per_op=2 * size,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=rnd.placement(),
                        params={"style": style, "chunksize": used, "tasks_per_call": k,
@@ -582,7 +590,7 @@ def dispatch_executor_submit(rnd: Round) -> RoundResult:
 
     def submit():
         t = clock()
-        submit_one(echo_task, payload).add_done_callback(partial(_future_done, done_q, t))
+        submit_one(echo_task, payload).add_done_callback(partial(future_done, done_q, t))
 
     rnd.warmup(lambda: ex.submit(echo_task, payload).result(spec.timeout_s))
     samples: list[int] = []
@@ -612,7 +620,7 @@ def dispatch_executor_submit(rnd: Round) -> RoundResult:
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 
 
-def _future_done(done_q, t_submit, future) -> None:
+def future_done(done_q, t_submit, future) -> None:
     t = perf_counter_ns()
     exc = future.exception()
     if exc is not None:

@@ -388,11 +388,39 @@ def _where_stuck(proc, err_path: str) -> str:
 
 
 def _clean_shm(before: set[str]) -> None:
-    for name in _shm_names() - before:
+    """Unlink the /dev/shm names that appeared during a round that failed or was killed, except those some
+    live process still maps: another program's (or another ipcbench run's) semaphores and segments that
+    happened to be made meanwhile are not ours to remove."""
+    new = _shm_names() - before
+    if not new:
+        return
+    in_use = _mapped_shm_inodes()
+    for name in new:
         try:
-            os.unlink(SHM_DIR / name)
+            if os.stat(SHM_DIR / name).st_ino not in in_use:
+                os.unlink(SHM_DIR / name)
         except OSError:
             pass
+
+
+def _mapped_shm_inodes() -> set[int]:
+    """Inodes of the /dev/shm files some process maps now, from every readable /proc/PID/maps (a named
+    semaphore or a shared memory segment stays mapped while it is open; glibc maps a semaphore under the
+    temporary name it created it with, so the inode, not the name, says which file it is)."""
+    found: set[int] = set()
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    if "/dev/shm/" in line:
+                        found.add(int(line.split()[4]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def _last_exception(path: str) -> str:

@@ -239,6 +239,59 @@ def dispatch_apply_async_op(rnd: Round) -> Op:
               extra=lambda: {"in_flight": window})
 
 
+def dispatch_batch_op(rnd: Round, style: str, chunksize: int | None) -> Op:
+    size = rnd.case.payload_bytes
+    call, k, used = patterns.batch_call(rnd, style, chunksize)
+    what = {"map": "pool.map", "imap": "list(pool.imap", "executor_map": "list(executor.map"}[style]
+    close = ")" if style != "map" else ""
+    return Op(call, f"{what}(echo, [payload] * {k}, chunksize={used}){close}: one call of {k} tasks to "
+              f"{rnd.case.workers} worker(s), until every result is back", "latency", 2 * size * k,
+              check=partial(patterns.check_batch, k=k, size=size),
+              extra=lambda: {"tasks_per_call": k, "chunksize": used})
+
+
+def dispatch_executor_submit_op(rnd: Round) -> Op:
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    ex = rnd.executor(rnd.case.workers)
+    window = patterns.in_flight_window(rnd.case.workers, size)
+    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
+    submit_one, payload, clock = ex.submit, rnd.payload, perf_counter_ns
+
+    def submit():
+        t = clock()
+        submit_one(patterns.echo_task, payload).add_done_callback(partial(patterns.future_done, done_q, t))
+
+    for _ in range(window):
+        submit()
+    done: list = []
+    get, append, timeout = done_q.get, done.append, spec.timeout_s
+
+    def call():
+        item = get(timeout=timeout)
+        append(item)
+        submit()
+        return item
+
+    def latencies() -> list[int]:
+        out = []
+        for t_sub, t_done, got in done:
+            if t_done is None:
+                raise RoundFailed(f"an executor task failed: {got}")
+            if got != size:
+                raise RoundFailed(f"executor echo returned {got} bytes, expected {size}")
+            out.append(t_done - t_sub)
+        return out
+
+    def finish():
+        for _ in range(window):
+            get(timeout=timeout)
+
+    return Op(call, f"wait for the next result of a ProcessPoolExecutor with {window} echo futures in flight, "
+              f"then submit one more (time between completions; per-task latency comes from the done "
+              f"callback)", "interval", 2 * size, finish=finish, latencies=latencies, on_begin=done.clear,
+              extra=lambda: {"in_flight": window})
+
+
 def startup_op(rnd: Round, mech: Mechanism) -> Op:
     spec, ctx, payload = rnd.spec, rnd.ctx, rnd.payload
     state: dict = {}
@@ -284,6 +337,11 @@ def dispatch_op(rnd: Round, mech: Mechanism) -> Op:
 DISPATCH_FORMS: dict[str, Callable[[Round], Op]] = {    # as patterns.DISPATCH_STYLES
     "apply": dispatch_apply_op,
     "apply_async": dispatch_apply_async_op,
+    "map": partial(dispatch_batch_op, style="map", chunksize=None),
+    "map_chunksize1": partial(dispatch_batch_op, style="map", chunksize=1),
+    "imap": partial(dispatch_batch_op, style="imap", chunksize=None),
+    "executor_submit": dispatch_executor_submit_op,
+    "executor_map": partial(dispatch_batch_op, style="executor_map", chunksize=None),
 }
 
 # The session form of each of ipcbench's patterns (patterns.PATTERNS), by pattern name.
@@ -305,7 +363,7 @@ def builder_for(case: Case) -> Callable[[Round], Op]:
     if pattern is None:
         raise NoSessionForm(f"{case.mechanism} has no {case.pattern} pattern")
     if pattern.name == "dispatch" and mech.dispatch not in DISPATCH_FORMS:
-        raise NoSessionForm(f"{case.mechanism}/dispatch ({mech.dispatch}) has no session form yet "
+        raise NoSessionForm(f"{case.mechanism}/dispatch ({mech.dispatch}) has no session form "
                             f"(session_ops.DISPATCH_FORMS); `ipcbench run` measures it")
     form = SESSION_FORMS.get(pattern.name) if pattern.builtin else None
     if form is None:
