@@ -34,14 +34,16 @@ from ..units import format_count_rate, format_seconds, format_size
 MECHANISM_ORDER = [
     "queue", "pipe_duplex", "pipe_simplex", "manager_queue", "manager_dict", "manager_list",
     "pool_apply", "pool_apply_async", "process_start", "lock",
+    "simple_queue", "joinable_queue", "shared_memory", "sharedctypes_array", "sharedctypes_array_nolock",
+    "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map",
+    "os_pipe", "socketpair", "thread_queue",
     # planned (DESIGN.md), not measured yet
-    "simple_queue", "joinable_queue", "shared_memory", "sharedctypes_array", "pool_map", "pool_imap",
-    "process_pool_executor", "os_pipe", "socketpair", "thread_queue", "celery",
+    "celery",
 ]
 _PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
     "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-    "#756bb1", "#636363", "#9c9ede",
+    "#756bb1", "#636363", "#9c9ede", "#6b6ecf", "#b5cf6b", "#e7ba52",
 ]
 LINESTYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v"]
