@@ -99,7 +99,8 @@ def test_list_names_every_mechanism(capsys):
 def test_run_then_export_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "r.json"
     proc = run_cli("run", "-m", "pipe_duplex,queue,manager_dict,pool_apply", "--payload-sizes", "8",
-                   "--workers", "1", "--rounds", "2", "--preset", "smoke", "--seed", "77", "-o", str(out))
+                   "--workers", "1", "--rounds", "2", "--preset", "smoke", "--payload-kinds", "bytes", "--seed", "77",
+                   "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["run"]["status"] == "complete"
@@ -127,8 +128,8 @@ def test_ctrl_c_keeps_finished_cases(tmp_path, no_leftovers):
     cases of that block, all kept, and nothing of the others."""
     out = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "ipcbench", "run", "-m", "pipe_duplex,queue,pipe_simplex",
-                             "--preset", "smoke", "--seed", "5", "-o", str(out)], env=cli_env(),
-                            stderr=subprocess.PIPE, text=True)
+                             "--preset", "smoke", "--payload-kinds", "bytes", "--seed", "5", "-o", str(out)],
+                            env=cli_env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if out.exists() and json.loads(out.read_text())["cases"]:
@@ -192,7 +193,8 @@ def test_failed_and_timed_out_cases_leave_nothing_behind(tmp_path, plugin_env, n
     both recorded as failed with their reasons, and no process or /dev/shm name outlives the run."""
     out = tmp_path / "r.json"
     proc = run_cli("run", "-m", "test_crash,test_hang,pipe_duplex", "-p", "roundtrip", "--payload-sizes", "8",
-                   "--workers", "1", "--preset", "smoke", "--timeout", "3", "--seed", "3", "-o", str(out))
+                   "--workers", "1", "--preset", "smoke", "--payload-kinds", "bytes", "--timeout", "3", "--seed", "3",
+                   "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     cases = {c["case"]["mechanism"]: c for c in json.loads(out.read_text())["cases"]}
     assert cases["test_crash"]["status"] == "failed" and "exited with status 3" in cases["test_crash"]["error"]

@@ -35,7 +35,8 @@ def test_every_seed_mechanism_has_a_case():
     assert names == {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue",
                      "pool_apply", "pool_apply_async", "process_start", "lock",
                      "simple_queue", "joinable_queue", "os_pipe", "socketpair", "thread_queue",
-        "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map"}
+        "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map",
+        "shared_memory", "sharedctypes_array", "sharedctypes_array_nolock"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.mechanism}-{c.pattern}")

@@ -84,7 +84,7 @@ def test_joinable_queue_consumer_marks_every_item_done():
 def test_new_mechanisms_in_a_run_and_the_export(tmp_path, no_leftovers):
     out, csv = tmp_path / "r.json", tmp_path / "r.csv"
     assert main(["run", "--preset", "smoke", "-m", "simple_queue,joinable_queue,os_pipe,socketpair",
-                 "--payload-sizes", "8,64KiB", "--workers", "1", "-q", "-o", str(out)]) == 0
+                 "--payload-sizes", "8,64KiB", "--payload-kinds", "bytes", "--workers", "1", "-q", "-o", str(out)]) == 0
     cases = json.loads(out.read_text())["cases"]
     assert all(c["status"] == "ok" for c in cases)
     got = {(c["case"]["mechanism"], c["case"]["pattern"]) for c in cases}

@@ -9,7 +9,8 @@ from ipcbench.plan.presets import PRESETS, build_grid, get_preset, worker_counts
 SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", "manager_queue", "pool_apply",
         "pool_apply_async", "process_start", "lock",
         "simple_queue", "joinable_queue", "os_pipe", "socketpair", "thread_queue",
-        "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map"}     # beyond the seed (issue 12)
+        "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map",
+        "shared_memory", "sharedctypes_array", "sharedctypes_array_nolock"}     # beyond the seed (issue 12)
 
 
 def test_worker_counts():

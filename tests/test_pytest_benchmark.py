@@ -421,7 +421,9 @@ def test_collected_cases_are_the_presets_cases():
     ids = sorted(line.split("[", 1)[1].rstrip("]") for line in proc.stdout.splitlines() if "::" in line)
     preset = PRESETS["smoke"]
     expected = build_grid(None, None, list(preset.payload_sizes), worker_counts(preset.workers),
-                          start_methods(preset.start_methods), catalogue=all_mechanisms())
+                          start_methods(preset.start_methods), list(preset.payload_kinds),
+                          catalogue=all_mechanisms(), kind_sizes=preset.kind_sizes, kind_workers=preset.kind_workers)
+    assert {c.payload_kind for c in expected} == {"bytes", "numpy", "object"}    # one id per kind
     assert ids == sorted(c.id for c in expected)
     assert "1 deselected" in proc.stdout                              # test_other_families has nothing to run
 

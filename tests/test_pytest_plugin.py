@@ -77,12 +77,12 @@ def test_user_benchmarks_through_the_fixtures(pytester, monkeypatch):
     out = pytester.path / "b.json"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", f"--benchmark-json={out}",
                                            "--ipcbench-timeout=30", timeout=240)
-    result.assert_outcomes(passed=8, failed=1, deselected=1)
+    result.assert_outcomes(passed=12, failed=1, deselected=1)
     result.stdout.fnmatch_lines(["*UserError: unknown mechanism 'carrier_pigeon'*"])
     data = json.loads(out.read_text())
     benches = {b["name"]: b for b in data["benchmarks"]}
-    preset_ids = {f"test_preset_cases[{m}/roundtrip/{size}/w1/fork/spread]"
-                  for m in ("pipe_duplex", "queue") for size in ("8B", "64KiB", "1MiB")}
+    preset_ids = {f"test_preset_cases[{m}/roundtrip/{size}/w1/fork/spread]"     # smoke's kinds and sizes
+                  for m in ("pipe_duplex", "queue") for size in ("8B", "64KiB", "1MiB", "numpy:64KiB", "object:1KiB")}
     assert set(benches) == {"test_pipe_roundtrip", "test_own_loop", *preset_ids}
     rt = benches["test_pipe_roundtrip"]
     assert rt["extra_info"]["mechanism"] == "pipe_duplex" and rt["extra_info"]["payload_bytes"] == 1024
@@ -127,7 +127,7 @@ def test_a_failing_case_is_recorded(pytester):
     out = pytester.path / "b.json"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "8B", f"--benchmark-json={out}",
                                            "--ipcbench-start-method=fork", timeout=120)
-    result.assert_outcomes(failed=1, deselected=2)
+    result.assert_outcomes(failed=1, deselected=4)          # smoke: 64KiB, 1MiB, numpy:64KiB, object:1KiB
     failed = json.loads(out.read_text())["ipcbench"]["failed"]
     assert failed == [{"case": {"mechanism": "pipe_duplex", "pattern": "roundtrip", "payload_kind": "bytes",
                                 "payload_bytes": 8, "workers": 1, "start_method": "fork",

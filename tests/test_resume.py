@@ -20,7 +20,7 @@ from ipcbench.measure import resume, runner
 from ipcbench.plan.cases import Case
 from tests.test_cli import _wait_for_first_case, cli_env
 
-RUN = ["run", "-m", "pipe_duplex,queue,pipe_simplex", "--preset", "smoke", "--seed", "5"]
+RUN = ["run", "-m", "pipe_duplex,queue,pipe_simplex", "--preset", "smoke", "--payload-kinds", "bytes", "--seed", "5"]
 
 
 def _ids(data):
@@ -93,7 +93,7 @@ def _unfinished(tmp_path, capsys=None, **changes):
     """A small real run's file, turned into an interrupted one: ``cases`` 0 and 1 finished, 2 interrupted."""
     out = tmp_path / "u.json"
     assert main(["run", "-m", "pipe_duplex", "-p", "roundtrip", "--payload-sizes", "8,64,1KiB", "--rounds", "1",
-                 "--preset", "smoke", "-q", "--overwrite", "-o", str(out)]) == 0
+                 "--preset", "smoke", "--payload-kinds", "bytes", "-q", "--overwrite", "-o", str(out)]) == 0
     data = json.loads(out.read_text())
     data["run"]["status"] = "interrupted"
     data["cases"][2]["stop_reason"] = "interrupted"
@@ -232,8 +232,8 @@ def test_next_order_and_the_clock_of_a_resumed_part():
 
 # -- the output place, checked before anything runs -------------------------------------------------------
 def _run_args(out, *extra):
-    return ["run", "-m", "pipe_duplex", "-p", "roundtrip", "--payload-sizes", "8", "--rounds", "1", "--preset",
-            "smoke", "-q", "-o", str(out), *extra]
+    return ["run", "-m", "pipe_duplex", "-p", "roundtrip", "--payload-sizes", "8", "--payload-kinds", "bytes",
+            "--rounds", "1", "--preset", "smoke", "-q", "-o", str(out), *extra]
 
 
 def test_an_existing_result_file_is_never_overwritten_by_accident(tmp_path, capsys):
@@ -302,6 +302,7 @@ def test_the_run_records_what_resume_needs(tmp_path):
     assert main(_run_args(out)) == 0
     run = json.loads(out.read_text())["run"]
     assert set(resume.SETTINGS) <= set(run) and set(resume.ADAPTIVE) <= set(run["adaptive"])
+    assert set(resume.DEFAULTS) <= set(run) and run["payload_kinds"] == ["bytes"]
     assert run["mechanisms"] == ["pipe_duplex"] and run["patterns"] == ["roundtrip"]
     assert run["pid"] == os.getpid() and run["fresh_rounds"] is False
     from ipcbench.measure.machine_file import load

@@ -171,11 +171,14 @@ def make_case(mechanism, pattern: str | None = None, payload_bytes: int = 8, *, 
         raise TypeError("give a Case, a case id from @pytest.mark.ipcbench_cases, or mechanism and pattern")
     from .errors import UserError
     from .measure.mechanisms import get as get_mechanism
-    from .plan.presets import check_placements, check_start_methods
+    from .plan.presets import check_payload_kinds, check_placements, check_start_methods
 
     mech = get_mechanism(mechanism)
     if pattern not in mech.patterns:
         raise UserError(f"{mechanism} has no {pattern!r} pattern; it has {', '.join(mech.patterns)}")
+    check_payload_kinds([payload_kind])
+    if not mech.carries(payload_kind):
+        raise UserError(f"{mechanism} carries no {payload_kind!r} payload; it carries {', '.join(mech.payload_kinds)}")
     method = start_method or mp.get_context().get_start_method()
     check_start_methods([method])
     (where,) = check_placements([placement] if placement else [])
@@ -222,8 +225,9 @@ def _marked_cases(state: _State, marker) -> list:
         return []
     preset = state.preset
     return _usage(build_grid, mechs, _as_list(opts.get("patterns")), list(preset.payload_sizes),
-                  worker_counts(preset.workers), state.start_methods, catalogue=all_mechanisms(),
-                  placements=state.placements)
+                  worker_counts(preset.workers), state.start_methods, list(preset.payload_kinds),
+                  catalogue=all_mechanisms(), placements=state.placements, kind_sizes=preset.kind_sizes,
+                  kind_workers=preset.kind_workers)
 
 
 def pytest_generate_tests(metafunc):

@@ -190,7 +190,7 @@ def startup(tidy: pd.DataFrame) -> list[Finding]:
     """Process start-up time (p50, smallest argument) per start method, per machine and Python."""
     out = []
     df = tidy[(tidy["pattern"] == "startup") & (tidy["metric"] == "latency_p50")]
-    for label, part in setups(df, ["machine_id", "python_version"]):
+    for label, part in setups(df, ["machine_id", "python_version", "payload_kind"]):
         size = int(part["payload_bytes"].min())
         p = part[part["payload_bytes"] == size].groupby("start_method", observed=True)["value"].median()
         p = p[p > 0].sort_values()

@@ -1,8 +1,9 @@
 """The tidy frame by setup, and wide tables of it: pure pandas helpers for findings, figures and the report.
 
-A *setup* is one machine, Python version, start method and placement (``SETUP_COLUMNS``): results of different
-setups are never mixed in one comparison, line or sentence. ``setups`` splits a frame into them;
-``metric_table`` turns tidy rows (one per case x metric) into one row per case with a column per metric.
+A *setup* is one machine, Python version, start method, placement and payload kind (``SETUP_COLUMNS``):
+results of different setups are never mixed in one comparison, line or sentence. ``setups`` splits a frame
+into them; ``metric_table`` turns tidy rows (one per case x metric) into one row per case with a column per
+metric.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-SETUP_COLUMNS = ["machine_id", "python_version", "start_method", "placement"]
+SETUP_COLUMNS = ["machine_id", "python_version", "start_method", "placement", "payload_kind"]
 CASE_KEY = ["machine_id", "python_version", "start_method", "placement", "mechanism", "pattern", "payload_kind",
             "payload_bytes", "workers", "result_set"]
 
@@ -21,12 +22,15 @@ def _text(v) -> str:
     return "?" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
-def setup_label(machine_id, python_version, start_method=None, placement=None) -> str:
-    """``vm-1 · Python 3.11.7 · fork · spread`` ("?" for a value that is not known)."""
+def setup_label(machine_id, python_version, start_method=None, placement=None, payload_kind=None) -> str:
+    """``vm-1 · Python 3.11.7 · fork · spread`` ("?" for a value that is not known), then ``numpy payloads``
+    for a payload kind other than the default ``bytes``."""
     parts = [_text(machine_id), f"Python {_text(python_version)}"]
     for v in (start_method, placement):
         if v is not None:
             parts.append(_text(v))
+    if payload_kind is not None and _text(payload_kind) != "bytes":
+        parts.append(f"{_text(payload_kind)} payloads")
     return " · ".join(parts)
 
 
@@ -48,7 +52,7 @@ def setups(df: pd.DataFrame, columns: Sequence[str] = SETUP_COLUMNS) -> list[tup
         count[key[:n]] = count.get(key[:n], 0) + 1
     out = []
     for key, part in groups:
-        label = setup_label(*key[:n])
+        label = setup_label(**dict(zip(columns, key[:n], strict=True)))
         if count[key[:n]] > 1:
             label += f" · {key[-1].replace(chr(92), '/').rsplit('/', 1)[-1]}"
         out.append((label, part))

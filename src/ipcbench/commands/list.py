@@ -1,4 +1,5 @@
-"""``ipcbench list``: mechanisms with their patterns, patterns, placements, presets and metrics."""
+"""``ipcbench list``: mechanisms with their patterns (and payload kinds, where restricted), patterns, payload
+kinds, placements, presets and metrics."""
 
 from __future__ import annotations
 
@@ -6,23 +7,27 @@ ORDER = 40
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list", help="list mechanisms, patterns, placements, presets and metrics",
+    p = sub.add_parser("list", help="list mechanisms, patterns, payload kinds, placements, presets and metrics",
                        description="List what ipcbench can measure. Example: ipcbench list")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     from ..measure.mechanisms import all_mechanisms
-    from ..plan.cases import DEFAULT_PLACEMENT, PATTERNS, PLACEMENTS
+    from ..plan.cases import DEFAULT_PAYLOAD_KIND, DEFAULT_PLACEMENT, PATTERNS, PAYLOAD_KINDS, PLACEMENTS
     from ..plan.metrics import METRICS
     from ..plan.presets import PRESETS
 
     print("mechanisms:")
     for m in all_mechanisms():
-        print(f"  {m.name:<18} {','.join(m.patterns):<26} {m.summary}")
+        only = "" if set(m.payload_kinds) == set(PAYLOAD_KINDS) else f" [payload kinds: {', '.join(m.payload_kinds)} only]"
+        print(f"  {m.name:<18} {','.join(m.patterns):<26} {m.summary}{only}")
     print("\npatterns:")
     for name, text in PATTERNS.items():
         print(f"  {name:<18} {text}")
+    print("\npayload kinds (--payload-kinds):")
+    for name, text in PAYLOAD_KINDS.items():
+        print(f"  {name:<18} {text}" + (" (default)" if name == DEFAULT_PAYLOAD_KIND else ""))
     print("\nplacements (--placement):")
     for name, text in PLACEMENTS.items():
         print(f"  {name:<18} {text}" + (" (default)" if name == DEFAULT_PLACEMENT else ""))

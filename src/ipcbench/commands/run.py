@@ -17,6 +17,7 @@ ORDER = 10
 EXAMPLES = """examples:
   ipcbench run --preset smoke -o r.json
   ipcbench run -m pipe_duplex,queue,manager_dict,pool_apply --payload-sizes 8 --workers 1
+  ipcbench run -m queue,pipe_duplex,socketpair --payload-kinds bytes,numpy,object --payload-sizes 64KiB
   ipcbench run --preset quick --start-method spawn --machine-id laptop
   ipcbench run --preset smoke --seed 1234     # the same order of rounds as a run with seed 1234
   ipcbench run -m queue --target-ci 0.02 --max-rounds 60 --case-budget 20   # tighter CIs, longer
@@ -48,6 +49,8 @@ def register(sub) -> None:
     p.add_argument("-m", "--mechanisms", help="comma list of mechanisms (default: all; see `ipcbench list`)")
     p.add_argument("-p", "--patterns", help="comma list of patterns to keep (default: all each mechanism has)")
     p.add_argument("--payload-sizes", help="comma list of sizes, e.g. 8,1KiB,64KiB,16MiB (default: preset's)")
+    p.add_argument("--payload-kinds", help="comma list of payload kinds: bytes, numpy (a uint8 array), object "
+                   "(nested dicts and lists pickling to about the size) (default: preset's; see `ipcbench list`)")
     p.add_argument("--workers", help="comma list of worker counts, e.g. 1,2,4 (default: preset's)")
     p.add_argument("--start-method", help="fork | spawn | forkserver, or a comma list (default: preset's)")
     p.add_argument("--placement", help="where a round's processes run: spread (each on its own CPU), shared "
@@ -109,8 +112,8 @@ def main(args) -> int:
 # the settings run_cases records in run.adaptive rather than at the top of run
 ADAPTIVE_KEYS = ("rounds_max", "target_ci", "case_budget_s", "run_budget_s")
 # flags that choose what and how to measure: a resumed run takes them from its file
-MEASUREMENT_FLAGS = ("preset", "mechanisms", "patterns", "payload_sizes", "workers", "start_method", "placement",
-                     "rounds", "min_rounds", "max_rounds", "target_ci", "case_budget", "run_budget", "timeout",
+MEASUREMENT_FLAGS = ("preset", "mechanisms", "patterns", "payload_sizes", "payload_kinds", "workers", "start_method",
+                     "placement", "rounds", "min_rounds", "max_rounds", "target_ci", "case_budget", "run_budget", "timeout",
                      "machine_id", "output")
 
 
@@ -118,7 +121,14 @@ def _settings(args) -> tuple[dict, object]:
     """Every choice of the run, resolved from the flags and the preset (what the result file records, and
     what ``--resume`` rebuilds the run from)."""
     from ..plan.cases import PATTERNS
-    from ..plan.presets import check_placements, check_start_methods, get_preset, start_methods, worker_counts
+    from ..plan.presets import (
+        check_payload_kinds,
+        check_placements,
+        check_start_methods,
+        get_preset,
+        start_methods,
+        worker_counts,
+    )
     from ..units import parse_int_list, parse_size_list, split_list
 
     preset = get_preset(args.preset or "quick")
@@ -127,6 +137,12 @@ def _settings(args) -> tuple[dict, object]:
         if pat not in PATTERNS:
             raise UserError(f"unknown pattern {pat!r}; known: {', '.join(PATTERNS)}")
     sizes = parse_size_list(args.payload_sizes) if args.payload_sizes else list(preset.payload_sizes)
+    kinds = check_payload_kinds(split_list(args.payload_kinds) or list(preset.payload_kinds))
+    # a kind's own sizes and worker counts in the preset, unless --payload-sizes / --workers say them for
+    # every kind
+    kind_sizes = {} if args.payload_sizes else {k: list(preset.kind_sizes[k]) for k in kinds if k in preset.kind_sizes}
+    kind_workers = {} if args.workers else {k: list(preset.kind_workers[k]) for k in kinds
+                                            if k in preset.kind_workers}
     workers = parse_int_list(args.workers, "worker count") if args.workers else worker_counts(preset.workers)
     if args.start_method:
         methods = check_start_methods(split_list(args.start_method))
@@ -141,6 +157,7 @@ def _settings(args) -> tuple[dict, object]:
         raise UserError(f"--timeout must be positive, got {timeout:g}")
     settings = {"mechanisms": split_list(args.mechanisms) or None, "patterns": patterns, "rounds": min_rounds,
                 "spec": preset.spec.to_dict(), "round_timeout_s": timeout, "payload_sizes": sizes,
+                "payload_kinds": kinds, "kind_sizes": kind_sizes, "kind_workers": kind_workers,
                 "workers": workers, "start_methods": methods,
                 "placements": check_placements(split_list(args.placement)), "fresh_rounds": args.fresh_rounds,
                 "rounds_max": max_rounds, "target_ci": target, "case_budget_s": budget, "run_budget_s": run_budget}
@@ -149,12 +166,13 @@ def _settings(args) -> tuple[dict, object]:
 
 def _grid(settings: dict) -> list:
     from ..measure.mechanisms import all_mechanisms
-    from ..plan.cases import PAYLOAD_KINDS
+    from ..plan.cases import DEFAULT_PAYLOAD_KIND
     from ..plan.presets import build_grid
 
     return build_grid(settings["mechanisms"], settings["patterns"], settings["payload_sizes"], settings["workers"],
-                      settings["start_methods"], PAYLOAD_KINDS[0], catalogue=all_mechanisms(),
-                      placements=settings["placements"])
+                      settings["start_methods"], settings.get("payload_kinds") or [DEFAULT_PAYLOAD_KIND],
+                      catalogue=all_mechanisms(), placements=settings["placements"],
+                      kind_sizes=settings.get("kind_sizes") or {}, kind_workers=settings.get("kind_workers") or {})
 
 
 def _seed(args) -> int:
@@ -195,7 +213,8 @@ def _resume(args) -> int:
                            python=python_metadata())
     run = resume.settings_of(data, source)
     adaptive = run["adaptive"]
-    settings = {**{k: run[k] for k in resume.SETTINGS if k != "adaptive"}, "rounds": adaptive["rounds_min"],
+    settings = {**{k: run[k] for k in (*resume.SETTINGS, *resume.DEFAULTS) if k != "adaptive"},
+                "rounds": adaptive["rounds_min"],
                 **{k: adaptive[k] for k in ADAPTIVE_KEYS}}
     grid = _grid(settings)
     todo_plan = resume.plan(data, grid, source)

@@ -6,14 +6,18 @@ every round runs in its own session), ``wait(timeout)`` for its exit status, ``p
 deadline or Ctrl-C is the same for both kinds.
 
 **Warm launcher** (``Launcher``, kind ``"warm-fork"``). One helper process per run, started by the runner
-with pipes on its stdin/stdout and in a session of its own (terminal signals do not reach it). It
-imports what a round needs (``orchestrator.preload``), collects garbage once, says ``ready`` and then
-serves one request at a time: a line ``{"job", "out", "err"}`` on stdin makes it ``fork()`` a child,
-answer ``started PID`` once the child leads its own session (it closes a pipe after ``setsid``, so the
-runner's ``killpg`` reaches it from the first moment), ``waitpid`` for it and answer ``exit PID STATUS``
-(the exit code; minus the signal number for a killed child). The runner cannot ``waitpid`` a process that is not its child, so it
-learns the status from that line; until the line comes the launcher has not reaped the child, so its pid
-(and group) cannot be reused while the runner signals it.
+with pipes on its stdin/stdout and in a session of its own (terminal signals do not reach it). It imports
+what a round needs (``orchestrator.preload``, and the modules the run's payload kinds need,
+``payloads.modules_for``: numpy when the run has ``numpy`` cases, so that those rounds do not import it
+each time, ~0.1 s in every process that touches an array; numpy's import starts OpenBLAS's thread pool,
+which OpenBLAS shuts down at every ``fork``, so the round children start without a thread), collects
+garbage once, says ``ready`` and then serves one request at a time: a line ``{"job", "out", "err"}`` on
+stdin makes it ``fork()`` a child, answer ``started PID`` once the child leads its own session (it closes
+a pipe after ``setsid``, so the runner's ``killpg`` reaches it from the first moment), ``waitpid`` for it
+and answer ``exit PID STATUS`` (the exit code; minus the signal number for a killed child). The runner
+cannot ``waitpid`` a process that is not its child, so it learns the status from that line; until the line
+comes the launcher has not reaped the child, so its pid (and group) cannot be reused while the runner
+signals it.
 
 The child (``_round_child``) makes itself a session leader (``setsid``: its pid is its process group),
 points fd 0 at /dev/null and fds 1 and 2 at the round's stderr file (faulthandler's stacks on SIGUSR1 go
@@ -38,6 +42,7 @@ orchestrator module as ``python -m`` would, in a new session: the fallback (``--
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import select
@@ -45,6 +50,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 # The helper processes import the very ipcbench this process runs (a checkout, an install, a tox env),
@@ -145,7 +151,8 @@ class Launcher:
 
     kind = WARM
 
-    def __init__(self):
+    def __init__(self, preload: Sequence[str] = ()):
+        self.preload = tuple(preload)         # modules to import beyond orchestrator.preload (numpy)
         self._proc: subprocess.Popen | None = None
         self._buf = b""
         self._in_flight: int | None = None      # pid of the round child not yet reported as exited
@@ -171,7 +178,8 @@ class Launcher:
         if self.alive():
             return
         self._discard()
-        self._proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, PACKAGE_PARENT, str(os.getpid())],
+        self._proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, PACKAGE_PARENT, str(os.getpid()),
+                                       *self.preload],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
                                       start_new_session=True, close_fds=True, bufsize=0)
         self.starts += 1
@@ -348,7 +356,7 @@ def _stop_child(pid: int) -> None:
 
 
 def serve(argv: list[str]) -> int:
-    """The launcher process's main: ``argv = [runner pid]``."""
+    """The launcher process's main: ``argv = [runner pid, module to preload, ...]``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the runner's to handle
     me = os.getpid()
 
@@ -366,6 +374,8 @@ def serve(argv: list[str]) -> int:
 
     try:
         orchestrator.preload()
+        for module in argv[1:]:
+            importlib.import_module(module)
     except Exception:      # noqa: BLE001 - each round imports again and reports what fails
         pass
     import gc

@@ -64,7 +64,7 @@ from time import perf_counter_ns
 from typing import Protocol
 
 from .harness import Round, RoundFailed, RoundResult
-from .payloads import make_payload
+from .payloads import make_payload, payload_size
 
 
 class Makers(Protocol):
@@ -82,8 +82,8 @@ def _deadlines(spec, t_go: int) -> tuple[int, int]:
 
 
 def check_echo(obj, size: int) -> None:
-    if obj is None or len(obj) != size:
-        got = "None" if obj is None else f"{len(obj)} bytes"
+    if obj is None or payload_size(obj) != size:
+        got = "None" if obj is None else f"{payload_size(obj)} bytes"
         raise RoundFailed(f"echo returned {got}, expected {size} bytes")
 
 
@@ -443,7 +443,7 @@ def in_flight_window(workers: int, size: int) -> int:
 
 def task_done(done_q, t_submit, result):
     """apply_async callback: (submit time, completion time, result length) onto ``done_q``."""
-    done_q.put((t_submit, perf_counter_ns(), len(result)))
+    done_q.put((t_submit, perf_counter_ns(), payload_size(result)))
 
 
 def task_failed(done_q, t_submit, exc):
@@ -626,7 +626,7 @@ def future_done(done_q, t_submit, future) -> None:
     if exc is not None:
         done_q.put((t_submit, None, repr(exc)))
     else:
-        done_q.put((t_submit, t, len(future.result())))
+        done_q.put((t_submit, t, payload_size(future.result())))
 
 
 # How a mechanism's dispatch style maps to its driver (``Mechanism(dispatch=...)``).

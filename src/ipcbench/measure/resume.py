@@ -9,10 +9,11 @@ What is checked before anything runs (each refusal is one line, exit status 2):
   that, the machine id or hostname), the same Python (version, implementation, free-threading) and the
   same ipcbench version, because the rest of its cases would otherwise be measured by something else;
 * its settings are complete (the run records every resolved choice: ``mechanisms``, ``patterns``,
-  sizes, workers, start methods, placements, ``spec``, ``adaptive``, timeout, ``fresh_rounds``), the
-  preset's round spec is still the one recorded, and every case in the file is a case of the grid those
-  settings make. The grid is rebuilt from the recorded settings, never from new flags: ``--resume`` takes
-  no measurement flags (``--seed`` and ``-q`` only).
+  sizes, workers, payload kinds with their own sizes and workers (a file from before them: ``bytes``
+  only), start methods, placements, ``spec``, ``adaptive``, timeout, ``fresh_rounds``), the preset's
+  round spec is still the one recorded, and every case in the file is a case of the grid those settings
+  make. The grid is rebuilt from the recorded settings, never from new flags: ``--resume`` takes no
+  measurement flags (``--seed`` and ``-q`` only).
 
 What happens: every *finished* case (stop reason other than "interrupted": target met, max rounds, ...,
 and "failed") is kept as it is. A case that was *interrupted* part-way is run again from its first round:
@@ -41,6 +42,8 @@ RESUMABLE = ("interrupted", "running")
 # what a run records that --resume needs to rebuild its grid and options
 SETTINGS = ("preset", "mechanisms", "patterns", "payload_sizes", "workers", "start_methods", "placements",
             "spec", "round_timeout_s", "fresh_rounds", "adaptive")
+# settings recorded since payload kinds, and what a file written before them ran: bytes payloads only
+DEFAULTS = {"payload_kinds": ["bytes"], "kind_sizes": {}, "kind_workers": {}}
 ADAPTIVE = ("rounds_min", "rounds_max", "target_ci", "case_budget_s", "run_budget_s", "reach_factor")
 
 
@@ -52,8 +55,8 @@ class Plan:
 
 
 def settings_of(data: dict, source: str) -> dict:
-    """The recorded settings of the run in ``data`` (see ``SETTINGS``); a file without them cannot be
-    resumed."""
+    """The recorded settings of the run in ``data`` (see ``SETTINGS``; those of ``DEFAULTS`` that a file
+    does not record take their default); a file without them cannot be resumed."""
     run = data.get("run")
     missing = [k for k in SETTINGS if not isinstance(run, dict) or k not in run]
     if not missing:
@@ -62,7 +65,7 @@ def settings_of(data: dict, source: str) -> dict:
     if missing:
         raise UserError(f"{source}: cannot be resumed: its run does not record {', '.join(missing)} (written "
                         f"by an ipcbench before --resume, or not by `ipcbench run`); run it again")
-    return run
+    return {**DEFAULTS, **run}
 
 
 def check_resumable(data: dict, source: str, *, identity: str, hostname: str, python: dict) -> None:

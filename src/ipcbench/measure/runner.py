@@ -17,17 +17,20 @@ platform without ``fork``) keeps the old way: a fresh ``python`` per round. ``ru
 
 Fidelity of forked rounds. A forked round starts with the launcher's memory: the same imported modules a
 fresh orchestrator would import (``orchestrator.preload`` imports every mechanism module, so the state is
-*the same for every case*, whatever it measures), shared copy-on-write, and nothing else: the launcher
-allocates nothing beyond its imports, starts no thread, no resource tracker, no forkserver and no
-Manager (so each round starts its own, as before), and collects garbage once before it serves, so every
-round starts from one identical, collected heap. What differs from a fresh interpreter: pages are shared
-copy-on-write until first written (the first touches cost a page fault; warm-up runs before the clock,
-and a fork-started peer inherits exactly what it would have inherited before), ``random`` is reseeded in
-the child by Python's at-fork hook, multiprocessing's authentication key is the launcher's (it was the
-runner's fresh key per round before; it is never part of a measurement). The peers are started by the
-round with the case's start method exactly as before (``__main__`` is the orchestrator module in the
-child, so spawn and forkserver peers prepare the same main module as under ``python -m``). Between
-rounds nothing carries over: each round is a new process, group and session, with new peers.
+*the same for every case*, whatever it measures; a run with ``numpy`` payloads has numpy imported in the
+launcher too, for all its rounds, where a fresh interpreter imports it in the rounds that use it), shared
+copy-on-write, and nothing else: the launcher allocates nothing beyond its imports, starts no thread
+(numpy's OpenBLAS pool, in a run with numpy payloads, is shut down by OpenBLAS at every fork), no resource
+tracker, no forkserver and no Manager (so each round starts its own, as before), and collects garbage once
+before it serves, so every round starts from one identical, collected heap. What differs from a fresh
+interpreter: pages are shared copy-on-write until first written (the first touches cost a page fault;
+warm-up runs before the clock, and a fork-started peer inherits exactly what it would have inherited
+before), ``random`` is reseeded in the child by Python's at-fork hook, multiprocessing's authentication
+key is the launcher's (it was the runner's fresh key per round before; it is never part of a measurement).
+The peers are started by the round with the case's start method exactly as before (``__main__`` is the
+orchestrator module in the child, so spawn and forkserver peers prepare the same main module as under
+``python -m``). Between rounds nothing carries over: each round is a new process, group and session, with
+new peers.
 
 **Order** (``iter_order``, rule ``shuffled-blocks-adaptive-v1``): so that a drift of the machine
 (another tenant, heat, a noisy neighbour on a VM) lines up with no mechanism and the rounds of one case
@@ -96,6 +99,7 @@ from ..results.schema import SCHEMA, SCHEMA_VERSION
 from .environment import machine_metadata, python_metadata
 from .harness import load_now
 from .launcher import FRESH, WARM, FreshRound, Launcher, LauncherDied, warm_available
+from .payloads import modules_for
 
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIXES = ("sem.mp-", "psm_", "mp-")
@@ -276,14 +280,14 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextmanager
-def open_launcher(fresh: bool = False) -> Iterator[Launcher | None]:
-    """The warm launcher for a run (None: fresh interpreters, asked for, where fork is missing, or where
-    the launcher does not start, whose rounds then fail with the reason); it is closed however the block
-    ends."""
+def open_launcher(fresh: bool = False, cases: Sequence[Case] = ()) -> Iterator[Launcher | None]:
+    """The warm launcher for a run of ``cases`` (None: fresh interpreters, asked for, where fork is
+    missing, or where the launcher does not start, whose rounds then fail with the reason); it imports
+    what their payload kinds need (``payloads.modules_for``) and is closed however the block ends."""
     if fresh or not warm_available():
         yield None
         return
-    launcher = Launcher()
+    launcher = Launcher(modules_for(c.payload_kind for c in cases))
     try:
         try:
             launcher.start()
@@ -546,7 +550,8 @@ def run_case(case: Case, opts: RunOptions) -> dict:
     at the first failed round. (``run_cases`` interleaves the rounds of many cases instead.)"""
     state = _CaseRun(case, opts.stop_rule())
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, open_launcher(opts.fresh_rounds) as launcher:
+    with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
+            open_launcher(opts.fresh_rounds, [case]) as launcher:
         k = 0
         while not state.finished:
             state.run_round(k, opts, workdir, t0, launcher)
@@ -810,7 +815,7 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
 
     try:
         with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
-                open_launcher(opts.fresh_rounds) as launcher:
+                open_launcher(opts.fresh_rounds, cases) as launcher:
             if continuation is None:
                 writer.update_run(launcher=launcher_kind(launcher))
             else:

@@ -25,7 +25,18 @@ MULTI_WORKER_PATTERNS = frozenset({"fanin", "rpc", "dispatch", "contention"})
 # Patterns that move no payload: they run with payload_bytes = 0 only.
 PAYLOADLESS_PATTERNS = frozenset({"contention"})
 
-PAYLOAD_KINDS = ("bytes",)
+# What a payload is (``measure.payloads.make_payload`` builds them; ``payload_bytes`` is the size): the
+# first is the default, and the kind of cases that move no payload (contention).
+PAYLOAD_KINDS = {
+    "bytes": "a bytes object of the given size (one buffer: copied, never pickled item by item)",
+    "numpy": "a 1-D uint8 numpy array of the given size (pickled with its buffer; raw floors send the buffer)",
+    "object": "nested dicts and lists (records of ints, floats, strings, bools) whose pickle is about the "
+              "given size: pickling many small objects",
+}
+DEFAULT_PAYLOAD_KIND = "bytes"
+# The smallest size of a kind (``build_grid`` skips smaller ones): an ``object`` payload is a dict with its
+# size and a list of records, which pickles to 48 bytes with no record at all (``measure.payloads``).
+PAYLOAD_MIN_BYTES = {"object": 48}
 
 # Where a round's processes run (applied by ``measure.placement``). The default is the one that gives the
 # most stable numbers; result files from before placement existed were unpinned ("os").

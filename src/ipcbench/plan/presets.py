@@ -3,14 +3,18 @@ gets (``rounds`` every case, then more up to ``max_rounds`` while its round-leve
 +-``target_ci``, its rounds have taken less than ``case_budget_s``, the next round fits its share of the
 run's ``run_budget_s`` and the target is within reach (``reach_factor``); see ``measure.runner.decide``).
 
-``smoke``  every mechanism, 3 sizes, workers {1, max}, exactly 2 short rounds: a check that all works
-           (<= 60 s on a 2-core machine).
-``quick``  the default (``tox -e bench``): the six default sizes, workers 1, 2, 4 ... max, 5 to 30 rounds
-           of ~0.1 s, at most 4 s of rounds per case and 180 s of rounds beyond the minimum for the
-           whole run (<= 5 min on a 2-core machine: 122 cases; the 20 cases of 16 MiB take 0.4-3 s a
-           round).
-``full``   14 sizes up to 64 MiB, every start method, 5 to 30 longer rounds, at most 6 s of rounds per
-           case. Long: watch the ETA.
+``smoke``  every mechanism, exactly 2 short rounds: a check that all works. Every payload kind: bytes at 3
+           sizes and workers {1, max}; numpy at 64 KiB and object at 1 KiB, with 1 worker (one size and
+           worker count are enough to check that a kind works; so the kinds cost 67 more cases, not
+           mechanisms left out). 231 cases with the 23 mechanisms of 2026-12-02: 54-58 s on the 2-core VM
+           while another process kept one core busy (bytes 38 s, numpy 10 s, object 6 s of it).
+``quick``  the default (``tox -e bench``): bytes payloads (``--payload-kinds`` adds the others), the six
+           default sizes, workers 1, 2, 4 ... max, 5 to 30 rounds of ~0.1 s, at most 4 s of rounds per
+           case and 180 s of rounds beyond the minimum for the whole run (<= 5 min on a 2-core machine:
+           122 cases; the 20 cases of 16 MiB take 0.4-3 s a round).
+``full``   every payload kind: bytes and numpy at 14 sizes up to 64 MiB, object at 64 B .. 1 MiB
+           (``OBJECT_SIZES``); every start method, 5 to 30 longer rounds, at most 6 s of rounds per case.
+           Long: watch the ETA.
 
 How the quick settings were chosen (2-vCPU VM): a ~0.06 s window costs ~0.1 s a round with the warm
 launcher; the CI narrows with the number of rounds rather than their length. Unpinned, rounds of a case
@@ -26,17 +30,30 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import UserError
-from .cases import DEFAULT_PLACEMENT, MULTI_WORKER_PATTERNS, PAYLOADLESS_PATTERNS, PLACEMENTS, Case, RoundSpec
+from .cases import (
+    DEFAULT_PAYLOAD_KIND,
+    DEFAULT_PLACEMENT,
+    MULTI_WORKER_PATTERNS,
+    PAYLOAD_KINDS,
+    PAYLOAD_MIN_BYTES,
+    PAYLOADLESS_PATTERNS,
+    PLACEMENTS,
+    Case,
+    RoundSpec,
+)
 
 KiB, MiB = 1024, 1024**2
 DEFAULT_SIZES = (8, 1 * KiB, 16 * KiB, 64 * KiB, 1 * MiB, 16 * MiB)
 FULL_SIZES = (8, 64, 256, 1 * KiB, 4 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 128 * KiB, 256 * KiB,
               1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB)
+# object payloads: from the smallest they can be to 1 MiB (beyond, making, pickling and unpickling the
+# records dominate: ~0.1 s per MiB each way on the 2-core VM, and they take ~7 x their size in memory)
+OBJECT_SIZES = tuple(s for s in FULL_SIZES if 64 <= s <= 1 * MiB)
 
 
 @dataclass(frozen=True)
@@ -53,32 +70,44 @@ class Preset:
     run_budget_s: float | None = None    # ...and while that round fits the case's share of the run's time
     reach_factor: float | None = None    # ...and while its spread lets it reach target_ci in this x max_rounds
     target_ci: float = 0.05              # +- relative half-width of the round-level 95 % CIs
+    payload_kinds: tuple[str, ...] = (DEFAULT_PAYLOAD_KIND,)   # plan.cases.PAYLOAD_KINDS
+    kind_sizes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)   # a kind's own sizes...
+    kind_workers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # ...and worker counts
+
+    def sizes_for(self, kind: str) -> tuple[int, ...]:
+        """The payload sizes of ``kind`` in this preset (``kind_sizes``, else ``payload_sizes``)."""
+        return self.kind_sizes.get(kind, self.payload_sizes)
 
 
 PRESETS = {
-    "smoke": Preset("smoke", "every mechanism, 3 sizes, workers {1, max}, 2 short rounds",
+    "smoke": Preset("smoke", "every mechanism, bytes at 3 sizes and workers {1, max}, numpy at 64 KiB and "
+                    "object at 1 KiB with 1 worker, 2 short rounds",
                     (8, 64 * KiB, 1 * MiB), "ends", "default", 2,
                     RoundSpec(budget_s=0.03, min_messages=3, max_window_s=2.0, max_messages=3000,
                               warmup=5, warmup_s=0.02),
-                    max_rounds=2),
-    "quick": Preset("quick", "default sizes 8 B..16 MiB, workers 1, 2, 4 ... max, 5-30 rounds "
+                    max_rounds=2, payload_kinds=("bytes", "numpy", "object"),
+                    kind_sizes={"numpy": (64 * KiB,), "object": (1 * KiB,)},
+                    kind_workers={"numpy": (1,), "object": (1,)}),
+    "quick": Preset("quick", "bytes payloads, default sizes 8 B..16 MiB, workers 1, 2, 4 ... max, 5-30 rounds "
                     "(until +-5 %, at most 4 s of rounds per case and 180 s for all)",
                     DEFAULT_SIZES, "powers", "default", 5,
                     RoundSpec(budget_s=0.06, min_messages=5, max_window_s=3.0, max_messages=20_000,
                               warmup=10, warmup_s=0.03),
                     max_rounds=30, case_budget_s=4.0, run_budget_s=180.0, reach_factor=2.0),
-    "full": Preset("full", "14 sizes 8 B..64 MiB, workers 1, 2, 4 ... max, every start method, 5-30 rounds "
-                   "(until +-5 %, at most 6 s of rounds per case)",
+    "full": Preset("full", "bytes and numpy at 14 sizes 8 B..64 MiB, object at 64 B..1 MiB, workers 1, 2, 4 "
+                   "... max, every start method, 5-30 rounds (until +-5 %, at most 6 s of rounds per case)",
                    FULL_SIZES, "powers", "all", 5,
                    RoundSpec(budget_s=0.25, min_messages=10, max_window_s=8.0, max_messages=50_000,
                              warmup=20, warmup_s=0.05),
-                   max_rounds=30, case_budget_s=6.0, reach_factor=2.0),
+                   max_rounds=30, case_budget_s=6.0, reach_factor=2.0, payload_kinds=("bytes", "numpy", "object"),
+                   kind_sizes={"object": OBJECT_SIZES}),
 }
 
 
 class Declared(Protocol):
-    """What a grid needs to know of a mechanism: its name and the patterns it supports
-    (``ipcbench.measure.mechanisms.Mechanism`` is one; plan never imports measure)."""
+    """What a grid needs to know of a mechanism: its name and the patterns it supports, and optionally the
+    payload kinds it carries, ``payload_kinds`` (absent: all) (``ipcbench.measure.mechanisms.Mechanism``
+    is one; plan never imports measure)."""
 
     name: str
     patterns: Iterable[str]
@@ -136,16 +165,32 @@ def check_placements(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names)) or [DEFAULT_PLACEMENT]
 
 
+def check_payload_kinds(names: Sequence[str]) -> list[str]:
+    """The payload kinds asked for (``[]``: the default one), each known, in the order given."""
+    for name in names:
+        if name not in PAYLOAD_KINDS:
+            raise UserError(f"unknown payload kind {name!r}; choose from {', '.join(PAYLOAD_KINDS)}")
+    return list(dict.fromkeys(names)) or [DEFAULT_PAYLOAD_KIND]
+
+
 def build_grid(mechanisms: list[str] | None, patterns: list[str] | None, payload_sizes: list[int],
-               workers: list[int], methods: list[str], payload_kind: str = "bytes", *,
-               catalogue: Sequence[Declared], placements: Sequence[str] = (DEFAULT_PLACEMENT,)) -> list[Case]:
-    """Every (mechanism, pattern, size, workers, start method, placement) the choices allow, in a stable
-    order.
+               workers: list[int], methods: list[str], payload_kinds: Sequence[str] | str = (DEFAULT_PAYLOAD_KIND,),
+               *, catalogue: Sequence[Declared], placements: Sequence[str] = (DEFAULT_PLACEMENT,),
+               kind_sizes: Mapping[str, Sequence[int]] | None = None,
+               kind_workers: Mapping[str, Sequence[int]] | None = None) -> list[Case]:
+    """Every (mechanism, pattern, payload kind, size, workers, start method, placement) the choices allow,
+    in a stable order.
 
     ``catalogue``: the declared mechanisms, in order (``ipcbench.measure.mechanisms.all_mechanisms()``);
-    ``mechanisms``: names to keep (None: all). Patterns that move no payload run once with 0 bytes;
+    ``mechanisms``: names to keep (None: all). ``payload_kinds``: the kinds (a name or a list), each with
+    the sizes ``kind_sizes[kind]`` where given, else ``payload_sizes``, and the worker counts
+    ``kind_workers[kind]`` where given, else ``workers``. A mechanism runs only the kinds it
+    carries (its ``payload_kinds``), and a kind only its sizes from ``PAYLOAD_MIN_BYTES`` up (an ``object``
+    payload cannot pickle to less). Patterns that move no payload run once with 0 bytes, kind ``bytes``;
     one-to-one patterns run with workers = 1.
     """
+    kinds = check_payload_kinds([payload_kinds] if isinstance(payload_kinds, str) else list(payload_kinds))
+    kind_sizes, kind_workers = kind_sizes or {}, kind_workers or {}
     by_name = {m.name: m for m in catalogue}
     for name in mechanisms or ():
         if name not in by_name:
@@ -159,11 +204,20 @@ def build_grid(mechanisms: list[str] | None, patterns: list[str] | None, payload
                 for pattern in mech.patterns:
                     if wanted is not None and pattern not in wanted:
                         continue
-                    sizes = [0] if pattern in PAYLOADLESS_PATTERNS else payload_sizes
-                    ws = workers if pattern in MULTI_WORKER_PATTERNS else [1]
-                    for size in sizes:
+                    for kind, size in _payloads(mech, pattern, kinds, payload_sizes, kind_sizes):
+                        ws = kind_workers.get(kind, workers) if pattern in MULTI_WORKER_PATTERNS else [1]
                         for w in ws:
-                            cases.append(Case(mech.name, pattern, payload_kind, size, w, method, placement))
+                            cases.append(Case(mech.name, pattern, kind, size, w, method, placement))
     if not cases:
-        raise UserError("the chosen mechanisms and patterns give no case to run; see `ipcbench list`")
+        raise UserError("the chosen mechanisms, patterns and payload kinds give no case to run; see `ipcbench list`")
     return cases
+
+
+def _payloads(mech: Declared, pattern: str, kinds: list[str], payload_sizes: Sequence[int],
+              kind_sizes: Mapping[str, Sequence[int]]) -> list[tuple[str, int]]:
+    """(kind, size) of ``mech``'s cases of ``pattern``, kind by kind."""
+    if pattern in PAYLOADLESS_PATTERNS:
+        return [(DEFAULT_PAYLOAD_KIND, 0)]
+    carried = getattr(mech, "payload_kinds", None)
+    return [(kind, size) for kind in kinds if carried is None or kind in carried
+            for size in kind_sizes.get(kind, payload_sizes) if size >= PAYLOAD_MIN_BYTES.get(kind, 0)]

@@ -135,7 +135,7 @@ def startup_cost(tidy: pd.DataFrame) -> Figure:
     p50 is written beside each dot. Lines are labelled with the size ("8 B")."""
     df = tidy[(tidy["pattern"] == "startup") & tidy["metric"].isin(["latency_p50", "latency_p99"])
               & (tidy["value"] > 0)]
-    panels = setups(df, ["machine_id", "python_version"])
+    panels = setups(df, ["machine_id", "python_version", "payload_kind"])
     if not panels:
         raise NoData("no startup (process_start) cases")
     ncols = min(3, len(panels))

@@ -21,6 +21,10 @@ The makers (each pattern says which it needs, ``Pattern.needs``):
   of tasks in flight); ``patterns.DISPATCH_STYLES``. Needed by dispatch.
 * startup needs nothing: it times ``Process.start()`` of the case's start method.
 
+``payload_kinds`` (default: every kind of ``plan.cases.PAYLOAD_KINDS``) names the payload kinds the
+mechanism can carry; the grid skips the others (the floors carry buffers: ``bytes`` and ``numpy``, not
+``object``), and ``ipcbench list`` shows the restriction.
+
 ``peers="thread"`` makes the patterns' peers threads of the round's process instead of processes (the
 baseline ``thread_queue``: what the same exchange costs inside one process); each thread is pinned to
 the CPU a peer process would get.
@@ -55,6 +59,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ...errors import UserError
+from ...plan.cases import PAYLOAD_KINDS
 from .. import patterns as _patterns
 from ..patterns import Pattern
 
@@ -72,7 +77,8 @@ class Mechanism:
     """One mechanism: its public name, the makers it provides, the patterns it supports.
 
     ``patterns`` is given as names of ``patterns.PATTERNS`` (or ``Pattern`` objects of a plugin's own)
-    and kept as a read-only mapping name -> ``Pattern``, in the order given.
+    and kept as a read-only mapping name -> ``Pattern``, in the order given. ``payload_kinds``: the kinds
+    of ``plan.cases.PAYLOAD_KINDS`` it carries (kept as a tuple in that order; default all).
     """
 
     name: str
@@ -84,6 +90,7 @@ class Mechanism:
     make_lock: Callable | None = None
     dispatch: str | None = None
     peers: str = "process"              # "thread": its peers are threads of the round's process (a baseline)
+    payload_kinds: tuple[str, ...] = tuple(PAYLOAD_KINDS)
 
     def __post_init__(self) -> None:
         declared = self.patterns
@@ -111,6 +118,13 @@ class Mechanism:
             raise DeclarationError(f"mechanism {self.name!r}: dispatch={self.dispatch!r} is not a dispatch "
                                    f"style; known: {', '.join(_patterns.DISPATCH_STYLES)}")
         object.__setattr__(self, "patterns", MappingProxyType(resolved))
+        kinds = (self.payload_kinds,) if isinstance(self.payload_kinds, str) else tuple(self.payload_kinds)
+        unknown = [k for k in kinds if k not in PAYLOAD_KINDS]
+        if unknown or not kinds:
+            raise DeclarationError(f"mechanism {self.name!r}: payload_kinds={self.payload_kinds!r} "
+                                   f"{f'has unknown kind {unknown[0]!r}' if unknown else 'names no kind'}; "
+                                   f"known: {', '.join(PAYLOAD_KINDS)}")
+        object.__setattr__(self, "payload_kinds", tuple(k for k in PAYLOAD_KINDS if k in kinds))
 
     def _resolve(self, item: str | Pattern) -> Pattern:
         if isinstance(item, Pattern):
@@ -123,6 +137,10 @@ class Mechanism:
 
     def supports(self, pattern: str) -> bool:
         return pattern in self.patterns
+
+    def carries(self, kind: str) -> bool:
+        """Whether this mechanism can move a payload of ``kind`` (``payload_kinds``)."""
+        return kind in self.payload_kinds
 
     @property
     def makers(self) -> dict[str, object]:

@@ -3,12 +3,22 @@ IPC mechanism can cost on this machine. ``os_pipe``: a pair of ``os.pipe()``s (o
 ``socketpair``: ``socket.socketpair()`` (AF_UNIX, as ``Pipe()`` uses). Both carry a payload as an 8-byte
 length and the bytes (``channels.RawFd``); a mechanism's figure beside its floor's is what pickling and
 multiprocessing's own framing cost. They run roundtrip and stream (fanin needs a tag per message, which
-would be a protocol of its own)."""
+would be a protocol of its own).
+
+Payload kinds: ``bytes`` and ``numpy`` (the array's buffer is sent as it is, and received into a new
+buffer handed out as an ndarray, ``np.frombuffer``: zero-copy, so the floor delivers an array as the
+pickling mechanisms do); not ``object``, which has no bytes without pickling."""
 
 import socket
 
 from ..channels import Endpoint, RawFd
 from . import Mechanism
+
+
+def _end(rnd, rx, tx) -> Endpoint:
+    """One end reading ``rx`` and writing ``tx``; in a round of numpy payloads it receives arrays."""
+    as_array = rnd.case.payload_kind == "numpy"
+    return Endpoint(RawFd(rx, tx, as_array), RawFd(rx, tx, as_array))
 
 
 def _os_pipe(rnd, bounded: bool):
@@ -17,20 +27,23 @@ def _os_pipe(rnd, bounded: bool):
     for c in (r1, w1, r2, w2):
         rnd.stack.callback(c.close)
     if bounded:                              # stream: the peer writes w1, the parent reads r1
-        return Endpoint(RawFd(r1, w2), RawFd(r1, w2)), Endpoint(RawFd(r2, w1), RawFd(r2, w1))
-    return Endpoint(RawFd(r2, w1), RawFd(r2, w1)), Endpoint(RawFd(r1, w2), RawFd(r1, w2))
+        return _end(rnd, r1, w2), _end(rnd, r2, w1)
+    return _end(rnd, r2, w1), _end(rnd, r1, w2)
 
 
 def _socketpair(rnd, bounded: bool):
     a, b = socket.socketpair()
     rnd.stack.callback(a.close)
     rnd.stack.callback(b.close)
-    return Endpoint(RawFd(a, a), RawFd(a, a)), Endpoint(RawFd(b, b), RawFd(b, b))
+    return _end(rnd, a, a), _end(rnd, b, b)
 
+
+RAW_KINDS = ("bytes", "numpy")     # buffers; an object payload has no bytes without pickling
 
 MECHANISMS = [
     Mechanism("os_pipe", "floor", "os.pipe() pair: raw bytes with a length, no pickle (the floor of pipe_simplex)",
-              patterns=("roundtrip", "stream"), make_channel=_os_pipe),
+              patterns=("roundtrip", "stream"), make_channel=_os_pipe, payload_kinds=RAW_KINDS),
     Mechanism("socketpair", "floor", "socket.socketpair(): raw bytes with a length, no pickle (the floor of "
-              "pipe_duplex)", patterns=("roundtrip", "stream"), make_channel=_socketpair),
+              "pipe_duplex)", patterns=("roundtrip", "stream"), make_channel=_socketpair,
+              payload_kinds=RAW_KINDS),
 ]
