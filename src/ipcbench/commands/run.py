@@ -150,10 +150,10 @@ def _settings(args) -> tuple[dict, object]:
         methods = start_methods(preset.start_methods)
     min_rounds, max_rounds, budget, target = _round_settings(args, preset)
     run_budget = preset.run_budget_s if args.run_budget is None else (args.run_budget or None)
-    if run_budget is not None and run_budget < 0:
+    if run_budget is not None and not run_budget >= 0:          # also refuses NaN
         raise UserError(f"--run-budget must be 0 (no limit) or more, got {run_budget:g}")
     timeout = 60.0 if args.timeout is None else args.timeout
-    if timeout <= 0:
+    if not 0 < timeout < float("inf"):                          # also refuses NaN and inf
         raise UserError(f"--timeout must be positive, got {timeout:g}")
     settings = {"mechanisms": split_list(args.mechanisms) or None, "patterns": patterns, "rounds": min_rounds,
                 "spec": preset.spec.to_dict(), "round_timeout_s": timeout, "payload_sizes": sizes,
@@ -301,7 +301,7 @@ def _round_settings(args, preset) -> tuple[int, int, float | None, float]:
         if max_rounds < min_rounds:
             raise UserError(f"--max-rounds ({max_rounds}) must be at least --min-rounds ({min_rounds})")
     budget = preset.case_budget_s if args.case_budget is None else (args.case_budget or None)
-    if budget is not None and budget < 0:
+    if budget is not None and not budget >= 0:                  # also refuses NaN
         raise UserError(f"--case-budget must be 0 (no limit) or more, got {budget:g}")
     target = preset.target_ci if args.target_ci is None else args.target_ci
     if not 0 < target < 1:

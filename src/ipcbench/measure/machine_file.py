@@ -63,12 +63,18 @@ def read(p: Path | None = None) -> dict | None:
     p = p or path()
     try:
         text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: not a valid machine file (not UTF-8 text); fix it, or delete it to get a new "
+                        f"machine id") from None
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         raise UserError(f"{p}: cannot read the machine file ({exc.strerror or exc})") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UserError(f"{p}: not a valid machine file (nested too deeply); fix it, or delete it to get a new "
+                        f"machine id") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{p}: not a valid machine file ({exc.msg}); fix it, or delete it to get a new "
                         f"machine id") from None

@@ -55,7 +55,9 @@ def _size_axis(ax, sizes) -> None:
 
 def _ratio_axis(ax, lo: float, hi: float) -> None:
     ax.set_yscale("log", base=2)
-    span = max(abs(math.log2(lo)) if lo > 0 else 1, abs(math.log2(hi)) if hi > 0 else 1, 0.25) * 1.15
+    halves = [abs(math.log2(v)) if 0 < v < math.inf else 1 for v in (lo, hi)]
+    # at most 2**+-1000: a ratio from absurd values in a file (1e308 s against 1e-300 s) still draws
+    span = min(max(*halves, 0.25) * 1.15, 1000.0)
     ax.set_ylim(2 ** -span, 2 ** span)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.3g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import matplotlib
 import numpy as np
 from markupsafe import Markup, escape
 
@@ -19,7 +20,7 @@ from ..analysis.compare import DEFAULT_METRICS, Comparison, Side, compare
 from ..analysis.compare_plan import plan, within_budget
 from ..plots.compare import comparison_figures
 from .compare_table import html_fragment
-from .sections import Section, figure_svg
+from .sections import PLAIN_TEXT, Section, figure_svg
 
 MAX_ROWS = 150          # table rows per compared side: the largest significant differences
 REPORT_METRICS = ("latency_p50", "throughput_msgs")
@@ -53,7 +54,8 @@ def comparison_of(base_side: Side, others: list[Side], metrics=DEFAULT_METRICS, 
     frame keep every row). Figure ids start with ``id_prefix``.
     """
     comp = compare(base_side, others, metrics)
-    figures = comparison_figures(comp, metrics, id_prefix)
+    with matplotlib.rc_context(PLAIN_TEXT):
+        figures = comparison_figures(comp, metrics, id_prefix)
     summary = comp.summary()
     if left_out:
         summary.append(f"{len(left_out)} more not compared here: {', '.join(left_out)} "

@@ -8,13 +8,15 @@ import os
 from ..units import format_number, format_size
 
 
-def _show(v) -> str:
+def _show(v, depth: int = 0) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
+    if isinstance(v, (dict, list, tuple)) and depth > 8:     # a file may nest as deep as JSON allows
+        return "…"
     if isinstance(v, dict):
-        return ", ".join(f"{k} {_show(x)}" for k, x in v.items()) or "–"
+        return ", ".join(f"{k} {_show(x, depth + 1)}" for k, x in v.items()) or "–"
     if isinstance(v, (list, tuple)):
-        return " ".join(_show(x) for x in v) or "–"
+        return " ".join(_show(x, depth + 1) for x in v) or "–"
     if isinstance(v, float):
         return format_number(v)
     return str(v)
@@ -62,7 +64,7 @@ def metadata_rows(sets: list[dict]) -> tuple[list[str], list[tuple[str, list[str
         for s in sets:
             try:
                 values.append(_show(get({"machine": {}, "python": {}, "run": {}, **s})))
-            except (KeyError, TypeError, AttributeError):
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError):    # a field of a damaged file
                 values.append("–")
         rows.append((name, values))
     return header, rows

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -40,7 +41,7 @@ from ..results.summary import FEW_SAMPLES, HIGH_STEAL, NOISY_CV, TARGET_CI
 from ..units import format_percent, format_ratio, format_size
 from .compare import comparison_sections
 from .metadata import metadata_rows
-from .sections import RenderedFigure, Section, figure_svg
+from .sections import PLAIN_TEXT, RenderedFigure, Section, figure_svg
 
 # the metrics of the all-cases table, with their column headings (formats: plan.metrics)
 TABLE_METRICS = {"latency_p50": "p50 latency", "latency_p99": "p99 latency", "throughput_msgs": "Throughput (msg/s)",
@@ -117,7 +118,8 @@ def render_figures(tidy: pd.DataFrame, samples: pd.DataFrame) -> tuple[list[Rend
     done, skipped = [], []
     for spec in FIGURES:
         try:
-            fig = spec.make(tidy if spec.source == "tidy" else samples)
+            with matplotlib.rc_context(PLAIN_TEXT):
+                fig = spec.make(tidy if spec.source == "tidy" else samples)
         except NoData as exc:
             skipped.append((spec.title, str(exc)))
             continue

@@ -13,7 +13,10 @@ import matplotlib
 from markupsafe import Markup, escape
 
 _FONT_FAMILY = re.compile(r"font-family: [^;\"]*;? ?")
-SVG_RC = {"svg.fonttype": "none", "svg.image_inline": True}
+# Labels come from result files (machine ids, Python versions, mechanism names): drawn as the text they are,
+# never parsed as mathtext ("$x^$" in a machine id would stop the report; "50$ and 60$" would be mangled).
+PLAIN_TEXT = {"text.parse_math": False}
+SVG_RC = {"svg.fonttype": "none", "svg.image_inline": True, **PLAIN_TEXT}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class RenderedFigure:
 def figure_svg(fig, fig_id: str, alt: str) -> Markup:
     """A Figure as inline SVG: text kept as text, ids made unique per figure (several SVGs share one
     page), no XML prolog or metadata, ``role="img"`` with a <title> and aria-labelledby for screen readers."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):          # made before PLAIN_TEXT was in force (a caller's own figure)
+        text.set_parse_math(False)
     buf = io.StringIO()
     with matplotlib.rc_context({**SVG_RC, "svg.hashsalt": fig_id}):
         fig.savefig(buf, format="svg", metadata={"Date": None})

@@ -65,8 +65,10 @@ def read_set(path: str | os.PathLike) -> dict:
     data = read_json(path)
     if isinstance(data, dict) and "benchmarks" in data and "schema" not in data:
         data = from_pytest_benchmark(data, str(path))
+    if isinstance(data, dict):
+        data.pop("_source", None)           # where a set came from is the file's path, never what it says
     data = check(data, str(path))
-    data.setdefault("_source", str(path))
+    data["_source"] = str(path)
     return data
 
 

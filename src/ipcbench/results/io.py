@@ -52,3 +52,7 @@ def read_json(path: str | os.PathLike) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{p}: not valid JSON (truncated or not a result file?): {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise UserError(f"{p}: not a result file (JSON nested too deeply to read)") from None
+    except ValueError as exc:          # e.g. an integer of more digits than Python converts
+        raise UserError(f"{p}: not a result file ({str(exc).split(';')[0]})") from None

@@ -55,6 +55,14 @@ class Estimate:
         return max(self.high / self.value - 1.0, 1.0 - self.low / self.value)
 
 
+def _exp(x: float) -> float:
+    """``math.exp``, but infinity where the result is too large for a float (absurd values in a file)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
 def _logs(values: Sequence[float]) -> np.ndarray:
     a = np.asarray([v for v in values if v is not None], dtype=np.float64)
     a = a[np.isfinite(a) & (a > 0)]
@@ -70,10 +78,10 @@ def round_estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> E
         return None
     mean = float(x.mean())
     if x.size < 2:
-        return Estimate(math.exp(mean), math.nan, math.nan, 1, confidence)
+        return Estimate(_exp(mean), math.nan, math.nan, 1, confidence)
     sem = float(x.std(ddof=1)) / math.sqrt(x.size)
     half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * sem
-    return Estimate(math.exp(mean), math.exp(mean - half), math.exp(mean + half), int(x.size), confidence)
+    return Estimate(_exp(mean), _exp(mean - half), _exp(mean + half), int(x.size), confidence)
 
 
 @dataclass(frozen=True)
@@ -99,14 +107,14 @@ def ratio_test(base: Sequence[float], other: Sequence[float], confidence: float 
     if a.size == 0 or b.size == 0:
         return RatioTest(math.nan, math.nan, math.nan, math.nan, int(a.size), int(b.size))
     diff = float(b.mean() - a.mean())
-    ratio = math.exp(diff)
+    ratio = _exp(diff)
     if a.size < 2 or b.size < 2:
         return RatioTest(ratio, math.nan, math.nan, math.nan, int(a.size), int(b.size))
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return RatioTest(ratio, ratio, ratio, 1.0 if diff == 0 else 0.0, int(a.size), int(b.size))
     res = stats.ttest_ind(b, a, equal_var=False)
     ci = res.confidence_interval(confidence)
-    return RatioTest(ratio, math.exp(float(ci.low)), math.exp(float(ci.high)), float(res.pvalue),
+    return RatioTest(ratio, _exp(float(ci.low)), _exp(float(ci.high)), float(res.pvalue),
                      int(a.size), int(b.size))
 
 

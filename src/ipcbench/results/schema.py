@@ -30,6 +30,8 @@ Never pickle: a result file must be safe to open from a stranger.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 
 from ..errors import UserError
@@ -98,31 +100,210 @@ MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def check(data: object, source: str) -> dict:
-    """Validate and migrate a loaded ipcbench result dict; raise UserError with a way forward if we can't."""
+    """Validate and migrate a loaded ipcbench result dict; raise UserError with a way forward if we can't.
+
+    Beyond the version, the structure that readers rely on is checked (``check_structure``): a file with a
+    list where an object belongs, text where a number belongs, is refused here with one clear line rather
+    than failing somewhere deep in the report or the export."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise UserError(f"{source}: not an ipcbench result file (no \"schema\": \"{SCHEMA}\")")
     version = data.get("schema_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise UserError(f"{source}: result file has no integer schema_version")
     if version > SCHEMA_VERSION:
         raise UserError(f"{source}: schema_version {version} is newer than this ipcbench understands "
                         f"({SCHEMA_VERSION}); upgrade ipcbench (pip install -U ipcbench)")
+    if not isinstance(data.get("cases"), list):
+        raise UserError(f"{source}: result file has no list of cases")
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)
         if step is None:
             raise UserError(f"{source}: schema_version {version} cannot be migrated to {SCHEMA_VERSION}; "
                             f"re-run the benchmark with this ipcbench to get a current file")
-        data = step(data)
+        try:
+            data = step(data)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            raise UserError(f"{source}: schema_version {version} file cannot be migrated to {SCHEMA_VERSION}: "
+                            f"{_DAMAGED}") from None
         version = data["schema_version"]
-    if not isinstance(data.get("cases"), list):
-        raise UserError(f"{source}: result file has no list of cases")
     for i, rec in enumerate(data["cases"], 1):
         case = rec.get("case") if isinstance(rec, dict) else None
         missing = [k for k in CASE_COLUMNS[2:] if not isinstance(case, dict) or k not in case]
         if missing:
             raise UserError(f"{source}: case {i} has no {', '.join(missing)}; the file is damaged or not "
                             f"written by ipcbench")
+    check_structure(data, source)
     return data
+
+
+# --- structure ------------------------------------------------------------------------------------------
+# What readers (frames, pooling, comparison, report, exports) take for granted about a result file, checked
+# once on loading. Fields not listed may hold anything: they are only shown, through str().
+
+_DAMAGED = "the file is damaged or not written by ipcbench"
+_MAX_INT = 2**63 - 1                 # pandas keeps payload sizes and worker counts as int64
+CASE_TEXT = ("mechanism", "pattern", "payload_kind", "start_method", "placement")
+ROUND_NUMBERS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "samples_total", "steal_s", "steal_span_s",
+                 "steal_cpus", "procs_running", "load1", "start_s", "order")
+
+
+def _kind(v) -> str:
+    """A JSON value as an error message names it: its kind, or a number itself."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        text = repr(v)
+        return text if len(text) <= 24 else f"a number of {len(text)} characters"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, list):
+        return "a list"
+    return "an object" if isinstance(v, dict) else type(v).__name__
+
+
+def _is_number(v) -> bool:
+    """A JSON number (or, in a dict built in Python, a numpy one); true/false is not a number here."""
+    return type(v) in (int, float) or (isinstance(v, numbers.Real) and not isinstance(v, bool))
+
+
+def _is_count(v, low: int) -> bool:
+    return (type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))) and low <= v <= _MAX_INT
+
+
+def _is_text(v) -> bool:
+    return isinstance(v, str)
+
+
+class _Bad(Exception):
+    """Where (a path such as ``rounds[1].samples_ns[3]``) and what is wrong."""
+
+
+def _expect(ok: bool, where: str, value, wanted: str) -> None:
+    if not ok:
+        raise _Bad(f"{where} is {_kind(value)}, not {wanted}")
+
+
+def _optional(container: dict, key: str, where: str, test, wanted: str) -> None:
+    """``container[key]``, if present and not null, passes ``test``."""
+    v = container.get(key)
+    if v is not None:
+        _expect(test(v), f"{where}{key}", v, wanted)
+
+
+def _optional_list(container: dict, key: str, where: str, test, wanted_item: str) -> None:
+    """``container[key]``, if present and not null, is a list whose items pass ``test``."""
+    v = container.get(key)
+    if v is None:
+        return
+    _expect(isinstance(v, list), f"{where}{key}", v, "a list")
+    for i, x in enumerate(v):
+        _expect(test(x), f"{where}{key}[{i}]", x, wanted_item)
+
+
+def _optional_map(container: dict, key: str, where: str, test, wanted_item: str) -> None:
+    """``container[key]``, if present and not null, is an object whose values pass ``test``."""
+    v = container.get(key)
+    if v is None:
+        return
+    _expect(isinstance(v, dict), f"{where}{key}", v, "an object")
+    for k, x in v.items():
+        _expect(test(x), f"{where}{key}.{k}", x, wanted_item)
+
+
+NS = "a whole number of nanoseconds, 0 or more"
+
+
+def _check_samples(rnd: dict, where: str) -> None:
+    """``rnd["samples_ns"]``, if present and not null: whole numbers of ns (thousands a round: fast path)."""
+    v = rnd.get("samples_ns")
+    if v is None:
+        return
+    _expect(isinstance(v, list), f"{where}samples_ns", v, "a list")
+    if set(map(type, v)) <= {int} and (not v or (min(v) >= 0 and max(v) <= _MAX_INT)):
+        return
+    for i, x in enumerate(v):              # name the first bad one
+        _expect(_is_count(x, 0), f"{where}samples_ns[{i}]", x, NS)
+
+
+def _check_noise(noise: dict, where: str) -> None:
+    _optional_list(noise, "flags", where, _is_text, "text")
+    for key in ("round_p50_s", "round_throughput"):
+        _optional_list(noise, key, where, _is_number, "a number")
+    _optional(noise, "target_ci", where, _is_number, "a number")
+    _optional_map(noise, "ci_rel", where, lambda x: x is None or _is_number(x), "a number or null")
+    _optional_map(noise, "ci", where, lambda x: x is None or (isinstance(x, (list, tuple)) and len(x) == 2 and all(
+        _is_number(y) for y in x)), "a [low, high] pair of numbers or null")
+    _optional(noise, "omitted", where, lambda v: isinstance(v, dict), "an object")
+
+
+def _check_round(rnd, where: str, measured: bool) -> None:
+    _expect(isinstance(rnd, dict), where, rnd, "an object")
+    where += "."
+    _optional(rnd, "ok", where, lambda v: isinstance(v, bool), "true or false")
+    _optional(rnd, "error", where, _is_text, "text")
+    for key in ROUND_NUMBERS:
+        v = rnd.get(key)
+        _expect(v is None or (_is_number(v) and math.isfinite(v)), f"{where}{key}", v, "a finite number")
+    _check_samples(rnd, where)
+    if measured and rnd.get("ok", True) is not False:       # a measured round of a measured case
+        _expect(rnd.get("samples_ns") is not None, f"{where}samples_ns", None, f"a list of samples ({NS})")
+        if rnd.get("ops") and rnd.get("window_ns"):
+            _expect(_is_number(rnd.get("bytes_per_op")), f"{where}bytes_per_op", rnd.get("bytes_per_op"),
+                    "a number")
+
+
+def _check_case(rec: dict) -> None:
+    case = rec["case"]
+    for key in CASE_TEXT:
+        _expect(_is_text(case[key]) and case[key] != "", key, case[key], "a name")
+    for key, v in case.items():            # a case is a key (grouping, matching): its values are scalars
+        _expect(v is None or isinstance(v, (str, int, float)), f"case.{key}", v, "text or a number")
+    _expect(_is_count(case["payload_bytes"], 0), "payload_bytes", case["payload_bytes"],
+            "a whole number of bytes, 0 or more")
+    _expect(_is_count(case["workers"], 1), "workers", case["workers"], "a whole number, 1 or more")
+    _expect(_is_text(rec.get("status")), "status", rec.get("status"), 'text ("ok" or "failed")')
+    _optional(rec, "error", "", _is_text, "text")
+    _optional(rec, "wall_s", "", _is_number, "a number")
+    if "metrics" in rec:
+        metrics = rec["metrics"]
+        _expect(isinstance(metrics, dict), "metrics", metrics, "an object")
+        for name, mv in metrics.items():
+            _expect(isinstance(mv, dict) and "value" in mv and "unit" in mv, f"metrics.{name}", mv,
+                    "an object with value and unit")
+            _expect(_is_number(mv["value"]), f"metrics.{name}.value", mv["value"], "a number")
+            _optional(mv, "unit", f"metrics.{name}.", _is_text, "text")
+    noise = rec.get("noise")
+    if noise is not None:
+        _expect(isinstance(noise, dict), "noise", noise, "an object")
+        _check_noise(noise, "noise.")
+    if "rounds" in rec:                    # readers use rec.get("rounds", []): no null
+        rounds = rec["rounds"]
+        _expect(isinstance(rounds, list), "rounds", rounds, "a list")
+        for j, rnd in enumerate(rounds):
+            _check_round(rnd, f"rounds[{j}]", rec["status"] == "ok")
+
+
+def check_structure(data: dict, source: str) -> None:
+    """Raise UserError naming the first field whose kind readers cannot use (see ``check``)."""
+    try:
+        for key in ("machine", "python", "run"):            # readers use data.get(key, {}): no null
+            if key in data:
+                _expect(isinstance(data[key], dict), key, data[key], "an object")
+        _optional(data, "machine_id", "", _is_text, "text")
+        _optional(data, "_source", "", _is_text, "text")
+        machine, py = data.get("machine") or {}, data.get("python") or {}
+        _optional(machine, "machine_id", "machine.", _is_text, "text")
+        _optional_list(machine, "system_checks", "machine.", lambda x: isinstance(x, dict), "an object")
+        _optional(py, "python_version", "python.", _is_text, "text")
+    except _Bad as exc:
+        raise UserError(f"{source}: {exc}; {_DAMAGED}") from None
+    for i, rec in enumerate(data["cases"], 1):
+        try:
+            _check_case(rec)
+        except _Bad as exc:
+            raise UserError(f"{source}: case {i}: {exc}; {_DAMAGED}") from None
 
 
 def load_result(path: str | os.PathLike) -> dict:

@@ -23,6 +23,8 @@ pytest-benchmark front end, which measures throughput only) and failed cases are
 
 from __future__ import annotations
 
+import math
+
 from ...errors import UserError
 from ...plan.cases import Case
 
@@ -38,6 +40,8 @@ def _clean(metadata: dict) -> dict:
             out[key] = value
             continue
         if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):      # NaN != NaN: pyperf calls runs incompatible
             continue
         if isinstance(value, str):
             value = " ".join(value.split())
@@ -60,7 +64,7 @@ def _set_metadata(rs: dict) -> dict:
     md.setdefault("cpu_count", machine.get("logical_cores"))
     md.setdefault("platform", machine.get("platform"))
     md["python_version"] = py.get("python_version")
-    md["python_implementation"] = (py.get("implementation") or "").lower() or None
+    md["python_implementation"] = str(py.get("implementation") or "").lower() or None
     md["ipcbench_machine_id"] = rs.get("machine_id") or machine.get("machine_id")
     md["ipcbench_version"] = rs.get("ipcbench_version")
     md["ipcbench_preset"] = (rs.get("run") or {}).get("preset")

@@ -23,6 +23,8 @@ estimated from a mean and a standard deviation. A benchmark with neither is refu
 
 from __future__ import annotations
 
+import math
+
 from ..._version import __version__
 from ...errors import UserError
 from ...plan.cases import Case
@@ -71,8 +73,34 @@ def extra_info(case: Case, measured: dict, definition: str, timed: str, preset: 
 # --------------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------------
+def _obj(value) -> dict:
+    """``value`` where it is an object, else an empty one: pytest-benchmark files come from anywhere."""
+    return value if isinstance(value, dict) else {}
+
+
+def _damaged(source: str, name: str, what: str) -> UserError:
+    return UserError(f"{source}: benchmark {name}: {what}; the file is damaged or not written by `pytest bench/`")
+
+
+def _check_numbers(bench: dict, ib: dict, source: str, name: str) -> None:
+    """What ``_case_record`` computes with is numbers: durations (s), samples (ns), counts."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    data = _obj(bench.get("stats")).get("data")
+    if isinstance(data, list) and not all(number(x) and 0 <= x < 9e9 for x in data):
+        raise _damaged(source, name, "stats.data holds something other than durations in seconds")
+    samples = ib.get("samples_ns")
+    if samples is not None and not (isinstance(samples, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63 for x in samples)):
+        raise _damaged(source, name, "extra_info['ipcbench']['samples_ns'] is not a list of whole numbers of ns")
+    for key in ("ops", "window_ns", "bytes_per_op", "cpu_s", "samples_total", "wall_s"):
+        if ib.get(key) is not None and not number(ib[key]):
+            raise _damaged(source, name, f"extra_info['ipcbench']['{key}'] is not a number")
+
+
 def _complete_samples(bench: dict, ib: dict) -> list[int] | None:
-    data = (bench.get("stats") or {}).get("data")
+    data = _obj(bench.get("stats")).get("data")
     if ib.get("timed") == "latency" and isinstance(data, list) and data:
         return seconds_to_ns(data)
     samples = ib.get("samples_ns")
@@ -83,16 +111,20 @@ def _complete_samples(bench: dict, ib: dict) -> list[int] | None:
 
 def _case_record(bench: dict, source: str) -> dict | None:
     """One benchmark -> an ipcbench case record; None for a benchmark that is not from ``bench/``."""
-    info = bench.get("extra_info") or {}
+    info = _obj(bench.get("extra_info"))
     ib = info.get("ipcbench")
     if not isinstance(ib, dict) or any(k not in info for k in CASE_KEYS):
         return None
-    name = bench.get("fullname") or bench.get("name") or "?"
+    name = " ".join(str(bench.get("fullname") or bench.get("name") or "?").split())[:200]    # for one-line errors
     case = Case.from_dict({"placement": "os", **info}).to_dict()     # before placement: unpinned
-    if ib.get("format", 0) > FORMAT:
+    version = ib.get("format", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _damaged(source, name, "extra_info['ipcbench']['format'] is not a whole number")
+    if version > FORMAT:
         raise UserError(f"{source}: {name} was written by a newer ipcbench (extra_info format "
-                        f"{ib.get('format')}); upgrade ipcbench (pip install -U ipcbench)")
-    timer = (bench.get("options") or {}).get("timer")
+                        f"{version}); upgrade ipcbench (pip install -U ipcbench)")
+    _check_numbers(bench, ib, source, name)
+    timer = _obj(bench.get("options")).get("timer")
     if timer is not None and timer not in WALL_CLOCK_TIMERS:
         return _failed(case, f"timed with {timer}, not perf_counter: not a wall-clock latency")
     measured = {"samples_ns": _complete_samples(bench, ib), "ops": ib.get("ops"),
@@ -122,10 +154,10 @@ def _failed(case: dict, error: str) -> dict:
 
 def _machine(machine_info: dict) -> dict:
     """ipcbench's machine metadata when ``bench/`` stored it, else what pytest-benchmark recorded."""
-    ours = (machine_info.get("ipcbench") or {}).get("machine")
+    ours = _obj(machine_info.get("ipcbench")).get("machine")
     if isinstance(ours, dict) and ours.get("machine_id"):
         return ours
-    cpu = machine_info.get("cpu") or {}
+    cpu = _obj(machine_info.get("cpu"))
     node = machine_info.get("node") or "unknown"
     return {"machine_id": node, "hostname": node, "cpu_model": cpu.get("brand_raw"),
             "logical_cores": cpu.get("count"), "usable_cpus": None, "affinity": None,
@@ -135,7 +167,7 @@ def _machine(machine_info: dict) -> dict:
 
 
 def _python(machine_info: dict) -> dict:
-    ours = (machine_info.get("ipcbench") or {}).get("python")
+    ours = _obj(machine_info.get("ipcbench")).get("python")
     if isinstance(ours, dict) and ours.get("python_version"):
         return ours
     return {"python_version": machine_info.get("python_version"),
@@ -152,21 +184,25 @@ def from_pytest_benchmark(data: dict, source: str) -> dict:
         raise UserError(f"{source}: pytest-benchmark file without a list of benchmarks")
     top = data.get("ipcbench") if isinstance(data.get("ipcbench"), dict) else {}
     cases = [rec for rec in (_case_record(b, source) for b in benches if isinstance(b, dict)) if rec]
-    for f in top.get("failed") or []:
+    failed = top.get("failed") or []
+    if not isinstance(failed, list) or not all(isinstance(f, dict) and isinstance(f.get("case"), dict)
+                                               and all(k in f["case"] for k in CASE_KEYS) for f in failed):
+        raise UserError(f"{source}: its ipcbench.failed is not a list of {{case, error}} records; the file is "
+                        f"damaged or not written by `pytest bench/`")
+    for f in failed:
         cases.append(_failed(Case.from_dict(f["case"]).to_dict(), f.get("error") or "failed"))
     if not cases:
         raise UserError(f"{source}: a pytest-benchmark file, but none of its {len(benches)} benchmark(s) came "
                         f"from ipcbench's bench/ suite (no extra_info['ipcbench']); write one with "
                         f"`pytest bench/ --benchmark-json=FILE`")
-    machine_info = data.get("machine_info") or {}
+    machine_info = _obj(data.get("machine_info"))
     machine = _machine(machine_info)
-    presets = {(b.get("extra_info") or {}).get("ipcbench", {}).get("preset") for b in benches
-               if isinstance(b, dict) and isinstance((b.get("extra_info") or {}).get("ipcbench"), dict)}
-    presets.discard(None)
+    presets = {ib.get("preset") for ib in (_obj(_obj(b).get("extra_info")).get("ipcbench") for b in benches)
+               if isinstance(ib, dict) and isinstance(ib.get("preset"), str)}
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "ipcbench_version": (machine_info.get("ipcbench") or {}).get("ipcbench_version") or __version__,
+        "ipcbench_version": _obj(machine_info.get("ipcbench")).get("ipcbench_version") or __version__,
         "machine_id": machine["machine_id"],
         "machine": machine,
         "python": _python(machine_info),
