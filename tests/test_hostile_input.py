@@ -118,7 +118,7 @@ BAD_FILES = {
                        "cannot read ('utf-8' codec can't decode byte 0x80"),
     "nested 100,000 deep": ("[" * 100_000 + "]" * 100_000, "not a result file (JSON nested too deeply to read)"),
     "a 5,000-digit number": ('{"schema": "ipcbench-result", "schema_version": ' + BIG_INT + ', "cases": []}',
-                             "not a result file (Exceeds the limit (4300 digits) for integer string conversion"
+                             "not a result file (a number with too many digits to read)"
                              if hasattr(sys, "get_int_max_str_digits") else "is newer than this ipcbench"),
     # --- cases
     "cases an object": (_with(cases={"0": {}}), "result file has no list of cases"),

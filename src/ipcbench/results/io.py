@@ -55,4 +55,6 @@ def read_json(path: str | os.PathLike) -> object:
     except RecursionError:
         raise UserError(f"{p}: not a result file (JSON nested too deeply to read)") from None
     except ValueError as exc:          # e.g. an integer of more digits than Python converts
-        raise UserError(f"{p}: not a result file ({str(exc).split(';')[0]})") from None
+        what = "a number with too many digits to read" if "integer string conversion" in str(exc) else \
+            str(exc).split(";")[0]     # (Python's own wording of the digits limit differs between versions)
+        raise UserError(f"{p}: not a result file ({what})") from None
