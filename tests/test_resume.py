@@ -330,3 +330,10 @@ def test_a_run_that_could_only_write_its_rescue_file_says_where_it_is(tmp_path, 
     data = json.loads(open(rescue).read())
     assert data["run"]["status"] == "complete" and len(data["cases"]) == 1
     os.unlink(rescue)
+
+
+def test_a_refused_seed_writes_nothing(tmp_path, capsys):
+    """Every setting is checked before the output folder is made."""
+    assert main(["run", "-m", "queue", "--seed", "-1", "-o", str(tmp_path / "sub" / "r.json")]) == 2
+    assert "--seed must be 0 or more, got -1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

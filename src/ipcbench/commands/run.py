@@ -90,11 +90,11 @@ def main(args) -> int:
     settings, preset = _settings(args)
     cases = _grid(settings)
     _check_memory(cases)
+    seed = _seed(args)
     machine_id = check_id(args.machine_id) if args.machine_id else default_machine_id()
     out = Path(args.output) if args.output else \
         Path("results") / machine_id / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     _check_output(out, len(cases), settings["rounds_max"], overwrite=args.overwrite)
-    seed = _seed(args)
     opts = _options(settings, preset.reach_factor, seed, settings["run_budget_s"])
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "pid": os.getpid(),
                 **{k: v for k, v in settings.items() if k not in ADAPTIVE_KEYS}}
