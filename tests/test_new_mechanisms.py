@@ -27,7 +27,7 @@ class Holder:
 @pytest.mark.parametrize("size", [0, 1, 8, 64 * 1024, 64 * 1024 + 1, 3 * 1024 * 1024 + 7])
 def test_raw_framing_delivers_exact_bytes_through_partial_writes(size):
     """Past the pipe's 64 KiB buffer a write is partial and the reader must loop: the bytes arrive whole,
-    in order, and None arrives as None."""
+    in order, and None arrives as None (the three may come in one read: the reader keeps what is left)."""
     r, w = os.pipe()
     try:
         sender, receiver = RawFd(Holder(r), Holder(w)), RawFd(Holder(r), Holder(w))

@@ -100,10 +100,12 @@ def test_numpy_is_imported_only_for_numpy_payloads():
 @pytest.mark.parametrize("size", [0, 8, 64 * KiB, 64 * KiB + 1, 1 * MiB + 3])
 def test_raw_ends_send_an_array_s_buffer_and_can_hand_out_arrays(size):
     a, b = socket.socketpair()
+    c, d = socket.socketpair()          # one reader per socket: a reader keeps what it read ahead
     try:
-        sender, as_bytes, as_array = RawFd(a, a), RawFd(b, b), RawFd(b, b, as_array=True)
+        sender, as_bytes = RawFd(a, a), RawFd(b, b)
+        sender2, as_array = RawFd(c, c), RawFd(d, d, as_array=True)
         arr = make_payload("numpy", size)
-        t = threading.Thread(target=lambda: (sender.send(arr), sender.send(arr), sender.send(None)))
+        t = threading.Thread(target=lambda: (sender.send(arr), sender2.send(arr), sender2.send(None)))
         t.start()
         got_bytes, got_array, end = as_bytes.recv(), as_array.recv(), as_array.recv()
         t.join()
@@ -114,8 +116,8 @@ def test_raw_ends_send_an_array_s_buffer_and_can_hand_out_arrays(size):
         copy.__setstate__(as_array.__getstate__())
         assert copy.as_array and copy.rfd == as_array.rfd and as_bytes.__getstate__()[2] is False
     finally:
-        a.close()
-        b.close()
+        for s in (a, b, c, d):
+            s.close()
 
 
 # -- which mechanisms carry which kinds, and the grid ------------------------------------------------------

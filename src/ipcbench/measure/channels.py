@@ -75,27 +75,31 @@ class ConsumeEnd:
 # A raw message: an 8-byte signed length, then that many bytes; a negative length is the end (None).
 _LENGTH = struct.Struct("!q")
 _ONE_WRITE = 64 * 1024      # up to this size, length and bytes go out in one system call
+_READ = 64 * 1024           # what one read asks for: a pipe's default capacity
 
 
 class RawFd:
     """Bytes over a pipe's or a socket's file descriptors with no pickling: the floor a mechanism is drawn
     beside. ``send(data)`` writes the length and the bytes of any C-contiguous buffer (``bytes``, or a
     numpy array through the buffer protocol, ``memoryview(arr).cast("B")``: no copy) — one ``os.write`` up
-    to 64 KiB, else the length then the buffer, looping on partial writes; ``recv()`` reads the length,
-    then exactly that many bytes into a new ``bytearray`` with ``os.readv`` (the least a receiver must do
-    to own a message). With ``as_array`` (the ``numpy`` payload kind) ``recv`` hands that buffer out as a
+    to 64 KiB, else the length then the buffer, looping on partial writes. ``recv()`` reads what the
+    descriptor has (up to 64 KiB, one ``os.read``) and copies messages out of it into ``bytearray``s, so a
+    small message costs one system call, as in the obvious user loop (``os.read(fd, 9)`` for a known 8-byte message); a message
+    longer than what arrived goes into a new ``bytearray`` of its length, the rest read straight into it
+    with ``os.readv`` (the least a receiver must do to own a message). With ``as_array`` (the ``numpy`` payload kind) ``recv`` hands that buffer out as a
     1-D uint8 ndarray, ``np.frombuffer`` (zero-copy, a fraction of a microsecond), so that the floor
     delivers what the pickling mechanisms beside it deliver; numpy is imported only then. ``None``
     travels as a negative length. The file descriptors are held by the objects given (``Connection``s or
     sockets), which multiprocessing duplicates into spawn and forkserver peers."""
 
-    __slots__ = ("rx_holder", "tx_holder", "rfd", "wfd", "as_array", "_frombuffer")
+    __slots__ = ("rx_holder", "tx_holder", "rfd", "wfd", "as_array", "_frombuffer", "_buf", "_pos")
 
     def __init__(self, rx_holder, tx_holder, as_array: bool = False):
         self.rx_holder, self.tx_holder = rx_holder, tx_holder
         self.rfd, self.wfd = rx_holder.fileno(), tx_holder.fileno()
         self.as_array = as_array
         self._frombuffer = None
+        self._buf, self._pos = b"", 0      # bytes read but not yet handed out, from _pos on
         if as_array:
             import numpy as np
 
@@ -118,16 +122,32 @@ class RawFd:
             view = view[write(fd, view):]
 
     def recv(self):
-        (n,) = _LENGTH.unpack(self._exactly(8))
+        buf, pos, fd = self._buf, self._pos, self.rfd
+        while len(buf) - pos < 8:
+            chunk = os.read(fd, _READ)
+            if not chunk:
+                raise EOFError("the other end closed")
+            buf, pos = buf[pos:] + chunk, 0
+        (n,) = _LENGTH.unpack_from(buf, pos)
+        pos += 8
         if n < 0:
+            self._buf, self._pos = buf, pos
             return None
-        if self._frombuffer is None:
-            return self._exactly(n)
-        return self._frombuffer(self._exactly(n))
+        end = pos + n
+        if end <= len(buf):
+            msg = bytearray(memoryview(buf)[pos:end])      # the receiver's own, writable copy
+            self._buf, self._pos = buf, end
+        else:
+            msg = self._rest(buf[pos:], n)
+            self._buf, self._pos = b"", 0
+        return msg if self._frombuffer is None else self._frombuffer(msg)
 
-    def _exactly(self, n: int) -> bytearray:
+    def _rest(self, head: bytes, n: int) -> bytearray:
+        """A message of ``n`` bytes whose first bytes (``head``) have arrived: the rest read into place."""
         buf = bytearray(n)
-        view, got, fd = memoryview(buf), 0, self.rfd
+        got = len(head)
+        buf[:got] = head
+        view, fd = memoryview(buf), self.rfd
         while got < n:
             k = os.readv(fd, [view[got:]])
             if k == 0:
