@@ -1,6 +1,5 @@
-"""Executors: process_pool_executor (ProcessPoolExecutor.submit) and process_pool_executor_map; dispatch.
-Their styles have no pytest-benchmark session form yet, so each case is skipped with that reason;
-`ipcbench run` measures them.
+"""Executors: process_pool_executor (ProcessPoolExecutor.submit of a batch, then result() each),
+process_pool_executor_window (one future per worker in flight) and process_pool_executor_map; dispatch.
 
 One benchmark per case of the chosen preset (``--ipcbench-preset`` / ``IPCBENCH_PRESET``); what one timed
 operation is: ``ipcbench/measure/sessions.py``, and each benchmark's ``extra_info["op"]``."""

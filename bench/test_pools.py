@@ -1,4 +1,5 @@
-"""Pool dispatch: pool_apply (one task at a time) and pool_apply_async (a window of tasks in flight).
+"""Pool dispatch: pool_apply (one task at a time), pool_apply_async (a batch submitted, then collected; also
+with a callback), pool_apply_async_window (one task per worker in flight), pool_map, pool_imap.
 
 One benchmark per case of the chosen preset (``--ipcbench-preset`` / ``IPCBENCH_PRESET``); what one timed
 operation is: ``ipcbench/measure/sessions.py``, and each benchmark's ``extra_info["op"]``."""

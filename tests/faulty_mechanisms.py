@@ -290,6 +290,8 @@ MECHANISMS += [
               patterns=(_faulty_dispatch(kill_worker_task, at=4),), dispatch="apply"),
     Mechanism("test_kill_apply_async", "test", "Pool.apply_async, one timed task SIGKILLs its worker",
               patterns=(_faulty_dispatch(kill_worker_task, at=4),), dispatch="apply_async"),
+    Mechanism("test_kill_apply_async_window", "test", "Pool.apply_async, a window; one timed task SIGKILLs "
+              "its worker", patterns=(_faulty_dispatch(kill_worker_task, at=4),), dispatch="apply_async_window"),
     # a peer that hangs, a Manager server that dies, a Pool task that raises
     Mechanism("test_hang_stream", "test", "producer stops for good before its 2nd timed message",
               patterns=("stream",), make_channel=_faulty_channel(_pipe, _HungEnd, at=4)),
@@ -299,6 +301,8 @@ MECHANISMS += [
               patterns=(_faulty_dispatch(raising_task, at=3, every=True),), dispatch="apply"),
     Mechanism("test_raise_apply_async", "test", "Pool.apply_async, timed tasks raise ValueError",
               patterns=(_faulty_dispatch(raising_task, at=3, every=True),), dispatch="apply_async"),
+    Mechanism("test_raise_apply_async_window", "test", "Pool.apply_async, a window; timed tasks raise ValueError",
+              patterns=(_faulty_dispatch(raising_task, at=3, every=True),), dispatch="apply_async_window"),
 ]
 
 

@@ -53,7 +53,8 @@ HEALTHY = {"roundtrip": "pipe_duplex", "stream": "pipe_simplex", "fanin": "queue
 
 def healthy(faulty: Case) -> Case:
     """A healthy case of the same pattern (and dispatch style), start method and sizes."""
-    name = "pool_apply_async" if faulty.mechanism.endswith("_apply_async") else HEALTHY[faulty.pattern]
+    name = next((f"pool{s}" for s in ("_apply_async_window", "_apply_async") if faulty.mechanism.endswith(s)),
+                HEALTHY[faulty.pattern])
     return replace(faulty, mechanism=name)
 
 
@@ -182,7 +183,7 @@ def test_a_spawned_peer_sigkilled_mid_round(pattern, tmp_path, nothing_left):
 
 
 # -- a Pool worker SIGKILLed: the Pool would replace it and lose its task; the peer monitor watches workers --
-@pytest.mark.parametrize("mechanism", ["test_kill_apply", "test_kill_apply_async"])
+@pytest.mark.parametrize("mechanism", ["test_kill_apply", "test_kill_apply_async", "test_kill_apply_async_window"])
 def test_a_pool_worker_sigkilled_mid_round_fails_the_case(mechanism, tmp_path, nothing_left):
     bad, _ = run_with_healthy(case(mechanism, "dispatch"), POOL, tmp_path)
     assert re.fullmatch(r"peer process 'ForkPoolWorker-\d+' was killed by signal 9 during the round", bad["error"])
@@ -214,8 +215,9 @@ def test_a_manager_server_that_dies_fails_the_case(tmp_path, nothing_left):
 # -- a Pool task that raises --------------------------------------------------------------------------------
 @pytest.mark.parametrize("mechanism, reason", [
     pytest.param("test_raise_apply", "ValueError: pool task failed on purpose", id="apply"),
-    pytest.param("test_raise_apply_async", "a pool task failed: ValueError('pool task failed on purpose')",
-                 id="apply_async"),
+    pytest.param("test_raise_apply_async", "ValueError: pool task failed on purpose", id="apply_async"),
+    pytest.param("test_raise_apply_async_window", "a pool task failed: ValueError('pool task failed on purpose')",
+                 id="apply_async_window"),
 ])
 def test_a_pool_task_that_raises_is_named_in_the_reason(mechanism, reason, tmp_path, nothing_left):
     bad, _ = run_with_healthy(case(mechanism, "dispatch"), POOL, tmp_path)

@@ -107,13 +107,20 @@ def test_scaling_ratio_from_fewest_to_most_workers_at_smallest_payload():
 
 
 def test_pool_async_against_apply():
-    cases = [multi("pool_apply", "dispatch", 1, 1000, p50=1e-3), multi("pool_apply_async", "dispatch", 1, 3000, p50=2e-3),
-             multi("pool_apply", "dispatch", 2, 1000), multi("pool_apply_async", "dispatch", 2, 1500)]
+    cases = [multi("pool_apply", "dispatch", 1, 1000, p50=1e-3), multi("pool_apply_async", "dispatch", 1, 3000, p50=9e-2),
+             multi("pool_apply", "dispatch", 2, 1000), multi("pool_apply_async", "dispatch", 2, 1500),
+             multi("pool_apply_async_window", "dispatch", 1, 1100, p50=1.2e-3),
+             multi("pool_apply_async_window", "dispatch", 2, 1900, p50=1e-3)]
     out = findings.pool_async(tidy(rs(cases)))
+    # the batch form's p50 (one batch of tasks) is never set beside apply's; the window form's is, at 1 worker
     assert [f.text for f in out] == [
         "pool_apply_async completes 1.5x–3.0x as many tasks per second as pool_apply (dispatch, 8 B, 1 to 2 workers); "
-        "its latency per task (p50) is 2.0x that of pool_apply at 8 B with 1 worker."]
+        "one task at a time, pool_apply_async_window's latency per task (p50) is 1.2x that of pool_apply "
+        "(at 8 B, 1 worker)."]
     assert sorted(out[0].data["throughput_ratios"]) == pytest.approx([1.5, 3.0])
+    assert out[0].data["latency_ratio"] == pytest.approx(1.2)
+    no_window = findings.pool_async(tidy(rs(cases[:4])))
+    assert no_window[0].text.endswith("1 to 2 workers).") and no_window[0].data["latency_ratio"] is None
 
 
 def startup_case(method, size, p50):

@@ -136,7 +136,7 @@ def test_other_declarations_that_cannot_work():
     with pytest.raises(DeclarationError, match=r"declares unknown pattern 'pingpong'; known: roundtrip, stream, "
                                                r"fanin, rpc, dispatch, startup, contention"):
         Mechanism("x", "test", "s", patterns=("pingpong",))
-    with pytest.raises(DeclarationError, match="dispatch='mapp' is not a dispatch style; known: apply, apply_async, map, "):
+    with pytest.raises(DeclarationError, match="dispatch='mapp' is not a dispatch style; known: apply, apply_async, apply_async_callback, "):
         Mechanism("x", "test", "s", patterns=("dispatch",), dispatch="mapp")
     with pytest.raises(DeclarationError, match="patterns= takes pattern names .*not a mapping to functions"):
         Mechanism("x", "test", "s", {"startup": patterns.startup})        # the old form

@@ -141,29 +141,51 @@ def test_batch_dispatch_records_what_one_op_and_one_sample_are(mechanism, method
         assert r["params"]["latency_is"] == "one call of 16 tasks"
 
 
-def test_executor_submit_keeps_futures_in_flight_and_its_workers_are_watched(no_leftovers):
+def test_executor_window_keeps_one_future_per_worker_in_flight_and_its_workers_are_watched(no_leftovers):
     from tests.test_engine_e2e import OPTS
 
-    rec = run_case(Case("process_pool_executor", "dispatch", "bytes", 64, 2, "forkserver"), OPTS)
+    rec = run_case(Case("process_pool_executor_window", "dispatch", "bytes", 64, 2, "forkserver"), OPTS)
     assert rec["status"] == "ok", rec["error"]
     roles = [v["role"] for v in rec["rounds"][0]["placement"]["assigned"].values()]
     assert roles.count("executor-worker") == 2
+    assert all(r["params"] == {"in_flight": 2, "latency_is": "one task"} for r in rec["rounds"])
 
 
-@pytest.mark.parametrize("mechanism, timed, per_op", [
-    ("pool_map", "latency", 2 * 64 * 64),            # one call of 64 tasks of 64 B, both ways
-    ("pool_imap", "latency", 2 * 64 * 64),
-    ("process_pool_executor_map", "latency", 2 * 64 * 64),
-    ("process_pool_executor", "interval", 2 * 64),
+@pytest.mark.parametrize("mechanism", ["pool_apply_async", "pool_apply_async_callback", "process_pool_executor"])
+def test_submit_all_forms_submit_a_batch_then_collect_it(mechanism, no_leftovers):
+    """As users write it: K tasks submitted, then every result collected; one op is one task, one latency
+    sample one batch."""
+    from tests.test_engine_e2e import OPTS
+
+    rec = run_case(Case(mechanism, "dispatch", "bytes", 1024, 2, "fork"), OPTS)
+    assert rec["status"] == "ok", rec["error"]
+    k = OPTS.spec.max_messages // OPTS.spec.min_messages      # 100 < BATCH_TASKS: room for min_messages calls
+    for r in rec["rounds"]:
+        assert r["params"]["tasks_per_call"] == k and "chunksize" not in r["params"]
+        assert r["ops"] == k * r["samples_total"] and r["samples_total"] >= OPTS.spec.min_messages
+        assert r["bytes_per_op"] == 2 * 1024 and r["params"]["latency_is"] == f"one call of {k} tasks"
+
+
+@pytest.mark.parametrize("mechanism, timed, k", [
+    ("pool_map", "latency", 64),            # one call of 64 tasks of 64 B, both ways
+    ("pool_imap", "latency", 64),
+    ("process_pool_executor_map", "latency", 64),
+    ("process_pool_executor", "latency", 100),         # submit K futures, then result() each; K = 300 / 3
+    ("pool_apply_async", "latency", 100),
+    ("pool_apply_async_callback", "latency", 100),
+    ("process_pool_executor_window", "interval", 1),
+    ("pool_apply_async_window", "interval", 1),
 ])
-def test_the_new_dispatch_styles_have_pytest_benchmark_sessions(mechanism, timed, per_op, no_leftovers):
+def test_the_dispatch_styles_have_pytest_benchmark_sessions(mechanism, timed, k, no_leftovers):
     from ipcbench.measure.sessions import open_session
     from tests.test_engine_e2e import TINY
 
     with open_session(Case(mechanism, "dispatch", "bytes", 64, 2, "fork"), TINY) as s:
-        assert (s.op.timed, s.op.bytes_per_op) == (timed, per_op)
+        assert (s.op.timed, s.op.bytes_per_op) == (timed, 2 * 64 * k)
         s.warmup()
         results = [s.op.call() for _ in range(3)]
         s.op.check(results[-1])
     if timed == "latency":
-        assert all(len(r) == 64 and all(len(x) == 64 for x in r) for r in results)
+        assert all(len(r) == k and all(len(x) == 64 for x in r) for r in results)
+    else:
+        assert s.op.extra() == {"in_flight": 2}

@@ -66,7 +66,7 @@ def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
     p = tmp_path / "v1.json"
     p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 1, "cases": [rec]}))
     data = load_result(p)
-    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["schema_version"] == SCHEMA_VERSION == 4
     got = data["cases"][0]
     assert got["case"]["placement"] == "os"             # version 3: rounds before it were not pinned
     assert got["metrics"]["latency_p50"]["value"] == pytest.approx(2e-6)          # geometric mean of rounds
@@ -79,3 +79,21 @@ def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
     assert noise["ci"]["throughput_msgs"] == pytest.approx([1000.0, 1000.0])
     assert noise["flags"] == ["wide_ci", "noisy"] and noise["migrated_from"] == 1
     assert "median_ci_s" not in noise and not math.isnan(noise["target_ci"])
+
+
+def test_version_3_windowed_apply_async_and_executor_cases_keep_a_name_of_their_own(tmp_path):
+    """Until version 3 pool_apply_async kept 4 tasks per worker in flight; now that name submits a batch and
+    collects it, so old cases must not be set beside new ones under the same name."""
+    import json
+
+    def rec(mech):
+        return {"case": {"mechanism": mech, "pattern": "dispatch", "payload_kind": "bytes", "payload_bytes": 8,
+                         "workers": 1, "start_method": "fork", "placement": "spread"}, "status": "ok",
+                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
+
+    p = tmp_path / "v3.json"
+    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 3,
+                             "cases": [rec("pool_apply_async"), rec("process_pool_executor"), rec("pool_apply")]}))
+    data = load_result(p)
+    assert [c["case"]["mechanism"] for c in data["cases"]] == [
+        "pool_apply_async_window4", "process_pool_executor_window4", "pool_apply"]

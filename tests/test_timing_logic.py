@@ -1,5 +1,6 @@
 """The timed loops of the patterns, driven by a fake clock and an in-process echo: exact numbers."""
 
+from array import array
 from collections import deque
 from contextlib import ExitStack
 
@@ -125,6 +126,23 @@ def test_dispatch_apply_counts_tasks(clock):
 
 
 def test_in_flight_window():
-    assert patterns.in_flight_window(2, 8) == 8
+    assert patterns.in_flight_window(2, 8) == 2                 # one task per worker
     assert patterns.in_flight_window(16, 64 * 1024**2) == 2     # 2 x 64 MiB x 2 directions = 256 MiB
     assert patterns.in_flight_window(1, 1024**3) == 1
+    assert patterns.tasks_per_call(8, patterns.BATCH_TASKS) == 256
+    assert patterns.tasks_per_call(1024**2, patterns.BATCH_TASKS) == 16   # <= 32 MiB both ways
+
+
+def test_counted_ops_end_at_the_last_op_that_finished_by_the_stop():
+    """contention and rpc: an op still running at the stop is not counted, and the window ends at the last
+    counted op (not at the parent's poll, which would add idle time to every round)."""
+    client_a = (array("q", [100, 200, 300, 400]), array("q", [150, 250, 350, 450]))
+    client_b = (array("q", [110, 260, 390]), array("q", [240, 380, 520]))
+    samples, ops, last = patterns.counted_ops([client_a, client_b], t_stop=400)
+    assert sorted(samples) == [50, 50, 50, 120, 130]
+    assert ops == 5 and last == 380
+    assert patterns.counted_ops([client_a], t_stop=99) == ([], 0, 0)
+
+
+def test_client_counters_sit_on_cache_lines_of_their_own():
+    assert patterns.COUNT_STRIDE * 8 >= 128

@@ -152,15 +152,18 @@ def scaling(tidy: pd.DataFrame, patterns: Sequence[str] = ("fanin", "dispatch", 
     return out
 
 
-def pool_async(tidy: pd.DataFrame, sync: str = "pool_apply", asynchronous: str = "pool_apply_async"
-               ) -> list[Finding]:
-    """Pool.apply_async against Pool.apply: tasks per second, and latency per task at the smallest size."""
+def pool_async(tidy: pd.DataFrame, sync: str = "pool_apply", asynchronous: str = "pool_apply_async",
+               window: str = "pool_apply_async_window") -> list[Finding]:
+    """Pool.apply_async against Pool.apply: tasks per second (apply_async as users submit: a batch, then
+    collect), and latency per task at the smallest size compared at equal concurrency only: the windowed
+    form with one task per worker against ``apply``, with one worker (a batch's latency is a batch's)."""
     out = []
-    df = tidy[(tidy["pattern"] == "dispatch") & tidy["mechanism"].isin([sync, asynchronous])]
+    df = tidy[(tidy["pattern"] == "dispatch") & tidy["mechanism"].isin([sync, asynchronous, window])]
     for label, part in setups(df):
         t = metric_table(part, ["throughput_msgs", "latency_p50"], ["payload_bytes", "workers", "mechanism"])
         s = t[t["mechanism"] == sync].set_index(["payload_bytes", "workers"])
         a = t[t["mechanism"] == asynchronous].set_index(["payload_bytes", "workers"])
+        w = t[t["mechanism"] == window].set_index(["payload_bytes", "workers"])
         both = s.merge(a, how="inner", left_index=True, right_index=True, suffixes=("_s", "_a"))
         both = both.dropna(subset=["throughput_msgs_s", "throughput_msgs_a"])
         both = both[both["throughput_msgs_s"] > 0]
@@ -174,13 +177,15 @@ def pool_async(tidy: pd.DataFrame, sync: str = "pool_apply", asynchronous: str =
             f"{workers[0]} to {workers[-1]} workers"
         text = (f"{asynchronous} completes {_ratio_range(list(ratios))} as many tasks per second as {sync} "
                 f"(dispatch, {span}, {wspan})")
-        first = both.sort_index().iloc[0]
         lat = None
-        if first["latency_p50_s"] > 0 and np.isfinite(first["latency_p50_a"]):
-            lat = float(first["latency_p50_a"] / first["latency_p50_s"])
-            i = both.sort_index().index[0]
-            text += (f"; its latency per task (p50) is {format_ratio(lat)} that of {sync} at "
-                     f"{format_size(int(i[0]))} with {int(i[1])} worker{'s' if int(i[1]) > 1 else ''}")
+        one = s.merge(w, how="inner", left_index=True, right_index=True, suffixes=("_s", "_w"))
+        one = one[(one.index.get_level_values("workers") == 1) & (one["latency_p50_s"] > 0)
+                  & np.isfinite(one["latency_p50_w"])].sort_index()
+        if not one.empty:
+            first = one.iloc[0]
+            lat = float(first["latency_p50_w"] / first["latency_p50_s"])
+            text += (f"; one task at a time, {window}'s latency per task (p50) is {format_ratio(lat)} that of "
+                     f"{sync} (at {format_size(int(one.index[0][0]))}, 1 worker)")
         out.append(Finding("pool", text + ".", label, {"throughput_ratios": [float(r) for r in ratios],
                                                        "latency_ratio": lat}))
     return out

@@ -15,14 +15,14 @@ stream     ``make_channel``             ``stream``: one ``producer_peer`` -> thi
 fanin      ``make_channel``             ``fanin``: N ``producer_peer`` -> this process
 rpc        ``make_proxy``               ``rpc``: N ``rpc_client`` processes
 contention ``make_lock``                ``contention``: N ``lock_client`` processes
-dispatch   ``dispatch`` (a style)       ``dispatch``: ``dispatch_apply`` or ``dispatch_apply_async``
+dispatch   ``dispatch`` (a style)       ``dispatch``: ``DISPATCH_STYLES`` (apply, batches, a window)
 startup    nothing                      ``startup``: ``started_child`` per ``Process.start()``
 ========== ============================ =============================================================
 
 The peers and helpers have public names because the session forms (``session_ops.py``, the
 pytest-benchmark front end) start the very same peers: ``echo_peer``, ``start_producers``,
 ``rpc_client``, ``lock_client``, ``warm_pool``, ``echo_task``, ``task_done``/``task_failed``,
-``started_child``, ``check_echo``, ``in_flight_window``.
+``started_child``, ``check_echo``, ``in_flight_window``, ``window_submitter``, ``batch_call``.
 
 Adding a mechanism touches nothing here: it is one module under ``mechanisms/`` that declares its makers
 and the names of the patterns above it supports, plus its test (``mechanisms/__init__.py`` says how).
@@ -41,8 +41,9 @@ stream       producer calls send -> consumer's recv returns it (one-way 1 x size
 fanin        as stream, with N producers on one channel                1 x size
 rpc          client calls ``proxy[key]`` -> value returned to client     1 x size
 dispatch     task submitted -> its (echoed) result is back in the parent 2 x size
-             (map, imap, executor map: one op is one task, one latency
-             sample one call of K tasks, K and chunksize in ``params``)
+             (map, imap, executor map and the submit-all forms: one op
+             is one task, one latency sample one call or batch of K
+             tasks, K and chunksize in ``params``)
 startup      ``Process.start()`` -> child has run its first line          1 x size (arg)
 contention   ``lock.acquire()`` + ``lock.release()`` in one of N procs    0
 ============ ========================================================= ==============
@@ -63,6 +64,7 @@ from functools import partial
 from time import perf_counter_ns
 from typing import Protocol
 
+from .child import light_main, started_child
 from .harness import Round, RoundFailed, RoundResult
 from .payloads import make_payload, payload_size
 
@@ -281,8 +283,14 @@ def _send_client_times(result_conn, starts, ends, stop, timeout) -> None:
 
 # The two client loops are written out rather than sharing an ``op()`` callback: an extra Python call
 # per op would be timed too, and is a sizeable part of an uncontended lock cycle.
+# Each client's counter has a cache line of its own (``COUNT_STRIDE`` 8-byte slots = 128 bytes, two lines
+# for adjacent-line prefetch): a client writes its slot on every op, the parent reads them every 10 ms.
+COUNT_STRIDE = 16
+
+
 def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
-    """The rpc peer: ``proxy[key]`` in a loop, stamping each call; ``counts[index]`` = calls so far."""
+    """The rpc peer: ``proxy[key]`` in a loop, stamping each call; ``counts[index]`` (a slot of its own
+    cache line) = calls so far."""
     get = proxy.__getitem__
     for _ in range(warmup):
         get(key)
@@ -304,7 +312,8 @@ def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops
 
 
 def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
-    """The contention peer: acquire + release in a loop, stamping each cycle; ``counts[index]`` = cycles."""
+    """The contention peer: acquire + release in a loop, stamping each cycle; ``counts[index]`` (a slot of
+    its own cache line) = cycles."""
     acquire, release = lock.acquire, lock.release
     for _ in range(warmup):
         acquire()
@@ -327,50 +336,65 @@ def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, tim
     _send_client_times(result_conn, starts, ends, stop, timeout)
 
 
+def counted_ops(client_times, t_stop: int) -> tuple[list[int], int, int]:
+    """The ops of all clients that ended by ``t_stop``: ``(latency samples, ops, end of the last one)``.
+    ``client_times`` holds each client's ``(starts, ends)``; an op still running at ``t_stop`` is not
+    counted, and the window ends at the last counted op, not at the parent's poll."""
+    samples: list[int] = []
+    last = 0
+    for starts, ends in client_times:
+        for t0, t1 in zip(starts, ends):
+            if t1 > t_stop:
+                break               # a client's ops are in time order
+            samples.append(t1 - t0)
+            last = max(last, t1)
+    return samples, len(samples), last
+
+
 def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResult:
-    """Run one client process per target argument tuple; count ops that end inside [go, stop]."""
+    """Run one client process per target argument tuple, all started on one ``go`` and all stopped by one
+    flag (none has a cap of its own that would let the others run on uncontended; ``max_messages`` caps
+    their sum, checked by the parent). Ops that end by the stop count; the window runs from ``go`` to the
+    end of the last counted op; CPU is read at the stop, before the flag is set."""
     spec, ctx = rnd.spec, rnd.ctx
     n = len(targets)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
-    counts = ctx.RawArray("q", n)
+    counts = ctx.RawArray("q", n * COUNT_STRIDE)
     conns = []
     for i, args in enumerate(targets):
         r, w = ctx.Pipe(duplex=False)
         conns.append(r)
-        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i, w,
-                       max(1, spec.max_messages // n), spec.timeout_s, name=f"client-{i}")
+        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i * COUNT_STRIDE, w,
+                       spec.max_messages, spec.timeout_s, name=f"client-{i}")
         w.close()
     for conn in conns:              # every client started and warmed up: start-up stays off the clock
         conn.recv_bytes()
+    slots = range(0, n * COUNT_STRIDE, COUNT_STRIDE)
     cpu0 = rnd.cpu_snapshot()
     t_go = perf_counter_ns()
     soft, hard = _deadlines(spec, t_go)
     go.set()
-    limit = max(1, spec.max_messages // n) * n
     while True:
         time.sleep(min(0.01, spec.budget_s / 10))
         now = perf_counter_ns()
-        done = sum(counts)
-        if done >= limit or now >= hard or (now >= soft and done >= spec.min_messages):
+        done = sum(counts[i] for i in slots)
+        if done >= spec.max_messages or now >= hard or (now >= soft and done >= spec.min_messages):
             break
     t_stop = perf_counter_ns()
+    cpu1 = rnd.cpu_snapshot()
     rnd.stopping()                  # before the flag: a client may see it and exit at once
     stop.value = 1
-    cpu1 = rnd.cpu_snapshot()
     placement = rnd.placement()
-    samples: list[int] = []
-    ops = 0
+    client_times = []
     for conn in conns:
         starts, ends = array("q"), array("q")
         starts.frombytes(conn.recv_bytes())
         ends.frombytes(conn.recv_bytes())
-        for t0, t1 in zip(starts, ends):
-            if t1 <= t_stop:
-                samples.append(t1 - t0)
-                ops += 1
+        client_times.append((starts, ends))
+    samples, ops, last = counted_ops(client_times, t_stop)
     if ops == 0:
         raise RoundFailed("no operation completed in the timed window")
-    return RoundResult(samples, ops=ops, window_ns=t_stop - t_go, bytes_per_op=bytes_per_op,
+    return RoundResult(samples, ops=ops, window_ns=last - t_go, bytes_per_op=bytes_per_op,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
 
 
@@ -437,8 +461,10 @@ IN_FLIGHT_BYTES = 256 * 1024**2
 
 
 def in_flight_window(workers: int, size: int) -> int:
-    """Tasks kept in flight by pool_apply_async: 4 per worker, capped so payloads in flight stay <= 256 MiB."""
-    return max(1, min(4 * workers, IN_FLIGHT_BYTES // max(1, 2 * size)))
+    """Tasks the windowed forms keep in flight: one per worker (so that at 1 worker the window form runs
+    at ``Pool.apply``'s concurrency and their latencies compare), capped so payloads in flight stay
+    <= 256 MiB."""
+    return max(1, min(workers, IN_FLIGHT_BYTES // max(1, 2 * size)))
 
 
 def task_done(done_q, t_submit, result):
@@ -449,6 +475,16 @@ def task_done(done_q, t_submit, result):
 def task_failed(done_q, t_submit, exc):
     """apply_async error callback: (submit time, None, the exception's repr) onto ``done_q``."""
     done_q.put((t_submit, None, repr(exc)))
+
+
+def future_done(done_q, t_submit, future) -> None:
+    """Executor done callback: as ``task_done``/``task_failed``."""
+    t = perf_counter_ns()
+    exc = future.exception()
+    if exc is not None:
+        done_q.put((t_submit, None, repr(exc)))
+    else:
+        done_q.put((t_submit, t, payload_size(future.result())))
 
 
 def _next_done(done_q, timeout: float) -> tuple:
@@ -463,23 +499,41 @@ def _next_done(done_q, timeout: float) -> tuple:
     return t_sub, t_done, got
 
 
-def dispatch_apply_async(rnd: Round) -> RoundResult:
-    """``Pool.apply_async`` with a window of tasks in flight; latency = submit -> result back (callback)."""
-    spec, size = rnd.spec, rnd.case.payload_bytes
-    pool = rnd.pool(rnd.case.workers)
-    warm_pool(rnd, pool)
-    window = in_flight_window(rnd.case.workers, size)
+def window_submitter(rnd: Round, executor: bool) -> tuple[Callable[[], None], queue_mod.SimpleQueue]:
+    """Start the pool (warmed) or the executor; return ``(submit, done_q)``: ``submit()`` sends one echo
+    task whose (submit time, completion time, result size) arrives on ``done_q`` by its callback."""
     done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
-    submit_async, payload, clock = pool.apply_async, rnd.payload, perf_counter_ns
+    payload, clock = rnd.payload, perf_counter_ns
+    if executor:
+        ex = rnd.executor(rnd.case.workers)
+        submit_one = ex.submit
+        rnd.warmup(lambda: ex.submit(echo_task, payload).result(rnd.spec.timeout_s))
 
-    def submit():
-        t = clock()
-        submit_async(echo_task, (payload,), callback=partial(task_done, done_q, t),
-                     error_callback=partial(task_failed, done_q, t))
+        def submit():
+            t = clock()
+            submit_one(echo_task, payload).add_done_callback(partial(future_done, done_q, t))
+    else:
+        pool = rnd.pool(rnd.case.workers)
+        warm_pool(rnd, pool)
+        submit_async = pool.apply_async
 
+        def submit():
+            t = clock()
+            submit_async(echo_task, (payload,), callback=partial(task_done, done_q, t),
+                         error_callback=partial(task_failed, done_q, t))
+    return submit, done_q
+
+
+def dispatch_window(rnd: Round, executor: bool = False) -> RoundResult:
+    """``Pool.apply_async`` (or ``ProcessPoolExecutor.submit``) keeping a window of tasks in flight
+    (``in_flight_window``: one per worker), a new task submitted as each one completes; latency = submit ->
+    result back (the completion callback), so it is a per-task latency at that concurrency."""
+    spec, size = rnd.spec, rnd.case.payload_bytes
+    submit, done_q = window_submitter(rnd, executor)
+    window = in_flight_window(rnd.case.workers, size)
     samples: list[int] = []
     cpu0 = rnd.cpu_snapshot()
-    t_go = clock()
+    t_go = perf_counter_ns()
     soft, hard = _deadlines(spec, t_go)
     for _ in range(window):
         submit()
@@ -488,7 +542,7 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
         t_sub, t_done, got = _next_done(done_q, spec.timeout_s)
         in_flight -= 1
         if got != size:
-            raise RoundFailed(f"pool echo returned {got} bytes, expected {size}")
+            raise RoundFailed(f"echo task returned {got} bytes, expected {size}")
         samples.append(t_done - t_sub)
         n += 1
         t_last = t_done
@@ -501,16 +555,18 @@ def dispatch_apply_async(rnd: Round) -> RoundResult:
     for _ in range(in_flight):      # drain what is still in flight before the pool is torn down
         _next_done(done_q, spec.timeout_s)
     return RoundResult(samples, ops=n, window_ns=t_last - t_go, bytes_per_op=2 * size,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement,
+                       params={"in_flight": window, "latency_is": "one task"})
 
 
 CALL_BYTES = 32 * 1024**2
+BATCH_TASKS = 256
 
 
-def tasks_per_call(size: int) -> int:
-    """Tasks in one ``map``/``imap`` call: 64, fewer for large payloads (<= 32 MiB of payload both ways per
-    call, so a call of 1 MiB tasks takes tens of ms, not a second)."""
-    return max(1, min(64, CALL_BYTES // max(1, 2 * size)))
+def tasks_per_call(size: int, most: int = 64) -> int:
+    """Tasks in one ``map``/``imap`` call (``most`` 64) or one submit-all batch (``BATCH_TASKS``), fewer for
+    large payloads (<= 32 MiB of payload both ways per call, so a call of 1 MiB tasks takes tens of ms)."""
+    return max(1, min(most, CALL_BYTES // max(1, 2 * size)))
 
 
 def default_chunksize(tasks: int, workers: int) -> int:
@@ -519,18 +575,61 @@ def default_chunksize(tasks: int, workers: int) -> int:
     return chunksize + (1 if extra else 0)
 
 
-def batch_call(rnd: Round, style: str, chunksize: int | None) -> tuple[Callable[[], list], int, int]:
+def submit_all_get(apply_async, payload, k: int) -> list:
+    """The seed's usage: submit K tasks with ``apply_async``, then ``get()`` each result in order."""
+    results = [apply_async(echo_task, (payload,)) for _ in range(k)]
+    return [r.get() for r in results]
+
+
+def submit_all_callback(apply_async, payload, k: int) -> list:
+    """Submit K tasks with a callback that collects each result, then wait for all of them."""
+    got: list = []
+    results = [apply_async(echo_task, (payload,), callback=got.append) for _ in range(k)]
+    for r in results:
+        r.wait()              # the callback runs before the result is marked ready (Pool's ApplyResult._set)
+    return got
+
+
+def submit_all_futures(submit, payload, k: int) -> list:
+    """Submit K futures to a ProcessPoolExecutor, then ``result()`` each in order."""
+    futures = [submit(echo_task, payload) for _ in range(k)]
+    return [f.result() for f in futures]
+
+
+# style -> (what one call does, for params and the session form; whether it is a submit-all batch)
+BATCH_STYLES = {
+    "map": "pool.map(echo, [payload] * K, chunksize)",
+    "imap": "list(pool.imap(echo, [payload] * K, chunksize))",
+    "executor_map": "list(executor.map(echo, [payload] * K, chunksize=chunksize))",
+    "apply_async": "submit K tasks with pool.apply_async, then get() each",
+    "apply_async_callback": "submit K tasks with pool.apply_async(callback=...), then wait for all",
+    "executor_submit": "submit K futures to the executor, then result() each",
+}
+SUBMIT_ALL = ("apply_async", "apply_async_callback", "executor_submit")
+
+
+def batch_call(rnd: Round, style: str, chunksize: int | None) -> tuple[Callable[[], list], int, int | None]:
     """Start the pool (or executor) and return ``(call, K, chunksize used)``: ``call()`` makes one ``map``
-    (``imap`` consumed in full, executor ``map``) of K echo tasks and returns their results."""
-    size, workers = rnd.case.payload_bytes, rnd.case.workers
-    k = tasks_per_call(size)
+    (``imap`` consumed in full, executor ``map``) of K echo tasks, or submits K tasks and collects them
+    (``SUBMIT_ALL`` styles, chunksize None), and returns their results. K is ``tasks_per_call``, and at
+    most ``max_messages / min_messages`` so that a round can time its ``min_messages`` calls."""
+    size, workers, spec = rnd.case.payload_bytes, rnd.case.workers, rnd.spec
+    # at most max_messages / min_messages tasks a call, so that a round can time min_messages calls
+    k = min(tasks_per_call(size, BATCH_TASKS if style in SUBMIT_ALL else 64),
+            max(1, spec.max_messages // max(1, spec.min_messages)))
     args = [rnd.payload] * k
-    if style == "executor_map":
-        pool = rnd.executor(workers)
+    if style.startswith("executor"):
+        ex = rnd.executor(workers)
+        if style == "executor_submit":
+            return partial(submit_all_futures, ex.submit, rnd.payload, k), k, None
         used = chunksize or 1          # ProcessPoolExecutor.map's default chunksize is 1
-        return partial(_all, partial(pool.map, echo_task, args, chunksize=used)), k, used
+        return partial(_all, partial(ex.map, echo_task, args, chunksize=used)), k, used
     pool = rnd.pool(workers)
     warm_pool(rnd, pool)
+    if style == "apply_async":
+        return partial(submit_all_get, pool.apply_async, rnd.payload, k), k, None
+    if style == "apply_async_callback":
+        return partial(submit_all_callback, pool.apply_async, rnd.payload, k), k, None
     if style == "map":
         return partial(pool.map, echo_task, args, chunksize), k, chunksize or default_chunksize(k, workers)
     used = chunksize or 1              # Pool.imap's default chunksize is 1
@@ -544,11 +643,13 @@ def check_batch(replies, k: int, size: int) -> None:
 
 
 def dispatch_batches(rnd: Round, style: str, chunksize: int | None) -> RoundResult:
-    """``Pool.map``, ``Pool.imap`` or ``ProcessPoolExecutor.map`` of K echo tasks per call (``tasks_per_call``),
-    called again and again: one op is one task (throughput = tasks / window), one latency sample is one
-    whole call (from the call to its last result: a user of map sees nothing sooner; for imap, the
-    results arrive one by one but a task's own submit time is not observable). ``params`` records the
-    chunksize actually used and K."""
+    """Batches of K echo tasks, again and again: ``Pool.map``, ``Pool.imap`` or ``ProcessPoolExecutor.map``
+    of K tasks per call (``tasks_per_call``: 64), or K tasks submitted with ``apply_async`` (or
+    ``executor.submit``) and then collected, as users submit (``BATCH_TASKS``: 256). One op is one task
+    (throughput = tasks / window); one latency sample is one whole batch (from the call to its last result:
+    a user of map sees nothing sooner; a task's own latency in a backlog of K is mostly waiting, so it is
+    not a latency to set beside ``pool_apply``'s: that is the windowed form's). ``params`` records the
+    style, the chunksize used and K."""
     spec, size = rnd.spec, rnd.case.payload_bytes
     call, k, used = batch_call(rnd, style, chunksize)
     rnd.warmup(call)
@@ -569,74 +670,28 @@ def dispatch_batches(rnd: Round, style: str, chunksize: int | None) -> RoundResu
             break
     cpu1 = rnd.cpu_snapshot()
     check_batch(replies, k, size)
+    params = {"style": style, "tasks_per_call": k, "latency_is": f"one call of {k} tasks"}
+    if used is not None:
+        params["chunksize"] = used
     return RoundResult(samples, ops=calls * k, window_ns=t1 - t_go, bytes_per_op=2 * size,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=rnd.placement(),
-                       params={"style": style, "chunksize": used, "tasks_per_call": k,
-                               "latency_is": f"one call of {k} tasks"})
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=rnd.placement(), params=params)
 
 
 def _all(make_iter) -> list:
     return list(make_iter())
 
 
-def dispatch_executor_submit(rnd: Round) -> RoundResult:
-    """``ProcessPoolExecutor.submit`` with a window of tasks in flight (as ``dispatch_apply_async``);
-    latency = submit -> the future's done callback."""
-    spec, size = rnd.spec, rnd.case.payload_bytes
-    ex = rnd.executor(rnd.case.workers)
-    window = in_flight_window(rnd.case.workers, size)
-    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
-    submit_one, payload, clock = ex.submit, rnd.payload, perf_counter_ns
-
-    def submit():
-        t = clock()
-        submit_one(echo_task, payload).add_done_callback(partial(future_done, done_q, t))
-
-    rnd.warmup(lambda: ex.submit(echo_task, payload).result(spec.timeout_s))
-    samples: list[int] = []
-    cpu0 = rnd.cpu_snapshot()
-    t_go = clock()
-    soft, hard = _deadlines(spec, t_go)
-    for _ in range(window):
-        submit()
-    in_flight, n, t_last = window, 0, t_go
-    while True:
-        t_sub, t_done, got = _next_done(done_q, spec.timeout_s)
-        in_flight -= 1
-        if got != size:
-            raise RoundFailed(f"executor echo returned {got} bytes, expected {size}")
-        samples.append(t_done - t_sub)
-        n += 1
-        t_last = t_done
-        if n >= spec.max_messages or t_done >= hard or (t_done >= soft and n >= spec.min_messages):
-            break
-        submit()
-        in_flight += 1
-    cpu1 = rnd.cpu_snapshot()
-    placement = rnd.placement()
-    for _ in range(in_flight):
-        _next_done(done_q, spec.timeout_s)
-    return RoundResult(samples, ops=n, window_ns=t_last - t_go, bytes_per_op=2 * size,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
-
-
-def future_done(done_q, t_submit, future) -> None:
-    t = perf_counter_ns()
-    exc = future.exception()
-    if exc is not None:
-        done_q.put((t_submit, None, repr(exc)))
-    else:
-        done_q.put((t_submit, t, payload_size(future.result())))
-
-
 # How a mechanism's dispatch style maps to its driver (``Mechanism(dispatch=...)``).
 DISPATCH_STYLES: dict[str, Callable[[Round], RoundResult]] = {
     "apply": dispatch_apply,
-    "apply_async": dispatch_apply_async,
+    "apply_async": partial(dispatch_batches, style="apply_async", chunksize=None),
+    "apply_async_callback": partial(dispatch_batches, style="apply_async_callback", chunksize=None),
+    "apply_async_window": dispatch_window,
     "map": partial(dispatch_batches, style="map", chunksize=None),
     "map_chunksize1": partial(dispatch_batches, style="map", chunksize=1),
     "imap": partial(dispatch_batches, style="imap", chunksize=None),
-    "executor_submit": dispatch_executor_submit,
+    "executor_submit": partial(dispatch_batches, style="executor_submit", chunksize=None),
+    "executor_submit_window": partial(dispatch_window, executor=True),
     "executor_map": partial(dispatch_batches, style="executor_map", chunksize=None),
 }
 
@@ -649,14 +704,12 @@ def dispatch(rnd: Round, mech: Makers) -> RoundResult:
 # --------------------------------------------------------------------------------------------------
 # startup
 # --------------------------------------------------------------------------------------------------
-def started_child(conn, payload) -> None:
-    """The startup child: write one byte as its first act."""
-    conn.send_bytes(b"!")
-    conn.close()
-
-
 def startup(rnd: Round, mech: Makers) -> RoundResult:
     """Time ``Process.start()`` until the child has written one byte back (its first line ran).
+
+    The child's target lives in ``child``, a module that imports nothing, which stands in as ``__main__``
+    while children start (spawn and forkserver children re-run their parent's main module, as a user's
+    light script's children do; the orchestrator's would add ~18 ms of imports); a forkserver preloads it.
 
     The payload is the child's argument: copied by fork, pickled for spawn and forkserver. Joining the
     child happens outside the clock. No throughput or CPU figure: the children are gone before they
@@ -666,17 +719,21 @@ def startup(rnd: Round, mech: Makers) -> RoundResult:
     samples: list[int] = []
     clock = perf_counter_ns
 
+    if rnd.case.start_method == "forkserver":
+        ctx.set_forkserver_preload([started_child.__module__])
+
     def once(record: bool) -> None:
         r, w = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=started_child, args=(w, payload), name="started", daemon=True)
-        t0 = clock()
-        proc.start()
-        w.close()                 # so that a child that dies before writing gives EOFError, not a hang
-        try:
-            r.recv_bytes()
-        except EOFError:
-            raise RoundFailed(f"started child exited with status {proc.exitcode} before running") from None
-        t1 = clock()
+        with light_main():
+            t0 = clock()
+            proc.start()
+            w.close()             # so that a child that dies before writing gives EOFError, not a hang
+            try:
+                r.recv_bytes()
+            except EOFError:
+                raise RoundFailed(f"started child exited with status {proc.exitcode} before running") from None
+            t1 = clock()
         if record:
             samples.append(t1 - t0)
         proc.join(spec.timeout_s)

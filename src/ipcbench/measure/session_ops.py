@@ -10,15 +10,14 @@ table of what one call is.
 
 from __future__ import annotations
 
-import queue as queue_mod
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from time import perf_counter_ns
 
 from ..plan.cases import Case
 from . import patterns
+from .child import light_main
 from .harness import Round, RoundFailed
 from .mechanisms import Mechanism
 from .mechanisms import get as get_mechanism
@@ -127,24 +126,26 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
     """Start the engine's client loop in one process per target; return (ops so far, finish, extra)."""
     spec, ctx = rnd.spec, rnd.ctx
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
-    counts = ctx.RawArray("q", max(1, len(targets)))
+    stride = patterns.COUNT_STRIDE             # each client's counter on a cache line of its own
+    counts = ctx.RawArray("q", max(1, len(targets)) * stride)
     conns = []
     for i, args in enumerate(targets):
         r, w = ctx.Pipe(duplex=False)
         conns.append(r)
-        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i, w, BACKGROUND_MAX_OPS,
+        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i * stride, w, BACKGROUND_MAX_OPS,
                        spec.timeout_s, name=f"client-{i + 1}")
         w.close()
     go.set()
     n = len(targets)
+    slots = range(0, n * stride, stride)
     deadline = time.monotonic() + spec.timeout_s
-    while any(counts[i] == 0 for i in range(n)):      # contention means: every other client is in its loop
+    while any(counts[i] == 0 for i in slots):      # contention means: every other client is in its loop
         if time.monotonic() > deadline:
             raise RoundFailed(f"other clients did not start within {spec.timeout_s:g} s")
         time.sleep(0.001)
 
     def other_ops() -> int:
-        return sum(counts[:n])
+        return sum(counts[i] for i in slots)
 
     def finish() -> None:
         rnd.stopping()             # before the flag: a peer may see it and exit at once
@@ -156,7 +157,7 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
 
     def extra() -> dict:
         return {"other_clients": n,
-                "other_clients_stopped_early": sum(1 for i in range(n) if counts[i] >= BACKGROUND_MAX_OPS)}
+                "other_clients_stopped_early": sum(1 for i in slots if counts[i] >= BACKGROUND_MAX_OPS)}
 
     return other_ops, finish, extra
 
@@ -195,19 +196,12 @@ def dispatch_apply_op(rnd: Round) -> Op:
               f"back", "latency", 2 * size, check=partial(patterns.check_echo, size=size))
 
 
-def dispatch_apply_async_op(rnd: Round) -> Op:
+def dispatch_window_op(rnd: Round, executor: bool = False) -> Op:
+    """The windowed forms (``patterns.dispatch_window``): one call waits for the next completion and submits
+    one more; per-task latencies come from the completion callbacks."""
     spec, size = rnd.spec, rnd.case.payload_bytes
-    pool = rnd.pool(rnd.case.workers)
-    patterns.warm_pool(rnd, pool)
+    submit, done_q = patterns.window_submitter(rnd, executor)
     window = patterns.in_flight_window(rnd.case.workers, size)
-    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
-    submit_async, payload, clock = pool.apply_async, rnd.payload, perf_counter_ns
-
-    def submit():
-        t = clock()
-        submit_async(patterns.echo_task, (payload,), callback=partial(patterns.task_done, done_q, t),
-                     error_callback=partial(patterns.task_failed, done_q, t))
-
     for _ in range(window):
         submit()
     done: list = []
@@ -225,7 +219,7 @@ def dispatch_apply_async_op(rnd: Round) -> Op:
             if t_done is None:
                 raise RoundFailed(f"a pool task failed: {got}")
             if got != size:
-                raise RoundFailed(f"pool echo returned {got} bytes, expected {size}")
+                raise RoundFailed(f"echo task returned {got} bytes, expected {size}")
             out.append(t_done - t_sub)
         return out
 
@@ -233,7 +227,8 @@ def dispatch_apply_async_op(rnd: Round) -> Op:
         for _ in range(window):            # drain what is still in flight before the pool is torn down
             get(timeout=timeout)
 
-    return Op(call, f"wait for the next result of a pool with {window} echo tasks in flight, then submit one "
+    what = "a ProcessPoolExecutor" if executor else "a pool"
+    return Op(call, f"wait for the next result of {what} with {window} echo task(s) in flight, then submit one "
               f"more (time between completions; per-task latency comes from the completion callback)",
               "interval", 2 * size, finish=finish, latencies=latencies, on_begin=done.clear,
               extra=lambda: {"in_flight": window})
@@ -242,54 +237,10 @@ def dispatch_apply_async_op(rnd: Round) -> Op:
 def dispatch_batch_op(rnd: Round, style: str, chunksize: int | None) -> Op:
     size = rnd.case.payload_bytes
     call, k, used = patterns.batch_call(rnd, style, chunksize)
-    what = {"map": "pool.map", "imap": "list(pool.imap", "executor_map": "list(executor.map"}[style]
-    close = ")" if style != "map" else ""
-    return Op(call, f"{what}(echo, [payload] * {k}, chunksize={used}){close}: one call of {k} tasks to "
-              f"{rnd.case.workers} worker(s), until every result is back", "latency", 2 * size * k,
-              check=partial(patterns.check_batch, k=k, size=size),
-              extra=lambda: {"tasks_per_call": k, "chunksize": used})
-
-
-def dispatch_executor_submit_op(rnd: Round) -> Op:
-    spec, size = rnd.spec, rnd.case.payload_bytes
-    ex = rnd.executor(rnd.case.workers)
-    window = patterns.in_flight_window(rnd.case.workers, size)
-    done_q: queue_mod.SimpleQueue = queue_mod.SimpleQueue()
-    submit_one, payload, clock = ex.submit, rnd.payload, perf_counter_ns
-
-    def submit():
-        t = clock()
-        submit_one(patterns.echo_task, payload).add_done_callback(partial(patterns.future_done, done_q, t))
-
-    for _ in range(window):
-        submit()
-    done: list = []
-    get, append, timeout = done_q.get, done.append, spec.timeout_s
-
-    def call():
-        item = get(timeout=timeout)
-        append(item)
-        submit()
-        return item
-
-    def latencies() -> list[int]:
-        out = []
-        for t_sub, t_done, got in done:
-            if t_done is None:
-                raise RoundFailed(f"an executor task failed: {got}")
-            if got != size:
-                raise RoundFailed(f"executor echo returned {got} bytes, expected {size}")
-            out.append(t_done - t_sub)
-        return out
-
-    def finish():
-        for _ in range(window):
-            get(timeout=timeout)
-
-    return Op(call, f"wait for the next result of a ProcessPoolExecutor with {window} echo futures in flight, "
-              f"then submit one more (time between completions; per-task latency comes from the done "
-              f"callback)", "interval", 2 * size, finish=finish, latencies=latencies, on_begin=done.clear,
-              extra=lambda: {"in_flight": window})
+    what = patterns.BATCH_STYLES[style].replace("K", str(k)).replace("chunksize)", f"chunksize={used})")
+    return Op(call, f"{what}: one batch of {k} tasks to {rnd.case.workers} worker(s), until every result is "
+              f"back", "latency", 2 * size * k, check=partial(patterns.check_batch, k=k, size=size),
+              extra=lambda: {"tasks_per_call": k, **({"chunksize": used} if used is not None else {})})
 
 
 def startup_op(rnd: Round, mech: Mechanism) -> Op:
@@ -314,10 +265,14 @@ def startup_op(rnd: Round, mech: Mechanism) -> Op:
         proc = ctx.Process(target=patterns.started_child, args=(w, payload), name="started", daemon=True)
         state.update(r=r, w=w, proc=proc)
 
+    if rnd.case.start_method == "forkserver":
+        ctx.set_forkserver_preload([patterns.started_child.__module__])
+
     def call():
         s = state
         proc = s["proc"]
-        proc.start()
+        with light_main():       # as patterns.startup: the child re-runs a main module that imports nothing
+            proc.start()
         s["w"].close()           # so that a child that dies before writing gives EOFError, not a hang
         try:
             s["r"].recv_bytes()
@@ -336,11 +291,14 @@ def dispatch_op(rnd: Round, mech: Mechanism) -> Op:
 
 DISPATCH_FORMS: dict[str, Callable[[Round], Op]] = {    # as patterns.DISPATCH_STYLES
     "apply": dispatch_apply_op,
-    "apply_async": dispatch_apply_async_op,
+    "apply_async": partial(dispatch_batch_op, style="apply_async", chunksize=None),
+    "apply_async_callback": partial(dispatch_batch_op, style="apply_async_callback", chunksize=None),
+    "apply_async_window": dispatch_window_op,
     "map": partial(dispatch_batch_op, style="map", chunksize=None),
     "map_chunksize1": partial(dispatch_batch_op, style="map", chunksize=1),
     "imap": partial(dispatch_batch_op, style="imap", chunksize=None),
-    "executor_submit": dispatch_executor_submit_op,
+    "executor_submit": partial(dispatch_batch_op, style="executor_submit", chunksize=None),
+    "executor_submit_window": partial(dispatch_window_op, executor=True),
     "executor_map": partial(dispatch_batch_op, style="executor_map", chunksize=None),
 }
 

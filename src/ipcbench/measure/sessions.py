@@ -20,8 +20,10 @@ contention   ``acquire()`` + ``release()`` in this process, while N-1 other     
              processes (the engine's lock client) contend for the same lock
 dispatch     ``pool.apply(echo, payload)`` (pool_apply)                           latency
 dispatch     next completion of a pipeline with W tasks in flight, and the         interval
-             replacement submit (pool_apply_async); per-task latencies are
-             measured by the engine's own completion callback, as in ``run``
+             replacement submit (pool_apply_async_window); per-task latencies
+             are measured by the engine's own completion callback, as in ``run``
+dispatch     one batch of K tasks: map, imap, or submit-all then collect          latency
+             (pool_apply_async, process_pool_executor)
 startup      ``Process.start()`` until the child has run its first line; the     latency
              Process object is made and the previous child joined before, untimed
 stream       ``recv()`` of the next message while a producer streams              interval

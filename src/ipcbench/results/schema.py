@@ -38,7 +38,7 @@ from ..errors import UserError
 from .io import read_json
 
 SCHEMA = "ipcbench-result"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
 # one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
@@ -95,8 +95,26 @@ def _v2_to_v3(data: dict) -> dict:
     return data
 
 
+# Until version 3, pool_apply_async and process_pool_executor kept a window of 4 tasks per worker in flight;
+# from version 4 those names submit a batch and then collect it (as users write it), and the windowed forms,
+# with one task per worker, are pool_apply_async_window and process_pool_executor_window. The old cases keep
+# a name of their own, so that they are never set beside either.
+RENAMED_IN_4 = {"pool_apply_async": "pool_apply_async_window4",
+                "process_pool_executor": "process_pool_executor_window4"}
+
+
+def _v3_to_v4(data: dict) -> dict:
+    """The windowed apply_async and executor cases of version 3 get the names ``RENAMED_IN_4``."""
+    for rec in data.get("cases") or ():
+        case = rec.get("case") if isinstance(rec, dict) else None
+        if isinstance(case, dict) and case.get("mechanism") in RENAMED_IN_4:
+            case["mechanism"] = RENAMED_IN_4[case["mechanism"]]
+    data["schema_version"] = 4
+    return data
+
+
 # version -> function turning a dict of that version into version + 1
-MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def check(data: object, source: str) -> dict:
@@ -285,6 +303,10 @@ def _check_case(rec: dict) -> None:
             _check_round(rnd, f"rounds[{j}]", rec["status"] == "ok")
 
 
+def _is_skip(v) -> bool:
+    return isinstance(v, dict) and _is_text(v.get("mechanism")) and _is_text(v.get("reason"))
+
+
 def check_structure(data: dict, source: str) -> None:
     """Raise UserError naming the first field whose kind readers cannot use (see ``check``)."""
     try:
@@ -297,6 +319,10 @@ def check_structure(data: dict, source: str) -> None:
         _optional(machine, "machine_id", "machine.", _is_text, "text")
         _optional_list(machine, "system_checks", "machine.", lambda x: isinstance(x, dict), "an object")
         _optional(py, "python_version", "python.", _is_text, "text")
+        # mechanisms a run left out, and why (``ipcbench run``: a preset's opt-in ones, celery where Celery or a
+        # Redis server is missing); optional, so files from before it stay valid
+        _optional_list(data.get("run") or {}, "skipped_mechanisms", "run.", _is_skip,
+                       "an object with mechanism and reason (text)")
     except _Bad as exc:
         raise UserError(f"{source}: {exc}; {_DAMAGED}") from None
     for i, rec in enumerate(data["cases"], 1):

@@ -17,8 +17,9 @@ The makers (each pattern says which it needs, ``Pattern.needs``):
   fanin.
 * ``make_proxy(manager, payload, n) -> proxy`` whose keys 0..n-1 hold the payload. Needed by rpc.
 * ``make_lock(ctx) -> lock`` with acquire/release. Needed by contention.
-* ``dispatch``: not a maker but a style, ``"apply"`` (one task at a time) or ``"apply_async"`` (a window
-  of tasks in flight); ``patterns.DISPATCH_STYLES``. Needed by dispatch.
+* ``dispatch``: not a maker but a style: ``"apply"`` (one task at a time), ``"apply_async"`` (a batch
+  submitted, then collected), ``"apply_async_window"`` (a window of tasks in flight), ``"map"``, ...;
+  ``patterns.DISPATCH_STYLES``. Needed by dispatch.
 * startup needs nothing: it times ``Process.start()`` of the case's start method.
 
 ``payload_kinds`` (default: every kind of ``plan.cases.PAYLOAD_KINDS``) names the payload kinds the
