@@ -10,6 +10,10 @@ draws one panel per *setup* (machine_id, python_version, start_method, placement
 Uncertainty is drawn, not left to the tables: where a figure plots a headline estimate (p50 latency,
 throughput), ``ci_band`` shades its round-level 95 % CI (the tidy frame's ``ci_low``/``ci_high``) in the
 line's colour; a case without a CI (fewer than two rounds) has no band there.
+
+The floors (``os_pipe``, ``socketpair``) and the baseline (``thread_queue``) are references, not contenders:
+where a figure has them in a panel they are drawn as thin grey lines without markers (``plot_reference``),
+labelled ``"floor: os_pipe"`` / ``"baseline: thread_queue"``, and listed apart in the legend.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
+from ..analysis.references import FLOORS, REFERENCES, reference_label
 from ..units import format_count_rate, format_seconds, format_size
 
 # The order of legends and rows, and a fixed colour per mechanism so it looks the same in every figure.
@@ -37,13 +42,16 @@ MECHANISM_ORDER = [
     "simple_queue", "joinable_queue", "shared_memory", "sharedctypes_array", "sharedctypes_array_nolock",
     "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map",
     "os_pipe", "socketpair", "thread_queue",
-    # planned (DESIGN.md), not measured yet
     "celery",
+    "pool_apply_async_callback", "pool_apply_async_window", "process_pool_executor_window",
+    # result files of schema <= 3: the windowed forms then had 4 tasks per worker in flight
+    "pool_apply_async_window4", "process_pool_executor_window4",
 ]
 _PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
     "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-    "#756bb1", "#636363", "#9c9ede", "#6b6ecf", "#b5cf6b", "#e7ba52",
+    "#756bb1", "#636363", "#9c9ede", "#6b6ecf", "#b5cf6b", "#e7ba52", "#fd8d3c", "#74c476", "#9e9ac8",
+    "#c49c94", "#f7b6d2",
 ]
 LINESTYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v"]
@@ -143,10 +151,54 @@ def rate_axis(ax, label: str, unit: str) -> None:
     ax.tick_params(axis="y", labelsize="small")
 
 
-def mechanism_legend(fig: Figure, names: Sequence[str], extra: Sequence[tuple[str, dict]] = ()) -> None:
-    """One legend for the whole figure, outside the panels: a colour per mechanism plus style notes."""
+# The floors and the baseline (``analysis.references``) are drawn as thin grey reference lines without
+# markers, behind the mechanisms' coloured lines, so a reader sees at once which lines are the mechanisms
+# and what the OS (floor) or one process (baseline) achieves beside them; each has its own dash pattern.
+# Lighter than the near-black style notes of a legend ("p99" dashed, "fanin" dotted), which describe the
+# mechanisms' coloured lines; the references come last in the legend.
+REFERENCE_STYLES = {
+    "os_pipe": {"color": "0.5", "ls": (0, (6, 2))},
+    "socketpair": {"color": "0.5", "ls": (0, (1, 1.5))},
+    "thread_queue": {"color": "0.62", "ls": (0, (6, 1.5, 1.5, 1.5))},
+}
+REFERENCE_LW = 1.2
+REFERENCE_NOTE = "grey, no markers: floors and baseline"
+
+
+def is_reference(name) -> bool:
+    """A floor or the baseline: drawn as a reference line, not as a mechanism."""
+    return name in REFERENCES
+
+
+def split_references(names) -> tuple[list[str], list[str]]:
+    """(mechanisms, references) among ``names``, each in legend order."""
+    names = sorted({str(n) for n in names}, key=mechanism_sort_key)
+    return [n for n in names if not is_reference(n)], [n for n in names if is_reference(n)]
+
+
+def reference_style(name: str) -> dict:
+    """Line properties of a reference line (``REFERENCE_STYLES``; grey dashes for any other floor)."""
+    style = REFERENCE_STYLES.get(name) or {"color": "0.5" if name in FLOORS else "0.62", "ls": "--"}
+    return {**style, "lw": REFERENCE_LW, "marker": "", "zorder": 1.5}
+
+
+def plot_reference(ax, x, y, name: str, suffix: str = "", **overrides) -> Line2D:
+    """Draw floor or baseline ``name`` as a reference line labelled ``"floor: os_pipe"`` (+ ``suffix``)."""
+    (line,) = ax.plot(x, y, label=reference_label(name) + suffix, **{**reference_style(name), **overrides})
+    return line
+
+
+def reference_handles(names: Sequence[str]) -> list[Line2D]:
+    return [Line2D([], [], label=reference_label(n), **reference_style(n)) for n in names]
+
+
+def mechanism_legend(fig: Figure, names: Sequence[str], extra: Sequence[tuple[str, dict]] = (),
+                     references: Sequence[str] = ()) -> None:
+    """One legend for the whole figure, outside the panels: a colour per mechanism, style notes, then the
+    reference lines (floors, baseline) drawn in."""
     handles = [Line2D([], [], color=mechanism_color(n), marker="o", label=n) for n in names]
     handles += [Line2D([], [], color="0.3", label=text, **style) for text, style in extra]
+    handles += reference_handles(references)
     if handles:
         legend_right(fig, handles)
 

@@ -16,12 +16,16 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from ..analysis.setups import setups
 from ..units import format_percent, format_size
 from .base import (
+    REFERENCE_NOTE,
     NoData,
+    is_reference,
     mechanism_color,
     mechanism_legend,
     mechanism_sort_key,
     new_figure,
+    plot_reference,
     seconds_axis,
+    split_references,
     suptitle,
 )
 
@@ -76,13 +80,18 @@ def latency_distributions(samples: pd.DataFrame, max_bytes: int = SMALL_PAYLOAD)
             pp = pp[(pp["payload_bytes"] == size) & (pp["workers"] == workers)]
             for mech in sorted({str(m) for m in pp["mechanism"].unique()}, key=mechanism_sort_key):
                 x, y = ecdf(pp.loc[pp["mechanism"] == mech, "value"].to_numpy())
-                ax.plot(x, y, color=mechanism_color(mech), lw=1.2, label=mech)
                 names.add(mech)
+                if is_reference(mech):
+                    plot_reference(ax, x, y, mech)
+                    continue
+                ax.plot(x, y, color=mechanism_color(mech), lw=1.2, label=mech)
             _percent_logit_axis(ax)
             seconds_axis(ax, "latency of one message", axis="x")
             ax.set_title(f"{pattern}, {format_size(size)}, {workers} worker{'s' if workers > 1 else ''}\n{label}",
                          fontsize="small")
             ax.grid(True, which="major", alpha=0.3)
-    suptitle(fig, "Latency distribution of single messages at small payloads (ECDF; steps = modes, right end = tail)")
-    mechanism_legend(fig, sorted(names, key=mechanism_sort_key))
+    mechs, refs = split_references(names)
+    suptitle(fig, "Latency distribution of single messages at small payloads (ECDF; steps = modes, right end = tail)"
+             + (f"\n{REFERENCE_NOTE}" if refs else ""))
+    mechanism_legend(fig, mechs, references=refs)
     return fig

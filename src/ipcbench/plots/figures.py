@@ -4,7 +4,8 @@ Every figure function takes a frame (the tidy frame, or the raw samples frame fo
 returns a ``matplotlib.figure.Figure`` built without pyplot (no display, no global list of open figures;
 ``savefig`` picks the renderer by format: SVG for the report, Agg for PNG), or raises ``NoData`` when the
 frame has nothing for it. Result sets are never mixed: one
-panel per setup (machine_id, python_version, start_method). ``FIGURES`` lists them in report order.
+panel per setup (machine_id, python_version, start_method). ``FIGURES`` lists them in report order;
+``celery_beside_pool`` is drawn in the report's own "Celery beside Pool" section instead.
 
     from ipcbench.results.frame import load_sets
     from ipcbench.plots import figures
@@ -21,14 +22,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .base import NoData, mechanism_color
+from .celery import celery_beside_pool
 from .dist import ecdf, latency_distributions
 from .scaling import pool_apply_vs_async, representative_sizes, scaling, startup_cost
 from .size import cpu_per_message, latency_vs_size, throughput_vs_size
 from .winner import winner_grid, winner_map
 
 __all__ = [
-    "FIGURES", "FigureSpec", "NoData", "cpu_per_message", "ecdf", "latency_distributions", "latency_vs_size",
-    "mechanism_color", "pool_apply_vs_async", "representative_sizes", "scaling", "startup_cost",
+    "FIGURES", "FigureSpec", "NoData", "celery_beside_pool", "cpu_per_message", "ecdf", "latency_distributions",
+    "latency_vs_size", "mechanism_color", "pool_apply_vs_async", "representative_sizes", "scaling", "startup_cost",
     "throughput_vs_size", "winner_grid", "winner_map",
 ]
 

@@ -14,17 +14,21 @@ from ..analysis.setups import metric_table, setups
 from ..units import format_seconds, format_size
 from .base import (
     LINESTYLES,
+    REFERENCE_NOTE,
     NoData,
     ci_band,
+    is_reference,
     legend_right,
     mechanism_color,
     mechanism_legend,
     mechanism_sort_key,
     new_figure,
+    plot_reference,
     rate_axis,
     remove_unused,
     seconds_axis,
     size_panels,
+    split_references,
     suptitle,
 )
 
@@ -43,7 +47,7 @@ def representative_sizes(sizes, n: int = 3) -> list[int]:
     return sorted(picked)
 
 
-def _workers_axis(ax, workers) -> None:
+def workers_axis(ax, workers) -> None:
     ws = sorted({int(w) for w in workers})
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(ws))
@@ -58,7 +62,8 @@ def _workers_axis(ax, workers) -> None:
 def scaling(tidy: pd.DataFrame) -> Figure:
     """Throughput (msg/s) against worker count for fanin, dispatch and rpc cases: a column per pattern, a
     row per setup; colour = mechanism, line style = payload size (up to three sizes). Lines are labelled
-    ``"<mechanism> <size>"``."""
+    ``"<mechanism> <size>"``; the baseline (thread_queue's fanin) is a grey reference line,
+    ``"baseline: thread_queue <size>"``."""
     df = tidy[tidy["pattern"].isin(list(SCALING_PATTERNS)) & (tidy["metric"] == "throughput_msgs")
               & (tidy["value"] > 0)]
     panels = setups(df)
@@ -79,20 +84,25 @@ def scaling(tidy: pd.DataFrame) -> Figure:
                     m = pp[(pp["mechanism"] == mech) & (pp["payload_bytes"] == size)].sort_values("workers")
                     if m.empty:
                         continue
+                    names.add(mech)
+                    if is_reference(mech):
+                        plot_reference(ax, m["workers"], m["value"], mech, f" {format_size(size)}",
+                                       ls=size_styles[size])
+                        continue
                     ax.plot(m["workers"], m["value"], color=mechanism_color(mech), ls=size_styles[size],
                             marker="o", ms=3.5, label=f"{mech} {format_size(size)}")
                     ci_band(ax, m, "workers", mechanism_color(mech))
-                    names.add(mech)
-            _workers_axis(ax, pp["workers"] if len(pp) else [1])
+            workers_axis(ax, pp["workers"] if len(pp) else [1])
             rate_axis(ax, "throughput", "msg/s")
             ax.set_title(f"{pattern}\n{label}", fontsize="small")
             ax.grid(True, which="major", alpha=0.3)
             if pp.empty:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="0.5")
+    mechs, refs = split_references(names)
     suptitle(fig, "Throughput against number of workers (fanin: producers, dispatch: pool workers, rpc: clients; "
-                  "shaded: 95 % CI)")
-    mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
-                     [(format_size(s), {"ls": ls}) for s, ls in sorted(size_styles.items())])
+                  "shaded: 95 % CI)" + (f"\n{REFERENCE_NOTE}" if refs else ""))
+    mechanism_legend(fig, mechs, [(format_size(s), {"ls": ls}) for s, ls in sorted(size_styles.items())],
+                     references=refs)
     return fig
 
 

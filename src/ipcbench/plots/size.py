@@ -2,7 +2,8 @@
 
 Each takes the tidy frame (``ipcbench.frame.tidy_frame``) and returns a Figure; one panel per setup.
 Lines are labelled with the mechanism name (``ax.get_lines()``, ``line.get_label()``); a p99 line is
-labelled ``"<mechanism> p99"``.
+labelled ``"<mechanism> p99"``. The floors and the baseline measured in a panel's setup are drawn there as
+grey reference lines labelled ``"floor: os_pipe"``, ``"baseline: thread_queue"`` (latency: p50 only).
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ from matplotlib.figure import Figure
 
 from ..analysis.setups import metric_table, setups
 from .base import (
+    REFERENCE_NOTE,
     NoData,
     ci_band,
+    is_reference,
     mechanism_color,
     mechanism_legend,
     mechanism_sort_key,
     new_figure,
+    plot_reference,
     plural,
     rate_axis,
     remove_unused,
     seconds_axis,
     size_axis,
     size_panels,
+    split_references,
     suptitle,
 )
 
@@ -57,22 +62,25 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
         wide = metric_table(part, ["latency_p50", "latency_p99"], ["mechanism", "payload_bytes"])
         for mech in _sorted_mechs(wide):
             m = wide[wide["mechanism"] == mech].sort_values("payload_bytes")
+            names.add(mech)
+            if is_reference(mech):
+                plot_reference(ax, m["payload_bytes"], m["latency_p50"], mech)
+                continue
             color = mechanism_color(mech)
             ax.plot(m["payload_bytes"], m["latency_p50"], color=color, marker="o", ms=3.5, label=mech)
             rows = part[(part["mechanism"] == mech) & (part["metric"] == "latency_p50")]
             ci_band(ax, rows.sort_values("payload_bytes"), "payload_bytes", color)
             ax.plot(m["payload_bytes"], m["latency_p99"], color=color, ls="--", lw=1, alpha=0.8,
                     label=f"{mech} p99")
-            names.add(mech)
         size_axis(ax, wide["payload_bytes"])
         seconds_axis(ax, f"{name} latency")
         ax.set_title(label, fontsize="small")
         ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(panels))
+    mechs, refs = split_references(names)
     suptitle(fig, f"{name.capitalize()} latency against payload size (p50 solid with its 95 % CI shaded, "
-                  "p99 dashed)")
-    mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
-                     [("p50", {"ls": "-"}), ("p99", {"ls": "--"})])
+                  "p99 dashed)" + (f"\n{REFERENCE_NOTE} (p50)" if refs else ""))
+    mechanism_legend(fig, mechs, [("p50", {"ls": "-"}), ("p99", {"ls": "--"})], references=refs)
     return fig
 
 
@@ -96,6 +104,12 @@ def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
         for mech in _sorted_mechs(wide):
             pattern = "stream" if mech in streams else "fanin"
             m = wide[(wide["mechanism"] == mech) & (wide["pattern"] == pattern)].sort_values("payload_bytes")
+            names.add(mech)
+            if is_reference(mech):
+                suffix = "" if pattern == "stream" else " (fanin)"
+                plot_reference(row[0], m["payload_bytes"], m["throughput_bytes"] / 1e6, mech, suffix)
+                plot_reference(row[1], m["payload_bytes"], m["throughput_msgs"], mech, suffix)
+                continue
             name = mech if pattern == "stream" else f"{mech} (fanin)"
             style = {"color": mechanism_color(mech), "marker": "o", "ms": 3.5, "label": name,
                      "ls": "-" if pattern == "stream" else ":"}
@@ -104,14 +118,13 @@ def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
             rows = part[(part["mechanism"] == mech) & (part["pattern"] == pattern)].sort_values("payload_bytes")
             ci_band(row[0], rows[rows["metric"] == "throughput_bytes"], "payload_bytes", style["color"], 1e-6)
             ci_band(row[1], rows[rows["metric"] == "throughput_msgs"], "payload_bytes", style["color"])
-            names.add(mech)
         rate_axis(row[0], "delivered throughput", "MB/s")
         rate_axis(row[1], "delivered messages", "msg/s")
         size_panels(row, wide["payload_bytes"], label)
+    mechs, refs = split_references(names)
     suptitle(fig, "One-way delivered throughput against payload size (stream; dotted: fanin with 1 producer; "
-                  "shaded: 95 % CI)")
-    mechanism_legend(fig, sorted(names, key=mechanism_sort_key),
-                     [("stream", {"ls": "-"}), ("fanin, 1 producer", {"ls": ":"})])
+                  "shaded: 95 % CI)" + (f"\n{REFERENCE_NOTE}" if refs else ""))
+    mechanism_legend(fig, mechs, [("stream", {"ls": "-"}), ("fanin, 1 producer", {"ls": ":"})], references=refs)
     return fig
 
 
@@ -133,13 +146,18 @@ def cpu_per_message(tidy: pd.DataFrame) -> Figure:
         pp = _lowest_workers(part[part["pattern"] == pattern])
         for mech in _sorted_mechs(pp):
             m = pp[pp["mechanism"] == mech].sort_values("payload_bytes")
-            ax.plot(m["payload_bytes"], m["value"], color=mechanism_color(mech), marker="o", ms=3.5, label=mech)
             names.add(mech)
+            if is_reference(mech):
+                plot_reference(ax, m["payload_bytes"], m["value"], mech)
+                continue
+            ax.plot(m["payload_bytes"], m["value"], color=mechanism_color(mech), marker="o", ms=3.5, label=mech)
         ax.set_title(f"{pattern}, {plural(int(pp['workers'].iloc[0]), 'worker')}\n{label}", fontsize="small")
         size_axis(ax, pp["payload_bytes"])
         seconds_axis(ax, "CPU per message")
         ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(cells))
-    suptitle(fig, "CPU time of all processes per message against payload size")
-    mechanism_legend(fig, sorted(names, key=mechanism_sort_key))
+    mechs, refs = split_references(names)
+    suptitle(fig, "CPU time of all processes per message against payload size"
+             + (f"\n{REFERENCE_NOTE}" if refs else ""))
+    mechanism_legend(fig, mechs, references=refs)
     return fig

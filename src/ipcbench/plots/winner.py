@@ -9,6 +9,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from ..analysis import winners
+from ..analysis.references import REFERENCES
 from ..analysis.setups import setups
 from ..analysis.winners import TIE
 from ..plan.metrics import lower_is_better
@@ -44,9 +45,11 @@ def _tint(color: str, amount: float = 0.45) -> tuple[float, float, float]:
 def winner_map(tidy: pd.DataFrame, kind: str = "latency") -> Figure:
     """A grid per setup: columns are payload sizes, rows are (pattern, workers); each cell names the
     fastest mechanism and its margin over the runner-up ("1.7x"; "≈" below a 5 % margin; "only" where
-    one mechanism ran; "no clear winner" where the two leaders' round-level 95 % CIs overlap). ``kind`` is "latency" (p50, lower wins) or "throughput" (msg/s, higher wins)."""
+    one mechanism ran; "no clear winner" where the two leaders' round-level 95 % CIs overlap). The floors
+    and the baseline (``analysis.references.REFERENCES``) are left out: they are references, not choices. ``kind`` is "latency" (p50, lower wins) or "throughput" (msg/s, higher wins)."""
     if kind not in WINNER_KINDS:
         raise ValueError(f"kind must be one of {', '.join(WINNER_KINDS)}, not {kind!r}")
+    tidy = tidy[~tidy["mechanism"].isin(REFERENCES)]     # floors and baseline are references, not choices
     grids = [(label, *winner_grid(part, kind)) for label, part in setups(tidy)]
     grids = [g for g in grids if g[1]]
     if not grids:

@@ -1,7 +1,9 @@
 """Loaded result sets -> one self-contained static HTML page (``index.html``).
 
-The page is built from a list of ``Section`` objects: key findings, figures (inline SVG), any extra
-sections, every case in a sortable table, noise warnings, failed cases, machine and run metadata. Nothing
+The page is built from a list of ``Section`` objects: key findings, figures (inline SVG), the fraction of
+the floor and Celery beside Pool where there is data for them (``reporting.references``), any extra
+sections, every case in a sortable table, noise warnings, mechanisms a run did not measure, failed cases,
+machine and run metadata. Nothing
 is fetched from the network: no external CSS, JS, fonts or images, so it works from ``file://`` and any
 static host. All text from the data is escaped by Jinja2 (autoescape on).
 
@@ -30,6 +32,7 @@ import pandas as pd
 from .._version import __version__
 from ..analysis.answers import answers
 from ..analysis.findings import NOISE_FLAGS, Finding, flagged_cases, key_findings
+from ..analysis.references import REFERENCES
 from ..analysis.setups import CASE_KEY, fill_missing, metric_table, setup_label, setups
 from ..errors import UserError
 from ..plan.metrics import format_value
@@ -41,6 +44,7 @@ from ..results.summary import FEW_SAMPLES, HIGH_STEAL, NOISY_CV, TARGET_CI
 from ..units import format_percent, format_ratio, format_size
 from .compare import comparison_sections
 from .metadata import metadata_rows
+from .references import reference_sections
 from .sections import PLAIN_TEXT, RenderedFigure, Section, figure_svg
 
 # the metrics of the all-cases table, with their column headings (formats: plan.metrics)
@@ -255,20 +259,28 @@ def group_findings(findings: list[Finding], several_setups: bool) -> list[tuple[
 
 def build_sections(loaded: Loaded, extra_sections: Sequence[Section] = (), max_setups: int = MAX_SETUPS
                    ) -> list[Section]:
-    """The page's sections in order; ``extra_sections`` come right after the figures."""
-    macros = _env().get_template("sections.html.j2").module
+    """The page's sections in order; the floor and Celery sections (where there is something to show), then
+    ``extra_sections``, come right after the figures; "Not measured" (where a run skipped a mechanism)
+    comes before the failed cases."""
+    env = _env()
+    macros = env.get_template("sections.html.j2").module
     tidy, samples, drawn, n_setups = figure_frames(loaded, max_setups)
     figs, skipped = render_figures(tidy, samples)
+    after_figures, gaps, floor_note = reference_sections(loaded, tidy, env.get_template("references.html.j2").module)
     header, rows = case_rows(loaded.tidy)
     meta_header, meta_rows = metadata_rows(loaded.sets)
-    findings = key_findings(loaded.tidy, loaded.failures)
+    # the floors and the baseline are what a mechanism is held against, not choices: no answer names them
+    contenders = loaded.tidy[~loaded.tidy["mechanism"].isin(REFERENCES)]
+    findings = key_findings(contenders, loaded.failures)
     return [
-        Section("answer", "Which mechanism to use", macros.answer(answer_groups(loaded.tidy))),
+        Section("answer", "Which mechanism to use", macros.answer(answer_groups(contenders))),
         Section("findings", "Key findings", macros.findings(group_findings(findings, len(setups(loaded.tidy)) > 1))),
-        Section("figures", "Figures", macros.figures(figs, skipped, drawn, n_setups)),
+        Section("figures", "Figures", macros.figures(figs, skipped, drawn, n_setups, floor_note)),
+        *after_figures,
         *extra_sections,
         Section("cases", "All cases", macros.cases(header, rows)),
         Section("noise", "Noise warnings", macros.noise(*noise_rows(loaded.tidy), FLAG_HELP, NOISE_FLAGS)),
+        *gaps,
         Section("failures", "Failed cases", macros.failures(failure_rows(loaded.failures))),
         Section("metadata", "Machines and runs", macros.metadata(meta_header, meta_rows)),
     ]
