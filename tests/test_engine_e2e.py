@@ -26,7 +26,7 @@ EXPECTED = {  # metrics each pattern must produce (tail percentiles: where the s
     "startup": {"latency_p50", "latency_max", "samples"},
 }
 DEFAULT_EXPECTED = {"latency_p50", "latency_max", "throughput_msgs", "throughput_bytes", "cpu_per_msg",
-                    "samples", "latency_round_spread"}
+                    "faults_per_msg", "samples", "latency_round_spread"}
 TAILS = {"latency_p90": 100, "latency_p99": 1000, "latency_p999": 10000}   # samples each needs
 
 

@@ -70,3 +70,18 @@ def test_the_report_shows_one_setup_for_two_runs_and_each_file_on_request(tmp_pa
                                                             "m · Python 3.11.7 · fork · spread · b.json"]
     assert len(tidy_frame(pooled.sets).query("metric == 'latency_p50'")) == 1
     assert np.isfinite(pooled.tidy.query("metric == 'latency_p50'").ci_low).all()
+
+
+def test_pooling_keeps_allocator_states_apart_and_every_files_skipped_mechanisms(tmp_path):
+
+    def run(name, allocator=None, skipped=()):
+        rs = f.result_set([f.case_record()])
+        rs["run"] = {**(rs.get("run") or {}), "skipped_mechanisms": list(skipped),
+                     **({"allocator": allocator} if allocator else {})}
+        rs["_source"] = name
+        return rs
+
+    skip = {"mechanism": "celery", "reason": "celery is not installed"}
+    pooled = pool_runs([run("a.json"), run("b.json", skipped=[skip]), run("c.json", "warm")])
+    assert [p["_source"] for p in pooled] == ["a.json + b.json", "c.json"]
+    assert pooled[0]["run"]["skipped_mechanisms"] == [{**skip, "source": "b.json"}]

@@ -1,6 +1,7 @@
 """The tidy frame by setup, and wide tables of it: pure pandas helpers for findings, figures and the report.
 
-A *setup* is one machine, Python version, start method, placement and payload kind (``SETUP_COLUMNS``):
+A *setup* is one machine, Python version, start method, placement, payload kind and allocator state
+(``SETUP_COLUMNS``):
 results of different setups are never mixed in one comparison, line or sentence. ``setups`` splits a frame
 into them; ``metric_table`` turns tidy rows (one per case x metric) into one row per case with a column per
 metric.
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-SETUP_COLUMNS = ["machine_id", "python_version", "start_method", "placement", "payload_kind"]
+SETUP_COLUMNS = ["machine_id", "python_version", "start_method", "placement", "payload_kind", "allocator"]
 CASE_KEY = ["machine_id", "python_version", "start_method", "placement", "mechanism", "pattern", "payload_kind",
             "payload_bytes", "workers", "result_set"]
 
@@ -22,15 +23,19 @@ def _text(v) -> str:
     return "?" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
-def setup_label(machine_id, python_version, start_method=None, placement=None, payload_kind=None) -> str:
+def setup_label(machine_id, python_version, start_method=None, placement=None, payload_kind=None,
+                allocator=None) -> str:
     """``vm-1 · Python 3.11.7 · fork · spread`` ("?" for a value that is not known), then ``numpy payloads``
-    for a payload kind other than the default ``bytes``."""
+    for a payload kind other than the default ``bytes`` and ``warm malloc`` for an allocator state other
+    than the default ``fresh``."""
     parts = [_text(machine_id), f"Python {_text(python_version)}"]
     for v in (start_method, placement):
         if v is not None:
             parts.append(_text(v))
     if payload_kind is not None and _text(payload_kind) != "bytes":
         parts.append(f"{_text(payload_kind)} payloads")
+    if allocator is not None and _text(allocator) != "fresh":
+        parts.append(f"{_text(allocator)} malloc")
     return " · ".join(parts)
 
 

@@ -7,7 +7,8 @@ needs and nothing more:
   dies while the round still needs it fails the round at once with a reason (``PeerMonitor``), instead of
   leaving the orchestrator blocked in a ``recv``.
 * ``cpu_snapshot`` reads the CPU seconds of the orchestrator and every process below it (peers, a
-  Manager's server, Pool workers, feeder threads included); see ``process_cpu_seconds``. A round made
+  Manager's server, Pool workers, feeder threads included; ``process_cpu_seconds``) and their minor page
+  faults (``process_minor_faults``; ``Round.faults`` over the window). A round made
   with ``track_steal=True`` (the orchestrator's) also reads the CPU steal time of ``/proc/stat`` at the
   first and the last snapshot, i.e. around the timed window (``Round.steal``).
 * ``close`` reaps every process the round started, whatever happened.
@@ -47,6 +48,7 @@ class RoundResult:
     window_ns: int | None = None          # length of that window
     bytes_per_op: int = 0                 # payload bytes one operation delivers
     cpu_s: float | None = None            # CPU seconds of all processes during the window
+    minor_faults: int | None = None       # minor page faults of all processes during the window (Round.faults)
     placement: dict = field(default_factory=dict)
     # CPU steal (hypervisor) seconds over steal_span_s of wall time, summed over steal_cpus CPUs; the
     # orchestrator fills these in (see Round.steal); None where /proc/stat has no steal column.
@@ -63,6 +65,7 @@ class RoundResult:
             "window_ns": self.window_ns,
             "bytes_per_op": self.bytes_per_op,
             "cpu_s": self.cpu_s,
+            "minor_faults": self.minor_faults,
             "placement": self.placement,
             "steal_s": self.steal_s,
             "steal_span_s": self.steal_span_s,
@@ -252,6 +255,18 @@ def process_cpu_seconds(proc: psutil.Process) -> float | None:
         return None
 
 
+def process_minor_faults(pid: int) -> int | None:
+    """Minor page faults of a process so far, all its threads (``/proc/PID/stat``, field 10): each is a page
+    the kernel had to map on first touch, e.g. of a buffer the allocator had just got from ``mmap``. None
+    where there is no such file."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[7])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def exit_reason(proc) -> str | None:
     """Why a watched process's exit fails the round; None while it runs or after a clean exit."""
     code = proc.exitcode                   # polls without blocking
@@ -338,6 +353,8 @@ class Round:
         self._monitor = PeerMonitor(on_failure or (lambda reason: None))
         self._monitor.start()
         self._procs: list[psutil.Process] | None = None
+        self._faults_first: dict[int, int] | None = None     # minor faults per pid at the first snapshot
+        self._faults_last: dict[int, int] | None = None      # ... and at the last one
         self._payload = None
         self._grace = 2.0   # how long a peer gets to exit by itself when the round closes
         # Steal over the timed window: read at the first and the last cpu_snapshot (sessions, which take
@@ -499,13 +516,30 @@ class Round:
         if self._procs is None:
             self._procs = self._processes()
         out = {}
+        faults = {}
         for p in self._procs:
             t = process_cpu_seconds(p)
             if t is not None:
                 out[p.pid] = t
+            f = process_minor_faults(p.pid)
+            if f is not None:
+                faults[p.pid] = f
+        if self._faults_first is None:
+            self._faults_first = faults
+        else:
+            self._faults_last = faults
         if steal is not None and not first:
             steal.mark()
         return out
+
+    def faults(self) -> int | None:
+        """Minor page faults of every process between the first and the last ``cpu_snapshot`` (the timed
+        window of every pattern that has one), summed over the processes seen at both; None without two
+        snapshots. They include the harness's own (a few list appends per op: rarely a new page)."""
+        first, last = self._faults_first, self._faults_last
+        if first is None or last is None:
+            return None
+        return sum(last[pid] - first[pid] for pid in last if pid in first)
 
     def steal(self) -> tuple[float | None, float | None, int | None]:
         """``(steal_s, span_s, cpus)`` between the first and the last ``cpu_snapshot`` (the timed window

@@ -91,10 +91,10 @@ class FreshRound:
 
     kind = FRESH
 
-    def __init__(self, job: str, out: str, errf):
+    def __init__(self, job: str, out: str, errf, env: dict | None = None):
         self._proc = subprocess.Popen([sys.executable, "-c", ORCHESTRATOR, PACKAGE_PARENT, job, out],
                                       stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
-                                      start_new_session=True)
+                                      start_new_session=True, env=env)
         self.pid = self._proc.pid
 
     @property
@@ -151,8 +151,9 @@ class Launcher:
 
     kind = WARM
 
-    def __init__(self, preload: Sequence[str] = ()):
+    def __init__(self, preload: Sequence[str] = (), env: dict | None = None):
         self.preload = tuple(preload)         # modules to import beyond orchestrator.preload (numpy)
+        self.env = env                        # the launcher's environment (None: this process's); allocator.py
         self._proc: subprocess.Popen | None = None
         self._buf = b""
         self._in_flight: int | None = None      # pid of the round child not yet reported as exited
@@ -181,7 +182,7 @@ class Launcher:
         self._proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, PACKAGE_PARENT, str(os.getpid()),
                                        *self.preload],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-                                      start_new_session=True, close_fds=True, bufsize=0)
+                                      start_new_session=True, close_fds=True, bufsize=0, env=self.env)
         self.starts += 1
         try:
             line = self._read_line(time.monotonic() + READY_TIMEOUT_S)

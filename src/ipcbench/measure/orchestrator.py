@@ -115,6 +115,8 @@ def main(argv: list[str]) -> int:
         if steal[0] is None:
             steal = whole.result()
         result.steal_s, result.steal_span_s, result.steal_cpus = steal
+        if result.minor_faults is None and result.cpu_s is not None:
+            result.minor_faults = rnd.faults()
         ok = True
     except Exception as exc:  # every failure of a round is data: write it, reap, and go on
         if not failed.is_set():

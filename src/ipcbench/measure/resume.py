@@ -43,7 +43,7 @@ RESUMABLE = ("interrupted", "running")
 SETTINGS = ("preset", "mechanisms", "patterns", "payload_sizes", "workers", "start_methods", "placements",
             "spec", "round_timeout_s", "fresh_rounds", "adaptive")
 # settings recorded since payload kinds, and what a file written before them ran: bytes payloads only
-DEFAULTS = {"payload_kinds": ["bytes"], "kind_sizes": {}, "kind_workers": {}}
+DEFAULTS = {"payload_kinds": ["bytes"], "kind_sizes": {}, "kind_workers": {}, "allocator": "fresh"}
 ADAPTIVE = ("rounds_min", "rounds_max", "target_ci", "case_budget_s", "run_budget_s", "reach_factor")
 
 

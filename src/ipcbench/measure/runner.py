@@ -96,6 +96,7 @@ from ..results import summary as stats
 from ..results.io import write_json_atomic
 from ..results.round_stats import round_estimate
 from ..results.schema import SCHEMA, SCHEMA_VERSION
+from . import allocator as allocator_mod
 from .environment import machine_metadata, python_metadata
 from .harness import load_now
 from .launcher import FRESH, WARM, FreshRound, Launcher, LauncherDied, warm_available
@@ -159,6 +160,12 @@ class RunOptions:
     run_budget_s: float | None = None   # seconds of the whole run's rounds, shared by the unfinished cases
     reach_factor: float | None = None   # stop a case whose target needs more than this x max_rounds rounds
     fresh_rounds: bool = False         # every round in a fresh interpreter instead of the warm launcher
+    allocator: str = allocator_mod.DEFAULT   # the malloc state round processes start in (allocator.py)
+
+    @property
+    def env(self) -> dict:
+        """The environment of the round processes (the allocator state's)."""
+        return allocator_mod.environment(self.allocator)
 
     @property
     def min_rounds(self) -> int:
@@ -280,14 +287,15 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextmanager
-def open_launcher(fresh: bool = False, cases: Sequence[Case] = ()) -> Iterator[Launcher | None]:
+def open_launcher(fresh: bool = False, cases: Sequence[Case] = (), env: dict | None = None
+                  ) -> Iterator[Launcher | None]:
     """The warm launcher for a run of ``cases`` (None: fresh interpreters, asked for, where fork is
     missing, or where the launcher does not start, whose rounds then fail with the reason); it imports
     what their payload kinds need (``payloads.modules_for``) and is closed however the block ends."""
     if fresh or not warm_available():
         yield None
         return
-    launcher = Launcher(modules_for(c.payload_kind for c in cases))
+    launcher = Launcher(modules_for(c.payload_kind for c in cases), env=env)
     try:
         try:
             launcher.start()
@@ -305,7 +313,7 @@ def launcher_kind(launcher: Launcher | None) -> str:
 
 
 def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
-              launcher: Launcher | None = None) -> dict:
+              launcher: Launcher | None = None, env: dict | None = None) -> dict:
     """One round in a process of its own, forked by ``launcher`` (None: a fresh interpreter):
     ``{"ok": True, "result": {...}}`` or ``{"ok": False, "error"}``."""
     job, out, err = (os.path.join(workdir, n) for n in ("job.json", "out.json", "stderr.txt"))
@@ -319,7 +327,7 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
     try:
         if launcher is None:
             errf = open(err, "w")
-            proc = FreshRound(job, out, errf)
+            proc = FreshRound(job, out, errf, env)
         else:
             proc = launcher.start_round(job, out, err)
         proc.wait(timeout_s)
@@ -477,7 +485,7 @@ class _CaseRun:
         (``share()``: the case's share of the run budget left, ``run_share``)."""
         meta = {"order": k, "start_s": round(time.monotonic() - t0, 3), **load_now()}
         t = time.monotonic()
-        got = run_round(self.case, opts.spec, opts.round_timeout_s, workdir, launcher=launcher)
+        got = run_round(self.case, opts.spec, opts.round_timeout_s, workdir, launcher=launcher, env=opts.env)
         self.wall_s += time.monotonic() - t
         if got.get("ok"):
             self.results.append(got["result"])
@@ -541,7 +549,7 @@ class _CaseRun:
 
 
 # What the runner copies from a round's result into its round record (samples are thinned apart).
-ROUND_RESULT_KEYS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "placement", "steal_s", "steal_span_s",
+ROUND_RESULT_KEYS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "minor_faults", "placement", "steal_s", "steal_span_s",
                      "steal_cpus", "params")
 
 
@@ -551,7 +559,7 @@ def run_case(case: Case, opts: RunOptions) -> dict:
     state = _CaseRun(case, opts.stop_rule())
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
-            open_launcher(opts.fresh_rounds, [case]) as launcher:
+            open_launcher(opts.fresh_rounds, [case], opts.env) as launcher:
         k = 0
         while not state.finished:
             state.run_round(k, opts, workdir, t0, launcher)
@@ -815,7 +823,7 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
 
     try:
         with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
-                open_launcher(opts.fresh_rounds, cases) as launcher:
+                open_launcher(opts.fresh_rounds, cases, opts.env) as launcher:
             if continuation is None:
                 writer.update_run(launcher=launcher_kind(launcher))
             else:

@@ -76,6 +76,9 @@ _ALL = (
            "(throughput_msgs x bytes per operation)", format_bytes_rate),
     Metric("cpu_per_msg", "s", "lower", "cpu", "CPU seconds of every process involved (peers, servers, feeder "
            "threads) per operation", format_seconds),
+    Metric("faults_per_msg", "count", "none", "cpu", "minor page faults of every process involved per "
+           "operation: pages mapped on first touch, e.g. large buffers the allocator got fresh from mmap "
+           "(the allocator state, docs/measurement.md)", format_count_rate, suffix="faults"),
     Metric("samples", "count", "none", "count", "single-operation latency samples timed, over all rounds",
            format_count),
     Metric("latency_round_spread", "ratio", "none", "spread", "(max - min) / median of the rounds' median "

@@ -2,7 +2,8 @@
 
 * ``tidy``: one row per case x metric, with the public columns ``TIDY_COLUMNS`` (add, never rename) plus
   ``flags`` (noise flags of the case, comma-joined), ``ci_low``/``ci_high`` (the round-level 95 % CI the
-  case recorded for the metric, NaN where none) and ``result_set`` (which file it came from).
+  case recorded for the metric, NaN where none), ``result_set`` (which file it came from) and
+  ``allocator`` (the run's allocator state, ``fresh`` or ``warm``: ``measure/allocator.py``).
 * ``samples``: one row per stored raw sample (seconds), with the case columns, ``round`` and ``result_set``.
 * ``failures``: one row per failed case, with its reason.
 * ``runs``: one row per result set: machine and run metadata, flattened.
@@ -22,7 +23,7 @@ from ..errors import UserError
 from .formats.pytest_benchmark import from_pytest_benchmark
 from .io import read_json
 from .pooling import pool_runs
-from .schema import CASE_COLUMNS, TIDY_COLUMNS, check, machine_id_of, python_version_of
+from .schema import CASE_COLUMNS, TIDY_COLUMNS, allocator_of, check, machine_id_of, python_version_of
 
 
 @dataclass
@@ -87,14 +88,16 @@ def tidy_frame(sets: list[dict]) -> pd.DataFrame:
             if rec.get("status") != "ok":
                 continue
             base = _case_row(rs, rec["case"])
+            allocator = allocator_of(rs)
             noise = rec.get("noise") or {}
             flags = ",".join(noise.get("flags") or [])
             cis = _metric_cis(rec.get("metrics", {}), noise.get("ci") or {})
             for metric, mv in rec.get("metrics", {}).items():
                 lo, hi = cis.get(metric, (np.nan, np.nan))
                 rows.append({**base, "metric": metric, "value": mv["value"], "unit": mv["unit"],
-                             "flags": flags, "ci_low": lo, "ci_high": hi, "result_set": rs["_source"]})
-    cols = [*TIDY_COLUMNS, "flags", "ci_low", "ci_high", "result_set"]
+                             "flags": flags, "ci_low": lo, "ci_high": hi, "result_set": rs["_source"],
+                             "allocator": allocator})
+    cols = [*TIDY_COLUMNS, "flags", "ci_low", "ci_high", "result_set", "allocator"]
     df = pd.DataFrame(rows, columns=cols)
     return df.astype({"payload_bytes": "int64", "workers": "int64", "value": "float64", "ci_low": "float64",
                       "ci_high": "float64"})

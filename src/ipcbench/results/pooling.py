@@ -21,7 +21,7 @@ Sets of different machines or Python versions are never pooled. A set pooled fro
 from __future__ import annotations
 
 from ..plan import metrics as registry
-from .schema import CASE_COLUMNS, machine_id_of, python_version_of
+from .schema import CASE_COLUMNS, allocator_of, machine_id_of, python_version_of
 from .summary import TARGET_CI, summarize
 
 CASE_FIELDS = CASE_COLUMNS[2:]          # a case within one machine and Python version
@@ -60,11 +60,18 @@ def pool_case(records: list[dict], sources: list[str]) -> dict:
             "pooled_from": [src for _, src in ok]}
 
 
+def _skips(rs: dict) -> list:
+    run = rs.get("run")
+    skipped = run.get("skipped_mechanisms") if isinstance(run, dict) else None
+    return skipped if isinstance(skipped, list) else []
+
+
 def pool_runs(sets: list[dict]) -> list[dict]:
-    """Result sets -> one set per (machine, Python version), in the order each setup first appears."""
+    """Result sets -> one set per (machine, Python version, allocator state), in the order each setup first
+    appears. The pooled set's ``run.skipped_mechanisms`` lists every file's, each with its ``source``."""
     groups: dict[tuple, list[dict]] = {}
     for rs in sets:
-        groups.setdefault((machine_id_of(rs), python_version_of(rs)), []).append(rs)
+        groups.setdefault((machine_id_of(rs), python_version_of(rs), allocator_of(rs)), []).append(rs)
     out = []
     for group in groups.values():
         if len(group) == 1:
@@ -79,6 +86,9 @@ def pool_runs(sets: list[dict]) -> list[dict]:
                  for found in by_case.values() for rec in [found[0][0]]]
         first = group[0]
         presets = sorted({str((rs.get("run") or {}).get("preset")) for rs in group})
+        skipped = [{**e, "source": src} for rs, src in zip(group, sources, strict=True)
+                   for e in _skips(rs) if isinstance(e, dict)]
         out.append({**first, "cases": cases, "_source": " + ".join(sources),
-                    "run": {**(first.get("run") or {}), "preset": ",".join(presets), "pooled_from": sources}})
+                    "run": {**(first.get("run") or {}), "preset": ",".join(presets), "pooled_from": sources,
+                            "skipped_mechanisms": skipped}})
     return out

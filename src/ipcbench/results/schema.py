@@ -53,6 +53,14 @@ def machine_id_of(rs: dict):
     return rs.get("machine_id") or rs.get("machine", {}).get("machine_id")
 
 
+def allocator_of(rs: dict) -> str:
+    """The allocator state a result set's rounds started in (``run.allocator``; files from before the
+    setting ran with the caller's environment, as a rule glibc's defaults: ``fresh``)."""
+    run = rs.get("run")
+    state = run.get("allocator") if isinstance(run, dict) else None
+    return state if isinstance(state, str) and state else "fresh"
+
+
 def python_version_of(rs: dict):
     return rs.get("python", {}).get("python_version")
 
@@ -161,7 +169,7 @@ def check(data: object, source: str) -> dict:
 _DAMAGED = "the file is damaged or not written by ipcbench"
 _MAX_INT = 2**63 - 1                 # pandas keeps payload sizes and worker counts as int64
 CASE_TEXT = ("mechanism", "pattern", "payload_kind", "start_method", "placement")
-ROUND_NUMBERS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "samples_total", "steal_s", "steal_span_s",
+ROUND_NUMBERS = ("ops", "window_ns", "bytes_per_op", "cpu_s", "minor_faults", "samples_total", "steal_s", "steal_span_s",
                  "steal_cpus", "procs_running", "load1", "start_s", "order")
 
 

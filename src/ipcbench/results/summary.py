@@ -203,6 +203,9 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI,
     cpu = sum(r["cpu_s"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None)
     if ops:
         metrics["cpu_per_msg"] = cpu / ops
+    counted = [r for r in rounds if r.get("ops") and r.get("minor_faults") is not None]
+    if counted:
+        metrics["faults_per_msg"] = sum(r["minor_faults"] for r in counted) / sum(r["ops"] for r in counted)
 
     lat_spread, tput_spread = spread(per_round_p50), spread(per_round_tput)
     if lat_spread is not None:
