@@ -68,6 +68,9 @@ def register(sub) -> None:
                    "what is left of this many seconds for the whole run (default: preset's; 0: no limit)")
     p.add_argument("--fresh-rounds", action="store_true", help="start every round as a fresh interpreter "
                    "instead of forking it from the warm launcher (slower: ~0.25 s per round)")
+    p.add_argument("--allocator", choices=("fresh", "warm"), help="malloc state the round processes start in: "
+                   "fresh (glibc's defaults, as a new script; the default) or warm (mmap and trim thresholds raised, "
+                   "as in a long-running process: large messages then reuse mapped memory); docs/measurement.md")
     p.add_argument("--timeout", type=float, help="seconds before a round is killed (default 60)")
     p.add_argument("--seed", type=int, help="seed of the random order of rounds (default: a fresh one, "
                    "printed and recorded in the result file)")
@@ -96,8 +99,11 @@ def main(args) -> int:
         Path("results") / machine_id / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     _check_output(out, len(cases), settings["rounds_max"], overwrite=args.overwrite)
     opts = _options(settings, preset.reach_factor, seed, settings["run_budget_s"])
+    from ..measure.allocator import describe
+
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "pid": os.getpid(),
-                **{k: v for k, v in settings.items() if k not in ADAPTIVE_KEYS}}
+                **{k: v for k, v in settings.items() if k not in ADAPTIVE_KEYS},
+                "allocator_detail": describe(settings["allocator"])}
     from ..measure.runner import ResultWriter
 
     try:
@@ -114,6 +120,7 @@ ADAPTIVE_KEYS = ("rounds_max", "target_ci", "case_budget_s", "run_budget_s")
 # flags that choose what and how to measure: a resumed run takes them from its file
 MEASUREMENT_FLAGS = ("preset", "mechanisms", "patterns", "payload_sizes", "payload_kinds", "workers", "start_method",
                      "placement", "rounds", "min_rounds", "max_rounds", "target_ci", "case_budget", "run_budget", "timeout",
+                     "allocator",
                      "machine_id", "output")
 
 
@@ -160,6 +167,7 @@ def _settings(args) -> tuple[dict, object]:
                 "payload_kinds": kinds, "kind_sizes": kind_sizes, "kind_workers": kind_workers,
                 "workers": workers, "start_methods": methods,
                 "placements": check_placements(split_list(args.placement)), "fresh_rounds": args.fresh_rounds,
+                "allocator": args.allocator or "fresh",
                 "rounds_max": max_rounds, "target_ci": target, "case_budget_s": budget, "run_budget_s": run_budget}
     return settings, preset
 
@@ -191,7 +199,7 @@ def _options(settings: dict, reach_factor, seed: int, run_budget_s):
                       max_rounds=settings["rounds_max"], target_ci=settings["target_ci"],
                       case_budget_s=settings["case_budget_s"], run_budget_s=run_budget_s,
                       round_timeout_s=settings["round_timeout_s"], seed=seed, reach_factor=reach_factor,
-                      fresh_rounds=settings["fresh_rounds"])
+                      fresh_rounds=settings["fresh_rounds"], allocator=settings.get("allocator") or "fresh")
 
 
 def _resume(args) -> int:
