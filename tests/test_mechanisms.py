@@ -161,6 +161,9 @@ def test_every_pattern_has_help_a_driver_and_a_session_form():
 
 def test_builtin_mechanisms_are_declarations_of_builtin_patterns():
     for mech in all_mechanisms():
+        if mech.name == "celery":         # brings its own dispatch driver (measure/celery_support/driver.py)
+            assert not mech.patterns["dispatch"].builtin
+            continue
         for name, pattern in mech.patterns.items():
             assert pattern is patterns.PATTERNS[name], (mech.name, name)
             assert all(getattr(mech, need) is not None for need in pattern.needs)

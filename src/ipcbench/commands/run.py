@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   ipcbench run -m queue --target-ci 0.02 --max-rounds 60 --case-budget 20   # tighter CIs, longer
   ipcbench run -m queue --rounds 5            # exactly 5 rounds per case, no adaptive rounds
   ipcbench run --resume results/laptop/20261201T101500.json   # finish a run that was interrupted
+  ipcbench run -m celery,pool_apply,pool_apply_async --workers 1,2   # Celery (pip install 'ipcbench[celery]')
+  ipcbench run -m celery --broker-url redis://:PASS@broker:6379/0 --remote-workers   # workers elsewhere
 
 rounds: every case gets --min-rounds rounds, then more, while the round-level 95 % CI of its p50 latency
 or throughput is wider than +-target (--target-ci), up to --max-rounds or until its rounds have taken
@@ -30,6 +32,11 @@ or throughput is wider than +-target (--target-ci), up to --max-rounds or until 
 whose rounds vary too much to reach the target within twice --max-rounds stops early ("out of reach").
 The result file records per case the CI reached, whether the target was met and why it stopped
 (stop_reason: target met | max rounds | out of reach | time budget | run budget | failed | interrupted).
+
+celery: each round starts its own redis-server (127.0.0.1, a free port, a random password, no persistence)
+and a Celery prefork worker, and stops both when it ends; `--preset smoke` and `quick` leave celery out
+unless it is named with -m, and every preset skips it where Celery or a Redis server is missing (the result
+file records each mechanism left out and why: run.skipped_mechanisms). See docs/celery.md.
 
 interrupted runs: Ctrl-C, SIGTERM or SIGHUP end a run within seconds; its file keeps every finished case
 and is marked "interrupted". `--resume FILE` runs the rest into the same file: finished (and failed) cases
@@ -81,6 +88,12 @@ def register(sub) -> None:
                    "ipcbench, checked); takes no measurement flags")
     p.add_argument("--overwrite", action="store_true", help="replace the result file given by -o if it exists "
                    "(without it, an existing file is never overwritten)")
+    p.add_argument("--broker-url", metavar="URL", help="celery: use this Redis (redis://[:PASSWORD@]HOST:PORT/DB) "
+                   "as broker and result backend instead of starting a redis-server in every round (local workers "
+                   "are still started, unless --remote-workers)")
+    p.add_argument("--remote-workers", action="store_true", help="celery, with --broker-url: start no worker here; "
+                   "the tasks go to queue 'ipcbench', served by workers started elsewhere with `ipcbench "
+                   "celery-worker --broker-url URL --concurrency N`")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=main)
 
@@ -88,9 +101,11 @@ def register(sub) -> None:
 def main(args) -> int:
     from ..measure.machine_file import check_id, default_machine_id
 
+    _celery_env(args)
     if args.resume:
         return _resume(args)
     settings, preset = _settings(args)
+    settings["skipped_mechanisms"] = _skipped(settings["mechanisms"], settings["patterns"], preset, args.broker_url)
     cases = _grid(settings)
     _check_memory(cases)
     seed = _seed(args)
@@ -104,6 +119,12 @@ def main(args) -> int:
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "pid": os.getpid(),
                 **{k: v for k, v in settings.items() if k not in ADAPTIVE_KEYS},
                 "allocator_detail": describe(settings["allocator"])}
+    if args.broker_url:                    # where the celery rounds' broker and workers were (no password)
+        from ..measure.celery_support import redact
+
+        run_info["celery"] = {"broker_url": redact(args.broker_url), "remote_workers": args.remote_workers}
+        run_info["argv"] = [f"--broker-url={redact(a[13:])}" if a.startswith("--broker-url=") else
+                            redact(a) if "://" in a else a for a in run_info["argv"]]
     from ..measure.runner import ResultWriter
 
     try:
@@ -111,6 +132,8 @@ def main(args) -> int:
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
     if not args.quiet:
+        for skip in settings["skipped_mechanisms"]:
+            print(f"ipcbench: {skip['mechanism']} left out: {skip['reason']}", file=sys.stderr)
         print(f"ipcbench: rounds in a random order, seed {seed} (--seed {seed} repeats it)", file=sys.stderr)
     return _execute(cases, opts, writer, args.quiet)
 
@@ -172,14 +195,66 @@ def _settings(args) -> tuple[dict, object]:
     return settings, preset
 
 
+def _celery_env(args) -> None:
+    """Hand --broker-url and --remote-workers to the rounds, through the environment the warm launcher and
+    every round inherit (``measure.celery_support``); without the flags, the rounds start their own Redis and
+    workers, whatever the caller's environment says."""
+    from ..measure.celery_support import BROKER_ENV, REMOTE_ENV
+
+    url = args.broker_url
+    if args.remote_workers and not url:
+        raise UserError("--remote-workers needs --broker-url: the Redis the remote workers listen on")
+    if url is not None and not url.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+        raise UserError(f"--broker-url takes a Redis URL, redis://[:PASSWORD@]HOST:PORT/DB; got {url!r}")
+    for name, value in ((BROKER_ENV, url), (REMOTE_ENV, "1" if args.remote_workers else None)):
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+
+
+def _skipped(named: list[str] | None, patterns: list[str] | None, preset, broker_url: str | None) -> list[dict]:
+    """The mechanisms this run leaves out, each with its reason: those the preset runs only when named
+    (``Preset.leaves_out``), and those that cannot run here (celery without Celery or a Redis server), where
+    they have a pattern the run measures. A mechanism named with -m is never left out: if it cannot run,
+    this says what to install (exit 2)."""
+    from ..measure.celery_support import missing
+    from ..measure.mechanisms import all_mechanisms
+    from ..plan.presets import LEFT_OUT
+
+    unavailable = {}
+    why = missing(broker_url)
+    if why:
+        unavailable["celery"] = why
+    if named:
+        for name in named:
+            if name in unavailable:
+                raise UserError(unavailable[name])
+        return []
+    measured = {m.name for m in all_mechanisms() if not patterns or set(m.patterns) & set(patterns)}
+    skipped = []
+    for name in dict.fromkeys([*preset.leaves_out, *unavailable]):
+        if name not in measured:
+            continue
+        reasons = []
+        if name in preset.leaves_out:
+            reasons.append(f"the {preset.name} preset runs it only when named: {LEFT_OUT[name]}")
+        if name in unavailable:
+            reasons.append(f"it cannot run here: {unavailable[name]}")
+        skipped.append({"mechanism": name, "reason": "; and ".join(reasons)})
+    return skipped
+
+
 def _grid(settings: dict) -> list:
     from ..measure.mechanisms import all_mechanisms
     from ..plan.cases import DEFAULT_PAYLOAD_KIND
     from ..plan.presets import build_grid
 
+    skipped = {s["mechanism"] for s in settings.get("skipped_mechanisms") or ()}
+    catalogue = [m for m in all_mechanisms() if m.name not in skipped]
     return build_grid(settings["mechanisms"], settings["patterns"], settings["payload_sizes"], settings["workers"],
                       settings["start_methods"], settings.get("payload_kinds") or [DEFAULT_PAYLOAD_KIND],
-                      catalogue=all_mechanisms(), placements=settings["placements"],
+                      catalogue=catalogue, placements=settings["placements"],
                       kind_sizes=settings.get("kind_sizes") or {}, kind_workers=settings.get("kind_workers") or {})
 
 
@@ -222,6 +297,7 @@ def _resume(args) -> int:
     run = resume.settings_of(data, source)
     adaptive = run["adaptive"]
     settings = {**{k: run[k] for k in (*resume.SETTINGS, *resume.DEFAULTS) if k != "adaptive"},
+                "skipped_mechanisms": run.get("skipped_mechanisms") or [],
                 "rounds": adaptive["rounds_min"],
                 **{k: adaptive[k] for k in ADAPTIVE_KEYS}}
     grid = _grid(settings)

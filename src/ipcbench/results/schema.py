@@ -311,10 +311,6 @@ def _check_case(rec: dict) -> None:
             _check_round(rnd, f"rounds[{j}]", rec["status"] == "ok")
 
 
-def _is_skip(v) -> bool:
-    return isinstance(v, dict) and _is_text(v.get("mechanism")) and _is_text(v.get("reason"))
-
-
 def check_structure(data: dict, source: str) -> None:
     """Raise UserError naming the first field whose kind readers cannot use (see ``check``)."""
     try:
@@ -327,10 +323,10 @@ def check_structure(data: dict, source: str) -> None:
         _optional(machine, "machine_id", "machine.", _is_text, "text")
         _optional_list(machine, "system_checks", "machine.", lambda x: isinstance(x, dict), "an object")
         _optional(py, "python_version", "python.", _is_text, "text")
-        # mechanisms a run left out, and why (``ipcbench run``: a preset's opt-in ones, celery where Celery or a
-        # Redis server is missing); optional, so files from before it stay valid
-        _optional_list(data.get("run") or {}, "skipped_mechanisms", "run.", _is_skip,
-                       "an object with mechanism and reason (text)")
+        # mechanisms a run left out, and why: [{mechanism, reason}] (``ipcbench run``: a preset's opt-in ones,
+        # celery where Celery or a Redis server is missing); optional, so files from before it stay valid
+        _optional_list(data.get("run") or {}, "skipped_mechanisms", "run.", lambda x: isinstance(x, dict),
+                       "an object ({mechanism, reason})")
     except _Bad as exc:
         raise UserError(f"{source}: {exc}; {_DAMAGED}") from None
     for i, rec in enumerate(data["cases"], 1):
