@@ -27,11 +27,12 @@ for mech in all_mechanisms():
             case = pytest.param(case, marks=pytest.mark.skipif(bool(missing()), reason=str(missing())))
         CASES.append(case)
 
-EXPECTED = {  # metrics each pattern must produce (tail percentiles: where the samples support them)
-    "startup": {"latency_p50", "latency_max", "samples"},
-}
 DEFAULT_EXPECTED = {"latency_p50", "latency_max", "throughput_msgs", "throughput_bytes", "cpu_per_msg",
                     "faults_per_msg", "samples", "latency_round_spread"}
+EXPECTED = {  # metrics each pattern must produce (tail percentiles: where the samples support them)
+    "startup": {"latency_p50", "latency_max", "samples"},
+    "rpc": DEFAULT_EXPECTED | {"latency_first_call"},     # a fresh proxy's first call: connect + authenticate
+}
 TAILS = {"latency_p90": 100, "latency_p99": 1000, "latency_p999": 10000}   # samples each needs
 
 

@@ -113,10 +113,39 @@ def test_roundtrip_rejects_a_wrong_echo(clock):
         patterns.roundtrip(FakeRound(spec), channel(Echo(mangle=lambda x: x[:4] if x else x)))
 
 
-def test_warmup_is_bounded_by_count():
-    spec = RoundSpec(warmup=4, warmup_s=60)
-    calls = []
-    assert Round.warmup(FakeRound(spec), lambda: calls.append(1)) == 4 and len(calls) == 4
+def test_warmup_runs_until_the_timing_stops_improving():
+    """Calls that get faster (10 ms, 9, 8 ... 5 ms, then 5 ms each) warm up until the median of the last 5
+    is no longer 5 % below the median of the 5 before; never fewer than the minimum calls."""
+    from ipcbench.measure.harness import stable_warmup
+
+    durations = iter([10, 9, 8, 7, 6, 5] + [5] * 100)
+    now = [0]
+
+    def clock():
+        return now[0]
+
+    def op():
+        now[0] += next(durations) * 1_000_000
+
+    assert stable_warmup(op, min_calls=3, max_s=60, clock=clock) == 13     # medians 6 (calls 4-8) vs 5 (9-13): 0.83
+    flat = iter([5] * 100)
+
+    def op_flat():
+        now[0] += next(flat) * 1_000_000
+
+    assert stable_warmup(op_flat, min_calls=25, max_s=60, clock=clock) == 25     # the minimum still holds
+
+
+def test_warmup_is_bounded_by_time():
+    from ipcbench.measure.harness import stable_warmup
+
+    now = [0]
+    falling = iter(range(1000, 0, -1))
+
+    def op():                           # always getting faster: only the time limit ends it
+        now[0] += next(falling) * 1_000_000
+
+    assert stable_warmup(op, min_calls=1, max_s=5, clock=lambda: now[0]) == 6      # 5 calls: 4.99 s; the 6th passes 5 s
 
 
 def test_dispatch_apply_counts_tasks(clock):
@@ -146,3 +175,13 @@ def test_counted_ops_end_at_the_last_op_that_finished_by_the_stop():
 
 def test_client_counters_sit_on_cache_lines_of_their_own():
     assert patterns.COUNT_STRIDE * 8 >= 128
+
+
+def test_the_counted_window_of_a_stream_starts_after_the_channel_has_filled():
+    """stream and fanin: receipts before t_steady (the channel filling) are not counted; the window starts
+    at the first receipt after it, whichever producer it came from."""
+    times = [[10, 20, 30, 40, 50], [15, 35, 55], []]
+    first, starts = patterns.steady_start(times, t_steady=32)
+    assert first == 35 and starts == [3, 1, 0]
+    assert patterns.steady_start(times, t_steady=99) == (None, [5, 3, 0])
+    assert 0 < patterns.STEADY_SKIP < 1

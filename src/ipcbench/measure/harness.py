@@ -34,6 +34,34 @@ from ..plan.cases import Case, RoundSpec
 from .payloads import make_payload
 from .placement import Placer, allowed
 
+WARMUP_WINDOW = 5          # calls per half of the rolling comparison
+WARMUP_TOLERANCE = 0.05    # the last WARMUP_WINDOW calls' median within 5 % of the WARMUP_WINDOW before
+
+
+def stable_warmup(op, min_calls: int, max_s: float, clock=time.perf_counter_ns, window: int = WARMUP_WINDOW,
+                  tolerance: float = WARMUP_TOLERANCE) -> int:
+    """Call ``op`` until its timing has settled: at least ``min_calls`` (and 1) calls, then until the median
+    duration of the last ``window`` calls is no more than ``tolerance`` below that of the ``window`` before
+    (still getting faster means still warming: caches, lazy imports, the allocator, the pipe's pages),
+    or until ``max_s`` have passed, whichever comes first. Returns the number of calls."""
+    from statistics import median
+
+    deadline = clock() + int(max_s * 1e9)
+    durations: list[int] = []
+    need = max(1, min_calls)
+    while True:
+        t0 = clock()
+        op()
+        t1 = clock()
+        durations.append(t1 - t0)
+        n = len(durations)
+        if t1 >= deadline:
+            return n
+        if n >= need and n >= 2 * window:
+            recent, before = median(durations[-window:]), median(durations[-2 * window:-window])
+            if recent >= before * (1 - tolerance):
+                return n
+
 
 class RoundFailed(Exception):
     """The round could not be measured; the message says why (shown to the user and stored)."""
@@ -489,15 +517,9 @@ class Round:
 
     # -- measurement helpers -----------------------------------------------------------------------
     def warmup(self, op) -> int:
-        """Run ``op`` up to ``spec.warmup`` times, or for ``spec.warmup_s``, whichever ends first (>= 1)."""
-        deadline = time.perf_counter() + self.spec.warmup_s
-        n = 0
-        while n < max(1, self.spec.warmup):
-            op()
-            n += 1
-            if time.perf_counter() >= deadline:
-                break
-        return n
+        """Run ``op`` until its timing is stable (``stable_warmup``): at least ``spec.warmup`` times, at
+        most for ``spec.warmup_s``; returns the number of calls."""
+        return stable_warmup(op, self.spec.warmup, self.spec.warmup_s)
 
     def _processes(self) -> list[psutil.Process]:
         return [psutil.Process(), *_descendants()]

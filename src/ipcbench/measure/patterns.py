@@ -191,7 +191,31 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
     return result_conns
 
 
+# The counted window of stream and fanin starts this fraction of budget_s after the start signal: the
+# channel fills first (a pipe's buffer, a queue's maxsize), and messages received while it fills neither
+# move at the steady rate nor wait behind a full backlog.
+STEADY_SKIP = 0.25
+
+
+def steady_start(times: list, t_steady: int) -> tuple[int | None, list[int]]:
+    """Where the counted window of a stream or fan-in begins: ``(time of the first receipt at or after
+    t_steady, index of each producer's first such receipt)``; ``times[i]`` are producer i's receipt
+    times in order. (None, lengths) where nothing arrived after ``t_steady``."""
+    import bisect
+
+    starts = [bisect.bisect_left(t, t_steady) for t in times]
+    firsts = [t[k] for t, k in zip(times, starts) if k < len(t)]
+    return (min(firsts) if firsts else None), starts
+
+
 def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundResult:
+    """One consumer (this process) and N producer peers on one channel. The producers send from the start
+    signal; the counted window starts ``STEADY_SKIP`` x ``budget_s`` later, at the first receipt after the
+    channel has filled, and runs ``budget_s`` from there (with ``min_messages`` counted); where the
+    producers reach ``max_messages`` before that, it starts after the first ``STEADY_SKIP`` of the messages
+    instead. CPU is read at that first counted receipt and at the last (in the second case, from the start
+    signal). Latency samples are of the counted messages: send call ->
+    receipt, i.e. the time a message spends in the channel behind a full backlog (``params.latency_is``)."""
     spec, case = rnd.spec, rnd.case
     ctx = rnd.ctx
     consumer, producer_end = mech.make_channel(rnd, bounded=True)
@@ -204,12 +228,15 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     times: list[list[int]] = [[] for _ in range(producers)]
     clock = perf_counter_ns
     ended = 0                      # producers whose sentinel has arrived
-    count = 0
-    first = last = 0
-    cpu0 = rnd.cpu_snapshot()
+    counted = 0                    # receipts in the counted window
+    cpu0 = None
+    cpu_go = rnd.cpu_snapshot()    # for a round whose producers reach max_messages before the window opens
     t_go = clock()
-    soft, hard = _deadlines(spec, t_go)
+    t_steady = t_go + int(spec.budget_s * STEADY_SKIP * 1e9)
+    soft, hard = t_steady + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
+    min_messages = spec.min_messages
     go.set()
+    # Two copies of one loop: the untagged one (stream) saves a lookup per message on the consumer's side.
     if tagged:
         while True:
             msg = recv()
@@ -220,15 +247,16 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
                     break
                 continue
             times[msg[0]].append(t)
-            count += 1
-            if count == 1:
-                first = t
-            last = t
-            if t >= hard or (t >= soft and count >= spec.min_messages):
+            if t >= t_steady:
+                if cpu0 is None:
+                    cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
+                counted += 1
+                if t >= hard or (t >= soft and counted >= min_messages):
+                    break
+            elif t >= hard:
                 break
     else:
-        own = times[0]
-        append = own.append
+        append = times[0].append
         while True:
             msg = recv()
             t = clock()
@@ -236,11 +264,14 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
                 ended = 1
                 break
             append(t)
-            if t >= hard or (t >= soft and len(own) >= spec.min_messages):
+            if t >= t_steady:
+                if cpu0 is None:
+                    cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
+                counted += 1
+                if t >= hard or (t >= soft and counted >= min_messages):
+                    break
+            elif t >= hard:
                 break
-        count = len(own)
-        if count:
-            first, last = own[0], own[-1]
     cpu1 = rnd.cpu_snapshot()
     rnd.stopping()                  # before the flag: a producer may see it and exit at once
     stop.value = 1
@@ -248,16 +279,29 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     while ended < producers:        # drain before join: producers block on a full channel otherwise
         if recv() is None:
             ended += 1
+    first, starts = steady_start(times, t_steady)
+    if first is None:               # every message came before t_steady (max_messages): skip the first quarter
+        received = sorted(t for ts in times for t in ts)
+        if received:
+            t_steady = received[int(len(received) * STEADY_SKIP)]
+            first, starts = steady_start(times, t_steady)
+        cpu0 = cpu_go               # the CPU window then spans the whole stream, a little more than counted
     samples: list[int] = []
     for i, conn in enumerate(result_conns):
         sent = array("q")
         sent.frombytes(conn.recv_bytes())
-        samples.extend(t_recv - t_send for t_recv, t_send in zip(times[i], sent))
-    if count < 2:
-        raise RoundFailed(f"only {count} message(s) delivered in the timed window")
-    # (count - 1) messages arrived after the first timed receipt: that is the delivered rate.
+        k = starts[i]
+        samples.extend(t_recv - t_send for t_recv, t_send in zip(times[i][k:], sent[k:]))
+    count = len(samples)
+    if count < 2 or first is None:
+        raise RoundFailed(f"only {count} message(s) delivered in the counted window (after the first "
+                          f"{STEADY_SKIP * spec.budget_s * 1e3:.0f} ms, while the channel fills)")
+    last = max(t[-1] for t in times if t)
+    # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
     return RoundResult(samples, ops=count - 1, window_ns=last - first, bytes_per_op=case.payload_bytes,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement,
+                       params={"latency_is": "time in the channel behind a full backlog (send call -> receipt)",
+                               "steady_after_ms": round(STEADY_SKIP * spec.budget_s * 1e3, 3)})
 
 
 def stream(rnd: Round, mech: Makers) -> RoundResult:
@@ -290,11 +334,15 @@ COUNT_STRIDE = 16
 
 def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
     """The rpc peer: ``proxy[key]`` in a loop, stamping each call; ``counts[index]`` (a slot of its own
-    cache line) = calls so far."""
+    cache line) = calls so far. Its very first call (the proxy connects to the server and authenticates)
+    is timed on its own and sent with ``ready``."""
     get = proxy.__getitem__
+    t0 = perf_counter_ns()
+    get(key)
+    first = perf_counter_ns() - t0
     for _ in range(warmup):
         get(key)
-    result_conn.send_bytes(b"ready")
+    result_conn.send_bytes(b"ready:%d" % first)
     if not go.wait(timeout):
         raise TimeoutError("client: no start signal")
     starts, ends = array("q"), array("q")
@@ -367,8 +415,11 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResul
         rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i * COUNT_STRIDE, w,
                        spec.max_messages, spec.timeout_s, name=f"client-{i}")
         w.close()
+    first_calls = []
     for conn in conns:              # every client started and warmed up: start-up stays off the clock
-        conn.recv_bytes()
+        ready = conn.recv_bytes()
+        if ready.startswith(b"ready:"):          # an rpc client's first call on its fresh proxy
+            first_calls.append(int(ready[6:]))
     slots = range(0, n * COUNT_STRIDE, COUNT_STRIDE)
     cpu0 = rnd.cpu_snapshot()
     t_go = perf_counter_ns()
@@ -395,7 +446,8 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResul
     if ops == 0:
         raise RoundFailed("no operation completed in the timed window")
     return RoundResult(samples, ops=ops, window_ns=last - t_go, bytes_per_op=bytes_per_op,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement)
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement,
+                       params={"first_call_ns": first_calls} if first_calls else None)
 
 
 def rpc(rnd: Round, mech: Makers) -> RoundResult:

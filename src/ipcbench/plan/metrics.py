@@ -70,6 +70,8 @@ _ALL = (
     _latency("latency_p99", 99, "99th percentile of single-operation latency"),
     _latency("latency_p999", 99.9, "99.9th percentile of single-operation latency (needs thousands of samples)"),
     _latency("latency_max", None, "the slowest single operation timed"),
+    _latency("latency_first_call", None, "rpc: a client's first call on a fresh Manager proxy (it connects to "
+             "the server and authenticates): median over every client of every round"),
     Metric("throughput_msgs", "msg/s", "higher", "throughput", "operations per second where the payload is delivered "
            "(geometric mean of the rounds')", format_count_rate, suffix="msg/s"),
     Metric("throughput_bytes", "B/s", "higher", "throughput", "payload bytes per second delivered "

@@ -203,6 +203,9 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI,
     cpu = sum(r["cpu_s"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None)
     if ops:
         metrics["cpu_per_msg"] = cpu / ops
+    firsts = [v for r in rounds for v in ((r.get("params") or {}).get("first_call_ns") or ())]
+    if firsts:
+        metrics["latency_first_call"] = float(np.median(firsts)) / 1e9
     counted = [r for r in rounds if r.get("ops") and r.get("minor_faults") is not None]
     if counted:
         metrics["faults_per_msg"] = sum(r["minor_faults"] for r in counted) / sum(r["ops"] for r in counted)
