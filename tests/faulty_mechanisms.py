@@ -209,12 +209,13 @@ def _dict(mgr, payload, n):
 
 
 def _client_killed(mgr, payload, n):
-    return _KilledClient(_dict(mgr, payload, n), at=4, who="client-1")
+    return _KilledClient(_dict(mgr, payload, n), at=5, who="client-1")
 
 
 def _server_killed(mgr, payload, n):
-    # every client kills the server at its first timed call: none completes a timed call afterwards
-    return _ServerKiller(_dict(mgr, payload, n), at=3, who=None, server=mgr._process.pid)
+    # every client kills the server at its first timed call (its 4th: the first call, 2 of warm-up, then
+    # the first timed one): none completes a timed call afterwards
+    return _ServerKiller(_dict(mgr, payload, n), at=4, who=None, server=mgr._process.pid)
 
 
 class _KilledLock(_Fault):

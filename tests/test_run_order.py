@@ -345,7 +345,7 @@ class FakeRounds:
         self.clock, self.seconds = clock, seconds
         self.launchers = set()
 
-    def __call__(self, case, spec, timeout_s, workdir, launcher=None):
+    def __call__(self, case, spec, timeout_s, workdir, launcher=None, env=None):
         self.launchers.add(launcher)
         if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
             raise KeyboardInterrupt
