@@ -86,3 +86,67 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert cli.main(["aa", str(tmp_path / "missing.json"), str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such file" in err
+
+
+def with_between(rs, sds):
+    rs["run"] = {**(rs.get("run") or {}), "between_run": dict(sds)}
+    return rs
+
+
+def test_a_recorded_between_run_component_makes_the_check_hold_and_still_finds_a_real_difference():
+    """Kalibera and Jones's two levels: runs drift by 5 % per case, rounds by 2 %. Rounds alone make the
+    CIs too narrow (the check fails); with the between-run sd measured on an earlier pair (what
+    `ipcbench aa --save` keeps and later runs record), a new pair passes, and a real 1.3x is still found."""
+    kw = {"round_sd": 0.02, "run_offset_sd": 0.05}
+    bare = aa_check(Side("a", [run(21, **kw)]), Side("b", [run(22, **kw)]))
+    assert not bare.passed and bare.coverage < 0.6
+    calib = aa_check(Side("a", [run(23, **kw)]), Side("b", [run(24, **kw)]))
+    assert calib.run_sd["latency_p50"] == pytest.approx(0.05, abs=0.02)
+    sds = calib.run_sd
+    checks = [aa_check(Side("a", [with_between(run(30 + 2 * k, **kw), sds)]),
+                       Side("b", [with_between(run(31 + 2 * k, **kw), sds)])) for k in range(4)]
+    assert all(c.sig_fraction <= 0.05 for c in checks)
+    assert np.mean([c.coverage for c in checks]) >= 0.80
+    real = aa_check(Side("a", [with_between(run(40, **kw), sds)]),
+                    Side("b", [with_between(run(41, scale=1.3, **kw), sds)]))
+    assert real.sig_fraction > 0.8
+
+
+def test_ratio_test_and_widen_add_the_between_run_variance():
+    from ipcbench.results.round_stats import ratio_test, widen
+
+    a, b = [1.0, 1.02, 0.98, 1.01, 0.99], [1.10, 1.12, 1.08, 1.11, 1.09]
+    plain, wide = ratio_test(a, b), ratio_test(a, b, extra_var=0.05 ** 2 * 2)
+    assert plain.ratio == wide.ratio and plain.p_value < 1e-4 < wide.p_value
+    assert wide.low < plain.low < plain.high < wide.high
+    assert ratio_test(a, b, extra_var=0.0) == plain
+    lo, hi = widen(100.0, 90.0, 110.0, 0.0)
+    assert (lo, hi) == (90.0, 110.0)
+    lo, hi = widen(100.0, 100.0, 100.0, 0.05)                 # no spread in the rounds: +-1.96 sd
+    assert np.log(100 / lo) == pytest.approx(1.959964 * 0.05) and np.log(hi / 100) == pytest.approx(1.959964 * 0.05)
+
+
+def test_aa_save_keeps_the_estimate_in_the_machine_file_and_runs_record_it(tmp_path, capsys, monkeypatch):
+    import json
+
+    from ipcbench.measure import machine_file
+
+    mf = tmp_path / "machine.json"
+    monkeypatch.setenv("IPCBENCH_MACHINE_FILE", str(mf))
+    me = machine_file.load()["machine_id"]
+    kw = {"round_sd": 0.02, "run_offset_sd": 0.05}
+    a, b = run(51, **kw), run(52, **kw)
+    for rs in (a, b):
+        rs["machine_id"] = rs["machine"]["machine_id"] = me
+    pa, pb = f.write(tmp_path / "a.json", a), f.write(tmp_path / "b.json", b)
+    assert cli.main(["aa", str(pa), str(pb), "--save"]) == 1          # this pair itself had none: FAIL
+    out = capsys.readouterr().out
+    assert "recorded no between-run sd" in out and f"kept in {mf}" in out
+    kept = json.loads(mf.read_text())["between_run"]
+    assert kept["latency_p50"] == pytest.approx(0.05, abs=0.025) and kept["files"] == [str(pa), str(pb)]
+    from ipcbench.commands.run import _between_run
+
+    assert _between_run(me)["latency_p50"] == kept["latency_p50"] and _between_run("other-machine") is None
+    other = f.write(tmp_path / "c.json", run(53))                     # machine "vm", not this one
+    assert cli.main(["aa", str(pa), str(other), "--save"]) == 2
+    assert "--save keeps the estimate for this machine" in capsys.readouterr().err

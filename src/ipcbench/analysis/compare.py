@@ -45,6 +45,7 @@ from ..errors import UserError
 from ..plan import metrics as registry
 from ..plan.cases import case_name
 from ..results.frame import machine_id_of, python_version_of
+from ..results.schema import between_run_of
 from .compare_stats import round_tests, round_values
 
 ALPHA = 0.05               # p-value below which a difference can count as significant
@@ -150,6 +151,10 @@ class _Cases:
     rows: list[dict]                       # key columns + side columns + flags + metric values
     rounds: dict[str, list[np.ndarray]]    # ROUND_VALUES source -> per case, its per-round values
     failed: list[dict]
+    # ROUND_VALUES source -> per case, the variance (log scale) of its estimate beyond its rounds: the
+    # between-run component its runs recorded (run.between_run, from the machine file), divided by the
+    # number of runs pooled; 0 where none was recorded
+    between: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _collect(side: Side) -> _Cases:
@@ -166,20 +171,23 @@ def _collect(side: Side) -> _Cases:
             k = (c["mechanism"], c["pattern"], c["payload_kind"], c["payload_bytes"], c["workers"],
                  c["start_method"], py, c.get("placement", "os"))
             if rec.get("status") == "ok":
-                groups.setdefault(k, []).append((mid, rec))
+                groups.setdefault(k, []).append((mid, rec, between_run_of(rs)))
             else:
                 failed.append((k, {**dict(zip(_KEY, k, strict=True)), "machine_id": mid, "error": rec.get("error"),
                                    "result_set": rs.get("_source", side.label)}))
     # a case that failed in one file but was measured in another of this side is compared, not "failed"
     out = _Cases([], {src: [] for src in set(ROUND_VALUES.values())}, [f for k, f in failed if k not in groups])
+    out.between = {src: [] for src in out.rounds}
     for k, recs in groups.items():         # several records: the same case in several files; pool their rounds
-        for src, values in _round_values([rec for _, rec in recs]).items():
+        for src, values in _round_values([rec for _, rec, _ in recs]).items():
             out.rounds[src].append(values)
+            sds = [bw.get(src) or 0.0 for _, _, bw in recs]
+            out.between[src].append(float(np.mean(np.square(sds))) / len(recs))
         row = dict(zip(_KEY, k, strict=True))
         row["machine_id"] = recs[0][0]
-        row["flags"] = ",".join(sorted({fl for _, rec in recs for fl in (rec.get("noise") or {}).get("flags") or ()}))
+        row["flags"] = ",".join(sorted({fl for _, rec, _ in recs for fl in (rec.get("noise") or {}).get("flags") or ()}))
         for m in METRICS:
-            v = [rec["metrics"][m]["value"] for _, rec in recs if m in rec.get("metrics", {})]
+            v = [rec["metrics"][m]["value"] for _, rec, _ in recs if m in rec.get("metrics", {})]
             if v:
                 row[m] = v[0] if len(v) == 1 else float(np.median(v))
         out.rows.append(row)
@@ -291,7 +299,8 @@ def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | N
         if src is None:
             return None
         if src not in cache:
-            cache[src] = round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io])
+            extra = [b.between[src][i] + o.between[src][j] for i, j in zip(ib, io)] if len(ib) else 0.0
+            cache[src] = round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io], extra_var=extra)
         return cache[src]
 
     parts = [r for r in (_metric_rows(m, b, o, ib, io, tests) for m in metrics) if r is not None]

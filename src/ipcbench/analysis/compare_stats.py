@@ -31,13 +31,16 @@ class RoundTests:
     n_other: np.ndarray
 
 
-def round_tests(base: list[np.ndarray], other: list[np.ndarray], confidence: float = CONFIDENCE) -> RoundTests:
-    """``ratio_test`` of every pair of per-round value arrays; NaN where a side has < ``MIN_ROUNDS``."""
+def round_tests(base: list[np.ndarray], other: list[np.ndarray], confidence: float = CONFIDENCE,
+                extra_var: float = 0.0) -> RoundTests:
+    """``ratio_test`` of every pair of per-round value arrays; NaN where a side has < ``MIN_ROUNDS``.
+    ``extra_var``: the between-run variance of the two sides (``ratio_test``), one for all or one per pair."""
     n = len(base)
     p, lo, hi = (np.full(n, np.nan) for _ in range(3))
+    extra = np.broadcast_to(np.asarray(extra_var, dtype=float), (n,))
     for i, (b, o) in enumerate(zip(base, other, strict=True)):
         if len(b) >= MIN_ROUNDS and len(o) >= MIN_ROUNDS:
-            t = ratio_test(b, o, confidence)
+            t = ratio_test(b, o, confidence, float(extra[i]))
             if t.ratio > 0:
                 p[i], lo[i], hi[i] = t.p_value, t.low / t.ratio, t.high / t.ratio
     return RoundTests(p, lo, hi, np.array([len(b) for b in base]), np.array([len(o) for o in other]))

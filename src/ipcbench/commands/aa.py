@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("a", help="result file (or one machine's folder) of the first run")
     p.add_argument("b", help="result file (or folder) of the second run of the same cases")
     p.add_argument("--show", type=int, default=10, help="list this many significant/uncovered cases (default 10)")
+    p.add_argument("--save", action="store_true", help="keep the between-run sd this pair measured in this "
+                   "machine's file: later runs record it, and their CIs and comparisons include it (both runs "
+                   "must be of this machine)")
     p.set_defaults(func=main)
 
 
@@ -41,6 +44,9 @@ def main(args) -> int:
     res = aa_check(*sides)
     for line in res.lines():
         print(line)
+    print(_between_note(sides[0]))
+    if args.save:
+        print(_save(sides, res))
     for title, df, cols in (("significant in an A/A comparison", res.significant_rows, ["metric", "ratio", "q_value"]),
                             ("A's CI misses B's estimate", res.uncovered, ["metric", "ci_low", "ci_high", "value"])):
         if len(df) and args.show:
@@ -49,3 +55,40 @@ def main(args) -> int:
                 print(f"  {case_label(r, ['start_method', 'placement'])}: " + ", ".join(
                     f"{c} {r[c]:.4g}" if isinstance(r[c], float) else f"{c} {r[c]}" for c in cols))
     return 0 if res.passed else 1
+
+
+def _between_note(side) -> str:
+    from ..results.schema import between_run_of
+
+    bw = [between_run_of(rs) for rs in side.sets]
+    if not any(bw):
+        return (f"{side.label} recorded no between-run sd: its CIs show its rounds only (`ipcbench aa A B --save` "
+                f"keeps this pair's for the runs that follow)")
+    b = bw[0]
+    parts = ", ".join(f"{m} {b[m]:.1%}" for m in ("latency_p50", "throughput_msgs") if m in b)
+    return f"{side.label}'s CIs and the test include its machine's between-run sd ({parts})"
+
+
+def _save(sides, res) -> str:
+    """Store ``res.run_sd`` in this machine's file (``machine_file``), if both sides are this machine's."""
+    from .._version import __version__
+    from ..errors import UserError
+    from ..measure import machine_file
+    from ..results.schema import machine_id_of
+
+    me = machine_file.load()
+    ids = {str(machine_id_of(rs)) for side in sides for rs in side.sets}
+    if ids != {me["machine_id"]}:
+        raise UserError(f"--save keeps the estimate for this machine ({me['machine_id']}), but the runs are of "
+                        f"{', '.join(sorted(ids))}; run both here")
+    if not me.get("saved"):
+        raise UserError(f"--save: this machine has no writable machine file ({me['path']})")
+    if not res.run_sd:
+        raise UserError("--save: the runs share no case with two rounds or more on both sides; nothing to keep")
+    data = {k: v for k, v in me.items() if k not in ("path", "saved")}
+    data["between_run"] = {**{m: round(float(v), 6) for m, v in res.run_sd.items()},
+                           "measured_at": machine_file.now(), "files": [str(s.label) for s in sides],
+                           "cases": int(res.per_metric["coverable"].max()), "ipcbench_version": __version__}
+    path = machine_file.save(data)
+    return (f"kept in {path}: between-run sd " + ", ".join(f"{m} {v:.1%}" for m, v in res.run_sd.items())
+            + "; runs from now on record it, and their CIs and comparisons include it")

@@ -119,6 +119,9 @@ def main(args) -> int:
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "pid": os.getpid(),
                 **{k: v for k, v in settings.items() if k not in ADAPTIVE_KEYS},
                 "allocator_detail": describe(settings["allocator"])}
+    between = _between_run(machine_id)
+    if between:
+        run_info["between_run"] = between
     if args.broker_url:                    # where the celery rounds' broker and workers were (no password)
         from ..measure.celery_support import redact
 
@@ -264,6 +267,17 @@ def _seed(args) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}")
     return new_seed() if args.seed is None else args.seed
+
+
+def _between_run(machine_id: str) -> dict | None:
+    """This machine's between-run sd, kept by ``ipcbench aa --save`` in its machine file (None: none kept,
+    or the run is named as another machine with --machine-id): the run records it, and its CIs and
+    comparisons include it (docs/measurement.md, "Do two runs agree?")."""
+    from ..measure.machine_file import load
+
+    me = load()
+    bw = me.get("between_run")
+    return dict(bw) if isinstance(bw, dict) and me.get("machine_id") == machine_id else None
 
 
 def _options(settings: dict, reach_factor, seed: int, run_budget_s):

@@ -54,6 +54,11 @@ def new_id() -> str:
     return f"{hostname()}-{secrets.token_hex(3)}"
 
 
+def now() -> str:
+    """The current time as the machine file writes it (UTC, ISO 8601, seconds)."""
+    return _now()
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

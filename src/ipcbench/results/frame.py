@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +24,15 @@ from ..errors import UserError
 from .formats.pytest_benchmark import from_pytest_benchmark
 from .io import read_json
 from .pooling import pool_runs
-from .schema import CASE_COLUMNS, TIDY_COLUMNS, allocator_of, check, machine_id_of, python_version_of
+from .schema import (
+    CASE_COLUMNS,
+    TIDY_COLUMNS,
+    allocator_of,
+    between_run_of,
+    check,
+    machine_id_of,
+    python_version_of,
+)
 
 
 @dataclass
@@ -89,9 +98,11 @@ def tidy_frame(sets: list[dict]) -> pd.DataFrame:
                 continue
             base = _case_row(rs, rec["case"])
             allocator = allocator_of(rs)
+            between = between_run_of(rs)
+            runs = len((rs.get("run") or {}).get("pooled_from") or ()) or 1
             noise = rec.get("noise") or {}
             flags = ",".join(noise.get("flags") or [])
-            cis = _metric_cis(rec.get("metrics", {}), noise.get("ci") or {})
+            cis = _metric_cis(rec.get("metrics", {}), noise.get("ci") or {}, between, runs)
             for metric, mv in rec.get("metrics", {}).items():
                 lo, hi = cis.get(metric, (np.nan, np.nan))
                 rows.append({**base, "metric": metric, "value": mv["value"], "unit": mv["unit"],
@@ -103,10 +114,19 @@ def tidy_frame(sets: list[dict]) -> pd.DataFrame:
                       "ci_high": "float64"})
 
 
-def _metric_cis(metrics: dict, ci: dict) -> dict[str, tuple[float, float]]:
+def _metric_cis(metrics: dict, ci: dict, between: dict | None = None, runs: int = 1
+                ) -> dict[str, tuple[float, float]]:
     """The round-level 95 % CIs a case recorded (``noise["ci"]``; schema 1 files have none), by metric;
-    throughput_bytes shares throughput_msgs' (bytes/s is msgs/s times the payload)."""
+    throughput_bytes shares throughput_msgs' (bytes/s is msgs/s times the payload). Where the run recorded
+    its machine's between-run sd (``between``, see ``schema.between_run_of``), the CI is widened by it
+    (divided by the root of the ``runs`` pooled): it then says where another run of this machine would
+    land, not only where more rounds of this run would (``round_stats.widen``)."""
+    from .round_stats import widen
+
     out = {m: (float(v[0]), float(v[1])) for m, v in ci.items() if v}
+    for m, sd in (between or {}).items():
+        if m in out and m in metrics and sd > 0:
+            out[m] = widen(float(metrics[m]["value"]), *out[m], sd / math.sqrt(runs))
     msgs, by = metrics.get("throughput_msgs"), metrics.get("throughput_bytes")
     if "throughput_msgs" in out and msgs and by and msgs["value"] > 0:
         scale = by["value"] / msgs["value"]

@@ -84,6 +84,21 @@ def round_estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> E
     return Estimate(_exp(mean), _exp(mean - half), _exp(mean + half), int(x.size), confidence)
 
 
+def widen(value: float, low: float, high: float, extra_sd: float, confidence: float = CONFIDENCE
+          ) -> tuple[float, float]:
+    """A round-level CI [low, high] around ``value`` widened by a component the rounds cannot show (a
+    between-run sd on the log scale): half-widths on the log scale add in quadrature, the extra one at
+    the normal quantile. Unchanged where ``extra_sd`` is 0 or the CI is missing."""
+    from scipy import stats
+
+    if not extra_sd or not (value > 0 and math.isfinite(low) and math.isfinite(high) and low > 0):
+        return low, high
+    z = float(stats.norm.ppf(0.5 + confidence / 2)) * extra_sd
+    m = math.log(value)
+    lo, hi = m - math.log(low), math.log(high) - m
+    return _exp(m - math.hypot(lo, z)), _exp(m + math.hypot(hi, z))
+
+
 @dataclass(frozen=True)
 class RatioTest:
     """``other / base`` as a ratio of geometric means of round values, its CI, and Welch's p-value."""
@@ -96,11 +111,16 @@ class RatioTest:
     other_rounds: int
 
 
-def ratio_test(base: Sequence[float], other: Sequence[float], confidence: float = CONFIDENCE) -> RatioTest:
+def ratio_test(base: Sequence[float], other: Sequence[float], confidence: float = CONFIDENCE,
+               extra_var: float = 0.0) -> RatioTest:
     """Welch's t-test on log round values (scipy.stats.ttest_ind, equal_var=False) and the ratio's CI.
 
     NaN p-value and CI where a side has fewer than two rounds. Where both sides have no spread at all,
-    the CI is the ratio itself and p is 1 if the sides are equal, 0 otherwise."""
+    the CI is the ratio itself and p is 1 if the sides are equal, 0 otherwise.
+
+    ``extra_var``: variance (log scale) the difference has beyond what the rounds show, e.g. the
+    between-run components of the two sides' machines (``between_run``): added to Welch's standard error,
+    with Welch's degrees of freedom (the level above the rounds in Kalibera and Jones's two-level design)."""
     from scipy import stats
 
     a, b = _logs(base), _logs(other)
@@ -110,6 +130,14 @@ def ratio_test(base: Sequence[float], other: Sequence[float], confidence: float 
     ratio = _exp(diff)
     if a.size < 2 or b.size < 2:
         return RatioTest(ratio, math.nan, math.nan, math.nan, int(a.size), int(b.size))
+    if extra_var > 0:
+        va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+        denom = va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1)
+        df = (va + vb) ** 2 / denom if denom > 0 else math.inf
+        se = math.sqrt(va + vb + extra_var)
+        crit = float(stats.t.ppf(0.5 + confidence / 2, df))
+        p = float(2 * stats.t.sf(abs(diff) / se, df))
+        return RatioTest(ratio, _exp(diff - crit * se), _exp(diff + crit * se), p, int(a.size), int(b.size))
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return RatioTest(ratio, ratio, ratio, 1.0 if diff == 0 else 0.0, int(a.size), int(b.size))
     res = stats.ttest_ind(b, a, equal_var=False)

@@ -61,6 +61,26 @@ def allocator_of(rs: dict) -> str:
     return state if isinstance(state, str) and state else "fresh"
 
 
+BETWEEN_RUN_METRICS = ("latency_p50", "throughput_msgs")
+
+
+def between_run_of(rs: dict) -> dict[str, float]:
+    """The between-run sd (log scale) the run recorded for its machine, by metric (``run.between_run``,
+    from the machine file, measured by ``ipcbench aa --save``); ``throughput_bytes`` shares
+    ``throughput_msgs``'. Empty where none was recorded or the entry is not a finite, non-negative number."""
+    run = rs.get("run")
+    bw = run.get("between_run") if isinstance(run, dict) else None
+    out: dict[str, float] = {}
+    if isinstance(bw, dict):
+        for m in BETWEEN_RUN_METRICS:
+            v = bw.get(m)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
+                out[m] = float(v)
+    if "throughput_msgs" in out:
+        out["throughput_bytes"] = out["throughput_msgs"]
+    return out
+
+
 def python_version_of(rs: dict):
     return rs.get("python", {}).get("python_version")
 
