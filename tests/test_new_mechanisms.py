@@ -53,7 +53,7 @@ def test_raw_recv_says_when_the_other_end_closed():
     a.close()
 
 
-@pytest.mark.parametrize("mechanism", ["os_pipe", "socketpair", "simple_queue", "joinable_queue"])
+@pytest.mark.parametrize("mechanism", ["os_pipe", "socketpair", "simple_queue", "joinable_queue", "pipe_duplex_oob"])
 @pytest.mark.parametrize("pattern", ["roundtrip", "stream"])
 def test_ends_travel_to_spawned_peers(mechanism, pattern, no_leftovers):
     """The ends pickle for spawn peers (file descriptors duplicated by multiprocessing) and work there:
@@ -189,3 +189,32 @@ def test_the_dispatch_styles_have_pytest_benchmark_sessions(mechanism, timed, k,
         assert all(len(r) == k and all(len(x) == 64 for x in r) for r in results)
     else:
         assert s.op.extra() == {"in_flight": 2}
+
+
+def test_out_of_band_pickles_send_an_array_s_buffer_apart_and_receive_it_writable():
+    import socket
+
+    import numpy as np
+
+    from ipcbench.measure.channels import OutOfBand
+    from ipcbench.measure.payloads import make_payload
+
+    a, b = socket.socketpair()
+    from multiprocessing.connection import Connection
+
+    ca, cb = Connection(a.detach()), Connection(b.detach())
+    try:
+        sender, receiver = OutOfBand(ca), OutOfBand(cb)
+        arr = make_payload("numpy", 100_000)
+        t = threading.Thread(target=lambda: (sender.send(arr), sender.send(b"xy"), sender.send(None)))
+        t.start()
+        got = [receiver.recv(), receiver.recv(), receiver.recv()]
+        t.join()
+        assert isinstance(got[0], np.ndarray) and np.array_equal(got[0], arr) and got[0].flags.writeable
+        assert got[1:] == [b"xy", None]
+        copy = OutOfBand.__new__(OutOfBand)
+        copy.__setstate__(receiver.__getstate__())
+        assert copy.conn is cb
+    finally:
+        ca.close()
+        cb.close()

@@ -10,7 +10,7 @@ SEED = {"queue", "pipe_duplex", "pipe_simplex", "manager_dict", "manager_list", 
         "pool_apply_async", "process_start", "lock",
         "simple_queue", "joinable_queue", "os_pipe", "socketpair", "thread_queue",
         "pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor", "process_pool_executor_map",
-        "pool_apply_async_callback", "pool_apply_async_window", "process_pool_executor_window",
+        "pool_apply_async_callback", "pool_apply_async_window", "process_pool_executor_window", "pipe_duplex_oob",
         "shared_memory", "sharedctypes_array", "sharedctypes_array_nolock",     # beyond the seed (issue 12)
         "celery"}                                 # issue 13 (`ipcbench run` leaves it out of smoke, quick)
 
