@@ -143,7 +143,18 @@ def test_aa_save_keeps_the_estimate_in_the_machine_file_and_runs_record_it(tmp_p
     out = capsys.readouterr().out
     assert "recorded no between-run sd" in out and f"kept in {mf}" in out
     kept = json.loads(mf.read_text())["between_run"]
-    assert kept["latency_p50"] == pytest.approx(0.05, abs=0.025) and kept["files"] == [str(pa), str(pb)]
+    assert kept["latency_p50"] == pytest.approx(0.05, abs=0.025) and kept["pairs"][0]["files"] == [str(pa), str(pb)]
+    first = kept["pairs"][0]["latency_p50"]
+    c, d = run(54), run(55)                               # a calm pair: about 0; the pooled sd is the RMS
+    for rs in (c, d):
+        rs["machine_id"] = rs["machine"]["machine_id"] = me
+    pc, pd_ = f.write(tmp_path / "c2.json", c), f.write(tmp_path / "d2.json", d)
+    cli.main(["aa", str(pc), str(pd_), "--save"])
+    capsys.readouterr()
+    kept = json.loads(mf.read_text())["between_run"]
+    second = kept["pairs"][1]["latency_p50"]
+    assert len(kept["pairs"]) == 2 and kept["latency_p50"] == pytest.approx(((first ** 2 + second ** 2) / 2) ** 0.5,
+                                                                          abs=1e-6)
     from ipcbench.commands.run import _between_run
 
     assert _between_run(me)["latency_p50"] == kept["latency_p50"] and _between_run("other-machine") is None

@@ -86,9 +86,32 @@ def _save(sides, res) -> str:
     if not res.run_sd:
         raise UserError("--save: the runs share no case with two rounds or more on both sides; nothing to keep")
     data = {k: v for k, v in me.items() if k not in ("path", "saved")}
-    data["between_run"] = {**{m: round(float(v), 6) for m, v in res.run_sd.items()},
-                           "measured_at": machine_file.now(), "files": [str(s.label) for s in sides],
-                           "cases": int(res.per_metric["coverable"].max()), "ipcbench_version": __version__}
+    old = data.get("between_run") if isinstance(data.get("between_run"), dict) else {}
+    pairs = [p for p in old.get("pairs") or () if isinstance(p, dict)]
+    pairs.append({**{m: round(float(v), 6) for m, v in res.run_sd.items()}, "measured_at": machine_file.now(),
+                  "files": [str(s.label) for s in sides], "cases": int(res.per_metric["coverable"].max()),
+                  "ipcbench_version": __version__})
+    pairs = pairs[-KEEP_PAIRS:]
+    data["between_run"] = {**pooled_between(pairs), "pairs": pairs}
     path = machine_file.save(data)
-    return (f"kept in {path}: between-run sd " + ", ".join(f"{m} {v:.1%}" for m, v in res.run_sd.items())
+    pooled = data["between_run"]
+    return (f"kept in {path}: this pair's between-run sd " + ", ".join(f"{m} {v:.1%}" for m, v in res.run_sd.items())
+            + f"; pooled over the {len(pairs)} pair(s) kept: "
+            + ", ".join(f"{m} {pooled[m]:.1%}" for m in res.run_sd if m in pooled)
             + "; runs from now on record it, and their CIs and comparisons include it")
+
+
+KEEP_PAIRS = 10     # the machine file keeps the last this many pairs' estimates
+
+
+def pooled_between(pairs: list[dict]) -> dict[str, float]:
+    """The machine's between-run sd per metric: the root mean square of the kept pairs' estimates (their
+    variances averaged). One pair measures one hour's state; the machine's runs happen in all of them."""
+    import math
+
+    out = {}
+    for m in ("latency_p50", "throughput_msgs"):
+        v = [p[m] for p in pairs if isinstance(p.get(m), int | float) and math.isfinite(p[m]) and p[m] >= 0]
+        if v:
+            out[m] = round(math.sqrt(sum(x * x for x in v) / len(v)), 6)
+    return out
