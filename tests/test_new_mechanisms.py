@@ -36,7 +36,7 @@ def test_raw_framing_delivers_exact_bytes_through_partial_writes(size):
         t.start()
         got = [receiver.recv(), receiver.recv(), receiver.recv()]
         t.join()
-        assert got[0] == data and isinstance(got[0], bytearray)
+        assert got[0] == data and isinstance(got[0], bytes | bytearray)
         assert got[1:] == [b"xy", None]
     finally:
         os.close(r)

@@ -109,7 +109,7 @@ def test_raw_ends_send_an_array_s_buffer_and_can_hand_out_arrays(size):
         t.start()
         got_bytes, got_array, end = as_bytes.recv(), as_array.recv(), as_array.recv()
         t.join()
-        assert isinstance(got_bytes, bytearray) and got_bytes == arr.tobytes()
+        assert isinstance(got_bytes, bytes | bytearray) and got_bytes == arr.tobytes()
         assert isinstance(got_array, np.ndarray) and got_array.dtype == np.uint8 and np.array_equal(got_array, arr)
         assert got_array.flags.writeable and end is None
         copy = RawFd.__new__(RawFd)          # as a peer unpickles it (multiprocessing pickles the socket)

@@ -76,7 +76,14 @@ class ConsumeEnd:
 # A raw message: an 8-byte signed length, then that many bytes; a negative length is the end (None).
 _LENGTH = struct.Struct("!q")
 _ONE_WRITE = 64 * 1024      # up to this size, length and bytes go out in one system call
+_pack, _unpack_from = _LENGTH.pack, _LENGTH.unpack_from
+_END = _LENGTH.pack(-1)
 _READ = 64 * 1024           # what one read asks for: a pipe's default capacity
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class RawFd:
@@ -84,8 +91,8 @@ class RawFd:
     beside. ``send(data)`` writes the length and the bytes of any C-contiguous buffer (``bytes``, or a
     numpy array through the buffer protocol, ``memoryview(arr).cast("B")``: no copy) — one ``os.write`` up
     to 64 KiB, else the length then the buffer, looping on partial writes. ``recv()`` reads what the
-    descriptor has (up to 64 KiB, one ``os.read``) and copies messages out of it into ``bytearray``s, so a
-    small message costs one system call, as in the obvious user loop (``os.read(fd, 9)`` for a known 8-byte message); a message
+    descriptor has (up to 64 KiB, one ``os.read``) and slices messages out of it (``bytes``, as an
+    unpickled ``bytes`` payload is), so a small message costs one system call, as in the obvious user loop (``os.read(fd, 9)`` for a known 8-byte message); a message
     longer than what arrived goes into a new ``bytearray`` of its length, the rest read straight into it
     with ``os.readv`` (the least a receiver must do to own a message). With ``as_array`` (the ``numpy`` payload kind) ``recv`` hands that buffer out as a
     1-D uint8 ndarray, ``np.frombuffer`` (zero-copy, a fraction of a microsecond), so that the floor
@@ -107,41 +114,50 @@ class RawFd:
             self._frombuffer = partial(np.frombuffer, dtype=np.uint8)
 
     def send(self, data) -> None:
-        fd, write = self.wfd, os.write
+        fd = self.wfd
         if data is None:
-            write(fd, _LENGTH.pack(-1))
+            os.write(fd, _END)
             return
         if type(data) is not bytes and type(data) is not bytearray:   # an ndarray: its buffer, no copy
             data = memoryview(data).cast("B")
         n = len(data)
         if n <= _ONE_WRITE:
-            view = memoryview(_LENGTH.pack(n) + data)
+            msg = _pack(n) + data
+            k = os.write(fd, msg)
+            if k != len(msg):
+                _write_all(fd, memoryview(msg)[k:])
         else:
-            write(fd, _LENGTH.pack(n))
-            view = memoryview(data).cast("B")
-        while view:
-            view = view[write(fd, view):]
+            os.write(fd, _pack(n))
+            _write_all(fd, memoryview(data))
 
     def recv(self):
-        buf, pos, fd = self._buf, self._pos, self.rfd
-        while len(buf) - pos < 8:
-            chunk = os.read(fd, _READ)
-            if not chunk:
-                raise EOFError("the other end closed")
-            buf, pos = buf[pos:] + chunk, 0
-        (n,) = _LENGTH.unpack_from(buf, pos)
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 8:
+            buf, pos = self._more(buf, pos)
+        (n,) = _unpack_from(buf, pos)
         pos += 8
         if n < 0:
             self._buf, self._pos = buf, pos
             return None
         end = pos + n
         if end <= len(buf):
-            msg = bytearray(memoryview(buf)[pos:end])      # the receiver's own, writable copy
             self._buf, self._pos = buf, end
-        else:
-            msg = self._rest(buf[pos:], n)
-            self._buf, self._pos = b"", 0
+            if self._frombuffer is None:
+                return buf[pos:end]
+            return self._frombuffer(bytearray(memoryview(buf)[pos:end]))   # a writable array, as unpickled
+        msg = self._rest(buf[pos:], n)
+        self._buf, self._pos = b"", 0
         return msg if self._frombuffer is None else self._frombuffer(msg)
+
+    def _more(self, buf: bytes, pos: int) -> tuple[bytes, int]:
+        """Read until at least a length (8 bytes) is buffered."""
+        buf = buf[pos:]
+        while len(buf) < 8:
+            chunk = os.read(self.rfd, _READ)
+            if not chunk:
+                raise EOFError("the other end closed")
+            buf += chunk
+        return buf, 0
 
     def _rest(self, head: bytes, n: int) -> bytearray:
         """A message of ``n`` bytes whose first bytes (``head``) have arrived: the rest read into place."""
