@@ -7,7 +7,10 @@ run's ``run_budget_s`` and the target is within reach (``reach_factor``); see ``
            sizes and workers {1, max}; numpy at 64 KiB and object at 1 KiB, with 1 worker (one size and
            worker count are enough to check that a kind works; so the kinds cost 67 more cases, not
            mechanisms left out). 231 cases with the 23 mechanisms of 2026-12-02: 54-58 s on the 2-core VM
-           while another process kept one core busy (bytes 38 s, numpy 10 s, object 6 s of it).
+           while another process kept one core busy (bytes 38 s, numpy 10 s, object 6 s of it); 265 cases
+           with the 28 of the third session: 60.2 s (07:15 UTC, host busy: CPU steal), of which 24 s
+           dispatch; the largest size at 256 KiB instead of 1 MiB gave 63.4 s a minute later, so the size
+           is not what costs: every round starts its processes (~0.1 s a round).
 ``quick``  the default (``tox -e bench``): bytes payloads (``--payload-kinds`` adds the others), the six
            default sizes, workers 1, 2, 4 ... max, 5 to 30 rounds of ~0.1 s, at most 4 s of rounds per
            case and 180 s of rounds beyond the minimum for the whole run (<= 5 min on a 2-core machine:
