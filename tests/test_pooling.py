@@ -85,3 +85,15 @@ def test_pooling_keeps_allocator_states_apart_and_every_files_skipped_mechanisms
     pooled = pool_runs([run("a.json"), run("b.json", skipped=[skip]), run("c.json", "warm")])
     assert [p["_source"] for p in pooled] == ["a.json + b.json", "c.json"]
     assert pooled[0]["run"]["skipped_mechanisms"] == [{**skip, "source": "b.json"}]
+
+
+def test_a_pooled_set_carries_the_machines_between_run_sd_if_any_of_its_files_recorded_it():
+    from ipcbench.results.schema import between_run_of
+
+    old, new = f.result_set([f.case_record()]), f.result_set([f.case_record()])
+    old["_source"], new["_source"] = "old.json", "new.json"
+    new["run"] = {**(new.get("run") or {}), "between_run": {"latency_p50": 0.1, "throughput_msgs": 0.2}}
+    pooled = pool_runs([old, new])
+    assert len(pooled) == 1 and between_run_of(pooled[0]) == {"latency_p50": 0.1, "throughput_msgs": 0.2,
+                                                             "throughput_bytes": 0.2}
+    assert between_run_of(pool_runs([old])[0]) == {}

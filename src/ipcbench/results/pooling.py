@@ -21,7 +21,7 @@ Sets of different machines or Python versions are never pooled. A set pooled fro
 from __future__ import annotations
 
 from ..plan import metrics as registry
-from .schema import CASE_COLUMNS, allocator_of, machine_id_of, python_version_of
+from .schema import CASE_COLUMNS, allocator_of, between_run_of, machine_id_of, python_version_of
 from .summary import TARGET_CI, summarize
 
 CASE_FIELDS = CASE_COLUMNS[2:]          # a case within one machine and Python version
@@ -88,7 +88,11 @@ def pool_runs(sets: list[dict]) -> list[dict]:
         presets = sorted({str((rs.get("run") or {}).get("preset")) for rs in group})
         skipped = [{**e, "source": src} for rs, src in zip(group, sources, strict=True)
                    for e in _skips(rs) if isinstance(e, dict)]
-        out.append({**first, "cases": cases, "_source": " + ".join(sources),
-                    "run": {**(first.get("run") or {}), "preset": ",".join(presets), "pooled_from": sources,
-                            "skipped_mechanisms": skipped}})
+        run = {**(first.get("run") or {}), "preset": ",".join(presets), "pooled_from": sources,
+               "skipped_mechanisms": skipped}
+        # the machine's between-run sd is the machine's, whichever of its files recorded it (the latest)
+        recorded = [rs["run"]["between_run"] for rs in group if between_run_of(rs)]
+        if recorded:
+            run["between_run"] = recorded[-1]
+        out.append({**first, "cases": cases, "_source": " + ".join(sources), "run": run})
     return out
