@@ -132,14 +132,19 @@ def test_representative_sizes():
 
 
 def test_pool_apply_vs_async_latency_and_throughput_per_worker_count():
+    """Latency per task only: pool_apply_async's latency is one batch's (plan.cases.PER_CALL_LATENCY), so it
+    is drawn in the throughput panel only; the window form's is per task."""
     cases = [case(m, "dispatch", s, w, latency_p50=lat * w, throughput_msgs=tp * w)
-             for m, lat, tp in (("pool_apply", 1e-3, 100), ("pool_apply_async", 2e-3, 300))
+             for m, lat, tp in (("pool_apply", 1e-3, 100), ("pool_apply_async", 9e-2, 300),
+                                ("pool_apply_async_window", 2e-3, 150))
              for s in (8, 64 * KiB) for w in (1, 2)]
     fig = figures.pool_apply_vs_async(tidy(rs(cases)))
     lat_ax, tp_ax = panels(fig)
     lat, tp = lines_by_label(lat_ax), lines_by_label(tp_ax)
-    assert set(lat) == {"pool_apply w1", "pool_apply w2", "pool_apply_async w1", "pool_apply_async w2"}
-    np.testing.assert_allclose(lat["pool_apply_async w2"].get_xydata(), [[8, 4e-3], [64 * KiB, 4e-3]])
+    assert set(lat) == {"pool_apply w1", "pool_apply w2", "pool_apply_async_window w1", "pool_apply_async_window w2"}
+    assert {"pool_apply_async w1", "pool_apply_async w2"} <= set(tp)
+    np.testing.assert_allclose(lat["pool_apply_async_window w2"].get_xydata(), [[8, 4e-3], [64 * KiB, 4e-3]])
+    np.testing.assert_allclose(tp["pool_apply_async w2"].get_xydata()[:, 1], [600, 600])
     np.testing.assert_allclose(tp["pool_apply w2"].get_xydata()[:, 1], [200, 200])
     assert lat["pool_apply w1"].get_linestyle() != lat["pool_apply w2"].get_linestyle()
     assert "tasks/s" in tp_ax.get_ylabel()

@@ -208,3 +208,17 @@ def test_no_winner_without_round_level_cis():
            for m, v in (("pipe_duplex", 10e-6), ("queue", 40e-6))]
     (f,) = findings.roundtrip_latency(tidy(rs(one)))
     assert "no clear winner" in f.text and "4.0x" in f.text
+
+
+def test_a_batch_latency_is_never_ranked_beside_a_task_latency():
+    """pool_apply_async's latency is one batch of tasks (here, absurdly, the lowest): the winner grid ranks the per-task
+    dispatch latencies only (its throughput still competes)."""
+    from ipcbench.analysis.winners import winner_grid
+
+    cases = [multi("pool_apply", "dispatch", 1, 1000, p50=1e-3), multi("pool_apply_async", "dispatch", 1, 30000, p50=0.5e-3),
+             multi("celery", "dispatch", 1, 300, p50=4e-3)]
+    t = tidy(rs(cases))
+    rows, sizes, cells = winner_grid(t, "latency_p50", ["dispatch"])
+    assert {v[0] for v in cells.values()} == {"pool_apply"}
+    rows, sizes, cells = winner_grid(t, "throughput_msgs", ["dispatch"])
+    assert {v[0] for v in cells.values()} == {"pool_apply_async"}

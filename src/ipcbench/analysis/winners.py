@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..plan.cases import per_task_latency
 from ..plan.metrics import lower_is_better as _lower_is_better
 
 TIE = 1.05            # a margin below this is "about the same"
@@ -82,6 +83,7 @@ def winner_grid(df: pd.DataFrame, metric: str, patterns: Sequence[str]
     (in the order of ``patterns``, then by workers), the payload sizes, and
     ``cells[(row, size)] = (winner, margin over the runner-up, or None where it ran alone, clear)``
     (``clear``: see ``leaders``)."""
+    df = per_task_latency(df)            # a batch's latency is never ranked beside a task's
     df = df[df["pattern"].isin(list(patterns)) & (df["metric"] == metric) & (df["value"] > 0)]
     sizes = sorted({int(s) for s in df["payload_bytes"]})
     cells: dict = {}

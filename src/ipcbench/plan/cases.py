@@ -27,6 +27,20 @@ PAYLOADLESS_PATTERNS = frozenset({"contention"})
 
 # What a payload is (``measure.payloads.make_payload`` builds them; ``payload_bytes`` is the size): the
 # first is the default, and the kind of cases that move no payload (contention).
+# Dispatch mechanisms whose latency sample is one whole call or batch of K tasks (``params.latency_is``):
+# map/imap calls and the submit-all forms. Their latency is not a per-task latency, so it is never ranked
+# beside one (winner maps, the dispatch figure's latency panel); their throughput is per task.
+PER_CALL_LATENCY = frozenset({"pool_map", "pool_map_chunksize1", "pool_imap", "process_pool_executor_map",
+                              "pool_apply_async", "pool_apply_async_callback", "process_pool_executor"})
+
+
+def per_task_latency(df):
+    """``df`` (tidy rows) without the latency rows of ``PER_CALL_LATENCY`` dispatch cases."""
+    drop = ((df["pattern"] == "dispatch") & df["mechanism"].isin(PER_CALL_LATENCY)
+            & df["metric"].astype(str).str.startswith("latency"))
+    return df[~drop]
+
+
 PAYLOAD_KINDS = {
     "bytes": "a bytes object of the given size (one buffer: copied, never pickled item by item)",
     "numpy": "a 1-D uint8 numpy array of the given size (pickled with its buffer; raw floors send the buffer)",

@@ -11,6 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from ..analysis.setups import metric_table, setups
+from ..plan.cases import per_task_latency
 from ..units import format_seconds, format_size
 from .base import (
     LINESTYLES,
@@ -110,8 +111,9 @@ def pool_apply_vs_async(tidy: pd.DataFrame) -> Figure:
     """Dispatch cases (Pool.apply vs Pool.apply_async, and any other pool mechanism): latency per task
     (p50) and tasks per second against payload size; colour = mechanism, line style = worker count. Lines
     are labelled ``"<mechanism> w<workers>"``. A row per setup."""
-    df = tidy[(tidy["pattern"] == "dispatch") & tidy["metric"].isin(["latency_p50", "throughput_msgs"])
-              & (tidy["payload_bytes"] > 0)]
+    df = per_task_latency(tidy)          # latency per task only: a batch's is not drawn beside a task's
+    df = df[(df["pattern"] == "dispatch") & df["metric"].isin(["latency_p50", "throughput_msgs"])
+            & (df["payload_bytes"] > 0)]
     panels = setups(df)
     if not panels:
         raise NoData("no dispatch (pool) cases")
@@ -127,7 +129,8 @@ def pool_apply_vs_async(tidy: pd.DataFrame) -> Figure:
                 m = wide[(wide["mechanism"] == mech) & (wide["workers"] == w)].sort_values("payload_bytes")
                 style = {"color": mechanism_color(mech), "ls": worker_styles[w], "marker": "o", "ms": 3.5,
                          "label": f"{mech} w{w}"}
-                row[0].plot(m["payload_bytes"], m["latency_p50"], **style)
+                if m["latency_p50"].notna().any():     # none for the batch forms (plan.cases.PER_CALL_LATENCY)
+                    row[0].plot(m["payload_bytes"], m["latency_p50"], **style)
                 row[1].plot(m["payload_bytes"], m["throughput_msgs"], **style)
                 names.add(mech)
         seconds_axis(row[0], "latency per task, p50")
