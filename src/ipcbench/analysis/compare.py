@@ -299,7 +299,7 @@ def compare_pair(base: Side, other: Side, metrics=METRICS, collected: _Cases | N
         if src is None:
             return None
         if src not in cache:
-            extra = [b.between[src][i] + o.between[src][j] for i, j in zip(ib, io)] if len(ib) else 0.0
+            extra = [b.between[src][i] + o.between[src][j] for i, j in zip(ib, io)]
             cache[src] = round_tests([b.rounds[src][i] for i in ib], [o.rounds[src][i] for i in io], extra_var=extra)
         return cache[src]
 

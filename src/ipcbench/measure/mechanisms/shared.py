@@ -100,6 +100,14 @@ def _frombuffer(as_array: bool):
     return np.frombuffer
 
 
+
+def _copy_out(buf, frombuffer, off: int, n: int):
+    """The ``n`` bytes at ``off`` of a slot, copied out before the slot is freed: ``bytes``, or with
+    ``frombuffer`` (numpy payloads) a new array."""
+    if frombuffer is None:
+        return bytes(buf[off:off + n])
+    return frombuffer(buf, "u1", n, off).copy()
+
 class _Link:
     """One direction: ``nslots`` slots of ``slot`` bytes, the notification pipe, the free-slot semaphore;
     ``as_array``: ``recv`` hands out uint8 ndarrays instead of bytes. Each sending process keeps its own
@@ -149,11 +157,7 @@ class ShmLink(_Link):
         i, _, n = _NOTE.unpack(self.note_r.recv_bytes())
         if i < 0:
             return None
-        off = i * self.slot
-        if self.frombuffer is None:
-            data = bytes(self.buf[off:off + n])
-        else:
-            data = self.frombuffer(self.buf, "u1", n, off).copy()
+        data = _copy_out(self.buf, self.frombuffer, i * self.slot, n)
         self.free.release()
         return data
 
@@ -194,11 +198,7 @@ class TaggedShmLink(ShmLink):
         i, tag, n = _NOTE.unpack(self.note_r.recv_bytes())
         if i < 0:
             return None
-        off = i * self.slot
-        if self.frombuffer is None:
-            data = bytes(self.buf[off:off + n])
-        else:
-            data = self.frombuffer(self.buf, "u1", n, off).copy()
+        data = _copy_out(self.buf, self.frombuffer, i * self.slot, n)
         self.free[tag].release()
         return tag, data
 
