@@ -208,12 +208,28 @@ def steady_start(times: list, t_steady: int) -> tuple[int | None, list[int]]:
     return (min(firsts) if firsts else None), starts
 
 
+def counted_window(times: list, t_steady: int, exhausted: bool) -> tuple[int | None, list[int], bool]:
+    """``steady_start``, except where the producers sent all their ``max_messages`` so fast that fewer
+    than two receipts came after ``t_steady`` (a fast channel, a small budget): then the first
+    ``STEADY_SKIP`` of the messages received are skipped instead. Returns ``(first, starts, whole)``;
+    ``whole`` says the second rule was used (the round's CPU window then spans the whole stream)."""
+    first, starts = steady_start(times, t_steady)
+    after = sum(len(t) - k for t, k in zip(times, starts))
+    if not exhausted or after >= 2:
+        return first, starts, False
+    received = sorted(t for ts in times for t in ts)
+    if not received:
+        return None, starts, True
+    first, starts = steady_start(times, received[int(len(received) * STEADY_SKIP)])
+    return first, starts, True
+
+
 def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundResult:
     """One consumer (this process) and N producer peers on one channel. The producers send from the start
     signal; the counted window starts ``STEADY_SKIP`` x ``budget_s`` later, at the first receipt after the
     channel has filled, and runs ``budget_s`` from there (with ``min_messages`` counted); where the
-    producers reach ``max_messages`` before that, it starts after the first ``STEADY_SKIP`` of the messages
-    instead. CPU is read at that first counted receipt and at the last (in the second case, from the start
+    producers send all ``max_messages`` before two receipts came after that, it starts after the first
+    ``STEADY_SKIP`` of the messages instead (``counted_window``). CPU is read at that first counted receipt and at the last (in the second case, from the start
     signal). Latency samples are of the counted messages: send call ->
     receipt, i.e. the time a message spends in the channel behind a full backlog (``params.latency_is``)."""
     spec, case = rnd.spec, rnd.case
@@ -273,18 +289,15 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
             elif t >= hard:
                 break
     cpu1 = rnd.cpu_snapshot()
+    exhausted = ended == producers  # every producer sent max_messages before the window closed
     rnd.stopping()                  # before the flag: a producer may see it and exit at once
     stop.value = 1
     placement = rnd.placement()
     while ended < producers:        # drain before join: producers block on a full channel otherwise
         if recv() is None:
             ended += 1
-    first, starts = steady_start(times, t_steady)
-    if first is None:               # every message came before t_steady (max_messages): skip the first quarter
-        received = sorted(t for ts in times for t in ts)
-        if received:
-            t_steady = received[int(len(received) * STEADY_SKIP)]
-            first, starts = steady_start(times, t_steady)
+    first, starts, whole = counted_window(times, t_steady, exhausted)
+    if whole:
         cpu0 = cpu_go               # the CPU window then spans the whole stream, a little more than counted
     samples: list[int] = []
     for i, conn in enumerate(result_conns):
