@@ -163,3 +163,22 @@ def test_run_case_rounds_carry_steal_and_load(no_leftovers):
     rec = run_case(Case("pipe_duplex", "roundtrip", "bytes", 8, 1, "fork"), OPTS)
     assert [r["order"] for r in rec["rounds"]] == [0, 1] and rec["rounds_planned"] == 2
     assert all("steal_s" in r and "load1" in r for r in rec["rounds"])
+
+
+def test_one_way_queues_are_unbounded_and_filled_before_the_window(no_leftovers):
+    """Queue() as users make it; its producers put everything first and the window times the drain
+    (patterns._one_way); a Manager's queue stays bounded (its server copies every item)."""
+    from ipcbench.measure.channels import bounded_size
+
+    for mech in ("queue", "joinable_queue", "thread_queue"):
+        rec = run_case(Case(mech, "stream", "bytes", 1024, 1, "fork"), OPTS)
+        assert rec["status"] == "ok", rec["error"]
+        params = rec["rounds"][0]["params"]
+        assert params["maxsize"] == 0 and params["steady_after_ms"] == 0
+        assert params["window_starts"] == "after the producers have put all their messages"
+        assert "unbounded queue, filled before the window" in params["latency_is"]
+    rec = run_case(Case("manager_queue", "fanin", "bytes", 1024, 2, "fork"), OPTS)
+    assert rec["status"] == "ok", rec["error"]
+    params = rec["rounds"][0]["params"]
+    assert params["maxsize"] == bounded_size(1024) and "window_starts" not in params
+    assert params["latency_is"].startswith("time in the channel behind a full backlog")

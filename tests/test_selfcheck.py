@@ -223,11 +223,15 @@ def test_selfcheck_end_to_end(tmp_path, no_leftovers):
     doc = json.loads(out.read_text())
     assert doc["schema"] == "ipcbench-selfcheck" and doc["schema_version"] == 1 and doc["status"] == "complete"
     (pair,) = doc["pairs"]
-    assert pair["case_id"] == f"pipe_duplex/roundtrip/8B/w1/{doc['settings']['start_method']}/os"
+    assert pair["case_id"] == f"pipe_duplex/roundtrip/8B/w1/{doc['settings']['start_method']}/spread"
     assert len(pair["reps"]) == 2 and [r["first"] for r in pair["reps"]] == ["hand", "ipcbench"]
     for rep in pair["reps"]:
         assert rep["hand"]["ok"] and rep["ipcbench"]["ok"]
         assert rep["hand"]["rate"] > 0 and rep["ipcbench"]["rate"] > 0 and rep["hand"]["p50_s"] > 0
+        placed = list(rep["hand"]["placed"].values())      # the hand loop placed as the round: spread
+        assert len(placed) >= 2 and placed[0] == [min(os.sched_getaffinity(0))]
+        if len(os.sched_getaffinity(0)) >= 2:
+            assert placed[1] != placed[0]
     for metric in ("throughput", "p50"):
         c = pair["comparisons"][metric]
         assert 0.33 < c["ratio"] < 3, f"{metric}: ipcbench / hand = {c['ratio']:.2f}, a gross gap"

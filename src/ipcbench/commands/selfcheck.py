@@ -29,7 +29,7 @@ EXAMPLES = """examples (an idle machine; nothing else running: it is a benchmark
   ipcbench selfcheck                               # every pair, 8 B, 5 paired reps (~1.5 min on 2 cores)
   ipcbench selfcheck -m pipe_duplex,queue --reps 9 --json selfcheck.json
   ipcbench selfcheck -m pool_apply_async --workers 2 --size 1KiB
-  ipcbench selfcheck --placement spread            # ipcbench pinned (its default) against unpinned user loops
+  ipcbench selfcheck --placement os                # both sides unpinned (the scheduler places them)
 
 verdicts, per comparison (ratio = ipcbench / hand loop; band = [1/(1+tol), 1+tol]):
   PASS          the estimate is inside the band (its CI then meets the band too)
@@ -43,7 +43,7 @@ exit status: 0 when nothing FAILed or ERRORed, 1 otherwise, 2 for bad input.
 def register(sub) -> None:
     p = sub.add_parser("selfcheck", help="fidelity check: ipcbench against the minimal loops users write",
                        description="Alternate, rep by rep, a minimal hand-written user loop (a fresh interpreter, "
-                       "unpinned, a short warm-up, one clock read around N operations) with one round of the same "
+                       "its processes placed as the round's are, a short warm-up, one clock read around N operations) with one round of the same "
                        "case through ipcbench, for each (mechanism, pattern) that has a user loop, and print the "
                        "ratio ipcbench / hand of throughput (and of p50 latency where the hand loop can time "
                        "single operations: roundtrip, rpc, Pool.apply) with a 95 % CI from the paired reps. "
@@ -56,8 +56,9 @@ def register(sub) -> None:
                    "contention moves none")
     p.add_argument("--workers", type=int, help="workers of fanin, rpc, dispatch and contention (default: 2 for "
                    "fanin and contention, 1 for rpc and dispatch); roundtrip and stream have one peer")
-    p.add_argument("--placement", default="os", help="placement of the ipcbench rounds: os (unpinned, like the "
-                   "user loops: the default), spread (ipcbench run's default) or shared")
+    p.add_argument("--placement", default="spread", help="placement of both sides' processes: spread (each on "
+                   "its own CPU, ipcbench run's default and this one's), shared (all on one CPU) or os (unpinned: "
+                   "on a small machine the scheduler's choice then swings both sides, independently)")
     p.add_argument("--start-method", help="fork | spawn | forkserver, for both sides (default: this platform's)")
     p.add_argument("--preset", default="quick", help="whose round settings (window, warm-up) the ipcbench side "
                    "uses: smoke | quick | full (default quick, what `ipcbench run` uses)")
@@ -408,10 +409,10 @@ def report_lines(doc: dict) -> list[str]:
     lo, hi = s["band"]
     from ..units import format_size
 
-    lines = [f"ipcbench selfcheck: {format_size(s['size'])} payloads, {s['start_method']}, ipcbench placement "
-             f"{s['placement']} with the {s['preset']} preset's rounds, {s['reps']} paired reps, tolerance "
+    lines = [f"ipcbench selfcheck: {format_size(s['size'])} payloads, {s['start_method']}, placement "
+             f"{s['placement']} (both sides), the {s['preset']} preset's rounds, {s['reps']} paired reps, tolerance "
              f"{s['tolerance'] * 100:g} % (band {lo:.3f}-{hi:.3f})",
-             f"hand loop: a fresh interpreter, unpinned, warm-up, one clock read around N ops "
+             f"hand loop: a fresh interpreter, warm-up, one clock read around N ops "
              f"(~{s['hand_seconds']:g} s); p50: a second pass of N ops, each timed with perf_counter_ns",
              "ratio = ipcbench / hand (geometric mean of the paired reps, 95 % t-interval from their log ratios); "
              "throughput < 1 or p50 > 1: ipcbench reports worse than the user's loop gets", ""]

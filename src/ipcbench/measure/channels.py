@@ -43,12 +43,27 @@ def shared_queue(q) -> tuple[Endpoint, Endpoint]:
     return Endpoint(q, q, "get", "put"), Endpoint(q, q, "get", "put")
 
 
-def bounded_size(payload_bytes: int) -> int:
-    """maxsize of the queue in stream/fanin: <= 1000 items and <= 64 MiB of payload, at least 2.
+def one_way_maxsize(rnd) -> int:
+    """maxsize of a queue used one way (stream, fanin): 0, unbounded, as users make one (``Queue()``);
+    recorded as ``params.maxsize``.
 
-    An unbounded Queue lets ``put`` run arbitrarily far ahead of delivery (a feeder thread does the real
-    work), so a stream would measure how fast references are appended to a list.
+    Why unbounded: a bounded ``multiprocessing.Queue`` in a stream is not the same channel. Once it is
+    full, every ``get`` releases the semaphore a blocked ``put`` waits on, waking the producer once per
+    message: 8 B messages went through ``Queue(1000)`` at 93-120k/s against 183-201k/s through ``Queue()``
+    on the 2-vCPU VM (``tools/queue_maxsize.py``; docs/measurement.md). An unbounded queue holds
+    references to the one payload object, so the backlog costs little memory; the round's
+    ``max_messages`` bounds it. Its latency samples are then the time behind the backlog the producer has
+    built, which grows through the window (``params.latency_is``).
     """
+    size = bounded_size(rnd.case.payload_bytes) if rnd.bounded_queues else 0
+    rnd.channel_params["maxsize"] = size
+    return size
+
+
+def bounded_size(payload_bytes: int) -> int:
+    """maxsize of a bounded one-way queue: <= 1000 items and <= 64 MiB of payload, at least 2. A
+    Manager's (its server holds an unpickled copy of every item put, unlike a ``Queue``'s references),
+    and every queue of a pytest-benchmark session (``Round.bounded_queues``)."""
     return max(2, min(1000, (64 * 1024**2) // max(1, payload_bytes)))
 
 

@@ -378,6 +378,12 @@ class Round:
         self.ctx = mp.get_context(case.start_method)
         self.stack = ExitStack()
         self.peers: list = []
+        # What a mechanism's maker says about the channel it built (e.g. a queue's maxsize), recorded in the
+        # round's params by the patterns that use one channel one way (stream, fanin).
+        self.channel_params: dict = {}
+        # One-way queues are unbounded, as users make them (channels.one_way_maxsize), except where the
+        # producers must stop on a flag without leaving a backlog to drain (the pytest-benchmark sessions).
+        self.bounded_queues = False
         self._monitor = PeerMonitor(on_failure or (lambda reason: None))
         self._monitor.start()
         self._procs: list[psutil.Process] | None = None

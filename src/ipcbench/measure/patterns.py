@@ -149,9 +149,12 @@ def _wait_flag(flag, timeout: float) -> None:
         time.sleep(0.005)
 
 
-def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout):
+def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout,
+                  fill_first=False):
     """The stream/fanin peer: ``warmup`` messages, then on ``go`` send (stamping each send time) until
-    ``stop`` or ``max_messages``; then ``None``, and the send times on ``result_conn``."""
+    ``stop`` or ``max_messages``; then ``None``, and the send times on ``result_conn``. With ``fill_first``
+    (an unbounded queue) it puts all ``max_messages`` without looking at ``stop``, says so with one byte on
+    ``result_conn``, then puts ``None``."""
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
     send = end.send
@@ -162,18 +165,27 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
     sent = array("q")
     append, clock = sent.append, perf_counter_ns
     n = 0
-    while n < max_messages and not stop.value:
-        append(clock())
-        send(msg)
-        n += 1
+    if fill_first:
+        for _ in range(max_messages):
+            append(clock())
+            send(msg)
+        result_conn.send_bytes(FILLED)
+    else:
+        while n < max_messages and not stop.value:
+            append(clock())
+            send(msg)
+            n += 1
     send(None)
     result_conn.send_bytes(sent.tobytes())
     result_conn.close()
     _wait_flag(stop, timeout)
 
 
+FILLED = b"F"      # a fill_first producer has put all its messages
+
+
 def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: bool, warmup: int, go, stop,
-                    per_producer: int) -> list:
+                    per_producer: int, fill_first: bool = False) -> list:
     """Start the producer peers and receive their warm-up messages; return their result connections."""
     case, ctx = rnd.case, rnd.ctx
     result_conns = []
@@ -181,7 +193,7 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
         r, w = ctx.Pipe(duplex=False)
         result_conns.append(r)
         rnd.start_peer(producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
-                       warmup, go, stop, w, per_producer, rnd.spec.timeout_s, name=f"producer-{i}")
+                       warmup, go, stop, w, per_producer, rnd.spec.timeout_s, fill_first, name=f"producer-{i}")
         if rnd.peer_kind != "thread":       # a thread peer shares this very object (and closes it itself)
             w.close()
     recv = consumer.recv
@@ -195,6 +207,17 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
 # channel fills first (a pipe's buffer, a queue's maxsize), and messages received while it fills neither
 # move at the steady rate nor wait behind a full backlog.
 STEADY_SKIP = 0.25
+
+
+# An unbounded queue's producers put references as fast as they can, far ahead of delivery; whatever is
+# left when the window closes is drained before the round ends. Per round they put at most this many
+# bytes in all (and max_messages): 4 messages at 16 MiB, the max_messages of a preset at 1 KiB.
+UNBOUNDED_BYTES = 64 * 1024**2
+
+# What a stream/fanin latency sample is: [bounded channel, unbounded queue].
+BACKLOG_LATENCY = ("time in the channel behind a full backlog (send call -> receipt)",
+                   "time in the queue behind everything the producers put first (send call -> receipt; an "
+                   "unbounded queue, filled before the window)")
 
 
 def steady_start(times: list, t_steady: int) -> tuple[int | None, list[int]]:
@@ -224,21 +247,43 @@ def counted_window(times: list, t_steady: int, exhausted: bool) -> tuple[int | N
     return first, starts, True
 
 
+def _wait_filled(conns: list, timeout: float) -> None:
+    """Wait for every fill_first producer's FILLED byte."""
+    deadline = time.monotonic() + timeout
+    for conn in conns:
+        if not conn.poll(max(0.0, deadline - time.monotonic())):
+            raise RoundFailed(f"the producers did not finish putting their messages within {timeout:g} s")
+        if conn.recv_bytes() != FILLED:
+            raise RoundFailed("a producer sent something other than its 'filled' mark")
+
+
 def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundResult:
     """One consumer (this process) and N producer peers on one channel. The producers send from the start
     signal; the counted window starts ``STEADY_SKIP`` x ``budget_s`` later, at the first receipt after the
     channel has filled, and runs ``budget_s`` from there (with ``min_messages`` counted); where the
     producers send all ``max_messages`` before two receipts came after that, it starts after the first
-    ``STEADY_SKIP`` of the messages instead (``counted_window``). CPU is read at that first counted receipt and at the last (in the second case, from the start
-    signal). Latency samples are of the counted messages: send call ->
-    receipt, i.e. the time a message spends in the channel behind a full backlog (``params.latency_is``)."""
+    ``STEADY_SKIP`` of the messages instead (``counted_window``). CPU is read at that first counted
+    receipt and at the last (in the second case, from the start signal). Latency samples are of the
+    counted messages: send call -> receipt, i.e. the time a message spends in the channel behind a full
+    backlog (``params.latency_is``).
+
+    An unbounded queue (the maker records ``maxsize`` 0) is filled first: each producer puts all its
+    messages (at most ``UNBOUNDED_BYTES``) and says so, and the window starts at the first receipt after
+    the last has. While a producer's main thread is putting, the queue's feeder thread in the same
+    process hardly gets the GIL (8 B: ~100-1,300 of 40,000 messages delivered in the 45 ms of puts,
+    then 176k/s: ``tools/queue_maxsize.py``), so a window that overlaps the puts measures a mixture of two
+    rates; a user's consumer loop, like the selfcheck's, times the drain."""
     spec, case = rnd.spec, rnd.case
     ctx = rnd.ctx
     consumer, producer_end = mech.make_channel(rnd, bounded=True)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
     warmup = max(1, spec.warmup)
     per_producer = max(1, spec.max_messages // producers)
-    result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer)
+    fill_first = rnd.channel_params.get("maxsize") == 0     # an unbounded queue: what is put must be drained
+    if fill_first:
+        per_producer = min(per_producer, max(4, UNBOUNDED_BYTES // max(1, case.payload_bytes * producers)))
+    result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer,
+                                   fill_first)
     recv = consumer.recv
 
     times: list[list[int]] = [[] for _ in range(producers)]
@@ -246,9 +291,13 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     ended = 0                      # producers whose sentinel has arrived
     counted = 0                    # receipts in the counted window
     cpu0 = None
+    if fill_first:
+        go.set()
+        _wait_filled(result_conns, spec.timeout_s)
     cpu_go = rnd.cpu_snapshot()    # for a round whose producers reach max_messages before the window opens
     t_go = clock()
-    t_steady = t_go + int(spec.budget_s * STEADY_SKIP * 1e9)
+    skip = 0 if fill_first else STEADY_SKIP
+    t_steady = t_go + int(spec.budget_s * skip * 1e9)
     soft, hard = t_steady + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
     min_messages = spec.min_messages
     go.set()
@@ -311,10 +360,12 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
                           f"{STEADY_SKIP * spec.budget_s * 1e3:.0f} ms, while the channel fills)")
     last = max(t[-1] for t in times if t)
     # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
+    params = {"latency_is": BACKLOG_LATENCY[fill_first],
+              "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), **rnd.channel_params}
+    if fill_first:
+        params["window_starts"] = "after the producers have put all their messages"
     return RoundResult(samples, ops=count - 1, window_ns=last - first, bytes_per_op=case.payload_bytes,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement,
-                       params={"latency_is": "time in the channel behind a full backlog (send call -> receipt)",
-                               "steady_after_ms": round(STEADY_SKIP * spec.budget_s * 1e3, 3)})
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params)
 
 
 def stream(rnd: Round, mech: Makers) -> RoundResult:

@@ -82,6 +82,7 @@ def roundtrip_op(rnd: Round, mech: Mechanism) -> Op:
 
 def _one_way(rnd: Round, mech: Mechanism, producers: int, tagged: bool) -> Op:
     spec, case, ctx = rnd.spec, rnd.case, rnd.ctx
+    rnd.bounded_queues = True     # producers stop on a flag: an unbounded queue would leave all they put to drain
     consumer, producer_end = mech.make_channel(rnd, bounded=True)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
     warmup = max(1, spec.warmup)

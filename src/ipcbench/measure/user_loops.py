@@ -492,14 +492,17 @@ def warmup_msgs(size: int) -> int:
     return max(20, min(2000, (4 * 1024**2) // max(1, size)))
 
 
-def _produce(tx, method: str, size: int, index: int | None, count: int) -> None:
-    """A producer: ``count`` messages, then None (fan-in: tagged with the producer's index)."""
+def _produce(tx, method: str, size: int, index: int | None, count: int, filled=None) -> None:
+    """A producer: ``count`` messages, then None (fan-in: tagged with the producer's index); ``filled``
+    (an Event, for a Queue) is set once all are put."""
     payload = make_payload("bytes", size)
     msg = payload if index is None else (index, payload)
     send = getattr(tx, method)
     for _ in range(count):
         send(msg)
     send(None)
+    if filled is not None:
+        filled.set()
 
 
 def _scaled(run: Callable[[int], dict], first: int, target_s: float, top: int, per: int = 1) -> dict:
@@ -519,15 +522,19 @@ def _scaled(run: Callable[[int], dict], first: int, target_s: float, top: int, p
     return out
 
 
-def _consume(recv, producers: list, warm: int, n: int) -> dict:
-    """The consumer: receive ``warm`` messages, then time ``n``; then drain to every producer's None (a
-    producer that has sent all its messages early ends with its None inside the window: not counted)."""
+def _consume(recv, producers: list, warm: int, n: int, filled: list = ()) -> dict:
+    """The consumer: receive ``warm`` messages, wait for every ``filled`` Event (a Queue's producers have
+    put everything), then time ``n``; then drain to every producer's None (a producer that has sent all
+    its messages early ends with its None inside the window: not counted)."""
     ended = 0
     for _ in range(warm):
         if recv() is None:
             ended += 1
     if ended == len(producers):
         raise RuntimeError("every producer ended during warm-up")
+    for event in filled:
+        if not event.wait(JOIN_S):
+            raise RuntimeError("a producer did not finish putting its messages")
     got = 0
     t0 = perf_counter()
     while got < n:
@@ -547,14 +554,19 @@ def _consume(recv, producers: list, warm: int, n: int) -> dict:
     return {"ops": n, "elapsed_s": elapsed, "rate": n / elapsed, "warmup_ops": warm}
 
 
-def _stream(ctx, size: int, target_s: float, make_channel, method: str) -> dict:
+def _stream(ctx, size: int, target_s: float, make_channel, method: str, fill_first: bool = False) -> dict:
+    """``fill_first`` (a Queue): the producer puts everything, the consumer times the drain. While a
+    producer's main thread puts in a tight loop, the Queue's feeder thread in the same process hardly
+    gets the GIL, so a window that overlaps the puts times a mixture of two rates; ipcbench's queue
+    rounds time the drain of a filled queue (``patterns._one_way``), and so does this loop."""
     warm = warmup_msgs(size)
 
     def run(n: int) -> dict:
         rx, tx, recv, close = make_channel()
         try:
-            p = _start(ctx, _produce, tx, method, size, None, warm + n, name="producer")
-            return _consume(recv, [p], warm, n)
+            filled = [ctx.Event()] if fill_first else []
+            p = _start(ctx, _produce, tx, method, size, None, warm + n, *filled, name="producer")
+            return _consume(recv, [p], warm, n, filled)
         finally:
             close()
 
@@ -577,7 +589,7 @@ def st_queue(ctx, payload, workers, target_s):
     def channel():
         q = ctx.Queue()
         return q, q, q.get, lambda: _queue_close(q)
-    return _stream(ctx, len(payload), target_s, channel, "put")
+    return _stream(ctx, len(payload), target_s, channel, "put", fill_first=True)
 
 
 def fi_queue(ctx, payload, workers, target_s):
@@ -588,9 +600,10 @@ def fi_queue(ctx, payload, workers, target_s):
         q = ctx.Queue()
         try:
             share = -(-n * 5 // (4 * producers))          # ceil(1.25 n / P)
-            procs = [_start(ctx, _produce, q, "put", size, i, warm + share, name=f"producer-{i}")
+            filled = [ctx.Event() for _ in range(producers)]     # put everything, then drain (see _stream)
+            procs = [_start(ctx, _produce, q, "put", size, i, warm + share, filled[i], name=f"producer-{i}")
                      for i in range(producers)]
-            out = _consume(q.get, procs, warm * producers, n)
+            out = _consume(q.get, procs, warm * producers, n, filled)
             out["producers"] = producers
             return out
         finally:
@@ -828,8 +841,8 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("sharedctypes_array_nolock", "roundtrip", True, "two RawArray('c'): .raw in, notify, .raw out",
          rt_sharedctypes_array_nolock),
         ("pipe_simplex", "stream", False, "Pipe(duplex=False): w.send loop -> r.recv loop", st_pipe_simplex),
-        ("queue", "stream", False, "Queue(): put loop -> get loop, rate at the consumer", st_queue),
-        ("queue", "fanin", False, "N producers put (i, p) into one Queue(); rate at the consumer", fi_queue),
+        ("queue", "stream", False, "Queue(): the producer puts N, the consumer times N gets (the drain)", st_queue),
+        ("queue", "fanin", False, "N producers put (i, p) into one Queue(), then the consumer times the drain", fi_queue),
         ("manager_dict", "rpc", True, "Manager().dict(): d[key] (N clients: a process each)", rpc_manager_dict),
         ("pool_apply", "dispatch", True, "pool.apply(f, (p,)) one at a time", ds_pool_apply),
         ("pool_apply_async", "dispatch", False, "submit all N apply_async, then get() each", ds_pool_apply_async),
@@ -876,9 +889,41 @@ def _die_with_parent() -> None:
             pass
 
 
+def place_hand_loop(placement: str) -> dict | None:
+    """Place the hand loop's processes as a round's are (``placement.Placer``): this interpreter on the
+    first CPU of the order, and every process it starts (peers, pool workers, a manager's server) right
+    after its ``start()``, on the next CPU (``spread``) or the same one (``shared``), as ``Placer.place``
+    does in a round. ``os``: nothing is pinned. Returns the placer's record (pid -> role and CPUs).
+
+    Why: unpinned, two processes on 2 vCPUs share a CPU or not as the scheduler decides, for hundreds of
+    milliseconds at a time (a Pipe stream of 8 B ran at ~117k/s or ~210k/s, switching within a run,
+    ``tools/queue_maxsize.py --phases``); a check that leaves one side to the scheduler and pins the
+    other compares two placements, not two loops."""
+    if placement == "os":
+        return None
+    from multiprocessing.process import BaseProcess
+
+    from .placement import Placer
+
+    placer = Placer(placement)
+    placer.pin_self()
+    start = BaseProcess.start
+    live: list = []
+
+    def placed_start(self):
+        start(self)
+        live[:] = [p for p in live if p.is_alive()]   # a loop's calibration runs start peers again and again:
+        placer._next = 1 + len(live)                  # number the live ones, as in a round, not all ever started
+        live.append(self)
+        placer.place(self.pid, self.name)
+
+    BaseProcess.start = placed_start
+    return placer.assigned
+
+
 def hand_main(argv: list[str]) -> int:
     """Entry of the interpreter ``run_hand`` starts: one JSON argument (mechanism, pattern, size,
-    workers, start_method, target_s); prints the figures as one JSON line."""
+    workers, start_method, target_s, placement); prints the figures as one JSON line."""
     _die_with_parent()
 
     def on_term(signum, frame):
@@ -887,8 +932,11 @@ def hand_main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_term)
     os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     job = json.loads(argv[0])
+    assigned = place_hand_loop(job.get("placement", "os"))
     out = hand_loop(job["mechanism"], job["pattern"], int(job["size"]), int(job["workers"]),
                     job.get("start_method"), float(job.get("target_s", HAND_TARGET_S)))
+    if assigned is not None:
+        out["placed"] = {str(pid): where["cpus"] for pid, where in assigned.items()}
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     return 0
@@ -945,13 +993,14 @@ def _group_gone(pgid: int, wait_s: float) -> bool:
 
 
 def run_hand(mechanism: str, pattern: str, size: int, workers: int = 1, start_method: str | None = None,
-             target_s: float = HAND_TARGET_S, timeout_s: float = HAND_TIMEOUT_S) -> dict:
-    """The user loop in a fresh interpreter (a session of its own): ``{"ok": True, **figures}`` or
-    ``{"ok": False, "error"}``. Reaped on success, failure, timeout and Ctrl-C."""
+             target_s: float = HAND_TARGET_S, timeout_s: float = HAND_TIMEOUT_S, placement: str = "os") -> dict:
+    """The user loop in a fresh interpreter (a session of its own), its processes placed as ``placement``
+    (``place_hand_loop``): ``{"ok": True, **figures}`` or ``{"ok": False, "error"}``. Reaped on success,
+    failure, timeout and Ctrl-C."""
     from .runner import _clean_shm, _shm_names
 
     job = json.dumps({"mechanism": mechanism, "pattern": pattern, "size": size, "workers": workers,
-                      "start_method": start_method, "target_s": target_s})
+                      "start_method": start_method, "target_s": target_s, "placement": placement})
     before = _shm_names()
     proc = subprocess.Popen([sys.executable, "-c", HAND, PACKAGE_PARENT, job], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
@@ -1034,7 +1083,7 @@ def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_
                     t = time.monotonic()
                     if side == "hand":
                         got = run_hand(case.mechanism, case.pattern, case.payload_bytes, case.workers,
-                                       case.start_method, target_s, hand_timeout_s)
+                                       case.start_method, target_s, hand_timeout_s, case.placement)
                     else:
                         got = ipcbench_round(case, spec, round_timeout_s, workdir, launcher)
                     got["wall_s"] = round(time.monotonic() - t, 3)

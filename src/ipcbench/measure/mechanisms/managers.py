@@ -7,8 +7,9 @@ from . import Mechanism
 
 def _queue_channel(rnd, bounded: bool):
     mgr = rnd.manager()
-    if bounded:
-        return shared_queue(mgr.Queue(bounded_size(rnd.case.payload_bytes)))
+    if bounded:                 # bounded: the server keeps a copy of every item (channels.bounded_size)
+        size = rnd.channel_params["maxsize"] = bounded_size(rnd.case.payload_bytes)
+        return shared_queue(mgr.Queue(size))
     return queue_pair(mgr.Queue)
 
 

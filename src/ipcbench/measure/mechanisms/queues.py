@@ -1,12 +1,12 @@
 """``queue``: multiprocessing.Queue (a pipe, a lock, and a feeder thread that pickles in the background)."""
 
-from ..channels import bounded_size, queue_pair, shared_queue
+from ..channels import one_way_maxsize, queue_pair, shared_queue
 from . import Mechanism
 
 
 def _channel(rnd, bounded: bool):
-    if bounded:
-        q = rnd.ctx.Queue(bounded_size(rnd.case.payload_bytes))
+    if bounded:                 # one queue, one way: Queue() as users make it (channels.one_way_maxsize)
+        q = rnd.ctx.Queue(one_way_maxsize(rnd))
         rnd.stack.callback(_close, q)
         return shared_queue(q)
     parent, child = queue_pair(rnd.ctx.Queue)

@@ -2,7 +2,7 @@
 and ``joinable_queue`` (multiprocessing.JoinableQueue: a Queue whose consumer calls ``task_done()`` for
 every item)."""
 
-from ..channels import ConsumeEnd, Endpoint, bounded_size
+from ..channels import ConsumeEnd, Endpoint, one_way_maxsize
 from . import Mechanism
 
 
@@ -10,6 +10,7 @@ def _simple(rnd, bounded: bool):
     # SimpleQueue has no maxsize; put() writes to the pipe itself, so a full pipe holds the producer back:
     # it cannot run ahead of delivery the way an unbounded Queue's feeder thread lets put() do.
     if bounded:
+        rnd.channel_params["maxsize"] = "pipe buffer"
         q = rnd.ctx.SimpleQueue()
         rnd.stack.callback(q.close)
         return Endpoint(q, q, "get", "put"), Endpoint(q, q, "get", "put")
@@ -21,7 +22,7 @@ def _simple(rnd, bounded: bool):
 
 def _joinable(rnd, bounded: bool):
     if bounded:
-        q = rnd.ctx.JoinableQueue(bounded_size(rnd.case.payload_bytes))
+        q = rnd.ctx.JoinableQueue(one_way_maxsize(rnd))
         rnd.stack.callback(_close, q)
         return Endpoint(ConsumeEnd(q), q, "recv", "put"), Endpoint(ConsumeEnd(q), q, "recv", "put")
     a, b = rnd.ctx.JoinableQueue(), rnd.ctx.JoinableQueue()

@@ -5,13 +5,13 @@ the fast path, but the GIL handed between threads). Its peers are threads of the
 
 import queue
 
-from ..channels import Endpoint, bounded_size
+from ..channels import Endpoint, one_way_maxsize
 from . import Mechanism
 
 
 def _channel(rnd, bounded: bool):
     if bounded:
-        q = queue.Queue(bounded_size(rnd.case.payload_bytes))
+        q = queue.Queue(one_way_maxsize(rnd))
         return Endpoint(q, q, "get", "put"), Endpoint(q, q, "get", "put")
     a, b = queue.Queue(), queue.Queue()
     return Endpoint(b, a, "get", "put"), Endpoint(a, b, "get", "put")
