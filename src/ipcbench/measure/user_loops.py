@@ -409,14 +409,25 @@ def _attach(name: str):
     return shared_memory.SharedMemory(name)   # registers with the creator's tracker (see mechanisms/shared.py)
 
 
+def _notifications(ctx):
+    """The light notification of the shared-memory loops: two ``Pipe(duplex=False)``, one per direction
+    (what ipcbench's shared-memory links use). ``Pipe()`` would be a socketpair, which wakes the other side
+    later: a p50 14-30 % longer for the same loop (docs/selfcheck.md). Returns (parent's (rx, tx),
+    the echo's (rx, tx))."""
+    to_echo_r, to_echo_w = ctx.Pipe(duplex=False)
+    to_parent_r, to_parent_w = ctx.Pipe(duplex=False)
+    return (to_parent_r, to_echo_w), (to_echo_r, to_parent_w)
+
+
 def _echo_shm(name: str, size: int, conn) -> None:
+    rx, tx = conn
     shm = _attach(name)
     buf = shm.buf
     try:
-        while conn.recv_bytes() == b"x":
+        while rx.recv_bytes() == b"x":
             data = bytes(buf[:size])            # copy the request out...
             buf[size:2 * size] = data           # ...and the reply in
-            conn.send_bytes(b"x")
+            tx.send_bytes(b"x")
     finally:
         del buf
         shm.close()
@@ -429,21 +440,21 @@ def rt_shared_memory(ctx, payload, workers, target_s):
     shm = shared_memory.SharedMemory(create=True, size=2 * size)
     try:
         buf = shm.buf
-        a, b = ctx.Pipe()
-        p = _start(ctx, _echo_shm, shm.name, size, b, name="echo")
+        (a_rx, a_tx), echo_end = _notifications(ctx)
+        p = _start(ctx, _echo_shm, shm.name, size, echo_end, name="echo")
 
         def send(data):
             buf[:size] = data
-            a.send_bytes(b"x")
+            a_tx.send_bytes(b"x")
 
         def recv():
-            a.recv_bytes()
+            a_rx.recv_bytes()
             return bytes(buf[size:2 * size])
 
         try:
             return _roundtrip(send, recv, payload, target_s)
         finally:
-            a.send_bytes(b"q")
+            a_tx.send_bytes(b"q")
             _join(p)
     finally:
         try:
@@ -454,30 +465,31 @@ def rt_shared_memory(ctx, payload, workers, target_s):
 
 
 def _echo_arrays(req, rep, conn) -> None:
-    while conn.recv_bytes() == b"x":
+    rx, tx = conn
+    while rx.recv_bytes() == b"x":
         rep.raw = req.raw
-        conn.send_bytes(b"x")
+        tx.send_bytes(b"x")
 
 
 def rt_sharedctypes_array(ctx, payload, workers, target_s, lock: bool = True):
     size = len(payload)
     make = ctx.Array if lock else ctx.RawArray
     req, rep = make("c", size), make("c", size)
-    a, b = ctx.Pipe()
-    p = _start(ctx, _echo_arrays, req, rep, b, name="echo")
+    (a_rx, a_tx), echo_end = _notifications(ctx)
+    p = _start(ctx, _echo_arrays, req, rep, echo_end, name="echo")
 
     def send(data):
         req.raw = data
-        a.send_bytes(b"x")
+        a_tx.send_bytes(b"x")
 
     def recv():
-        a.recv_bytes()
+        a_rx.recv_bytes()
         return rep.raw
 
     try:
         return _roundtrip(send, recv, payload, target_s)
     finally:
-        a.send_bytes(b"q")
+        a_tx.send_bytes(b"q")
         _join(p)
 
 
@@ -834,7 +846,7 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("os_pipe", "roundtrip", True, "os.write / os.read of fixed-size messages on two pipes", rt_os_pipe),
         ("socketpair", "roundtrip", True, "socketpair(): sendall / recv of fixed-size messages", rt_socketpair),
         ("thread_queue", "roundtrip", True, "queue.Queue pair, echo thread in the same process", rt_thread_queue),
-        ("shared_memory", "roundtrip", True, "SharedMemory request/reply halves, 1-byte Pipe notifications",
+        ("shared_memory", "roundtrip", True, "SharedMemory request/reply halves, 1-byte notifications on two Pipe(duplex=False)",
          rt_shared_memory),
         ("sharedctypes_array", "roundtrip", True, "two Array('c'): .raw in, notify, .raw out",
          rt_sharedctypes_array),
