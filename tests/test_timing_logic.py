@@ -173,6 +173,15 @@ def test_counted_ops_end_at_the_last_op_that_finished_by_the_stop():
     assert patterns.counted_ops([client_a], t_stop=99) == ([], 0, 0)
 
 
+def test_a_contention_sample_is_a_batch_of_cycles_divided_by_its_size():
+    """contention: each (start, end) pair is LOCK_BATCH cycles (stamping each cycle cost more than one);
+    a sample is the batch's time / the batch size, and every cycle of a counted batch is an op."""
+    client = (array("q", [0, 1000, 2000]), array("q", [640, 1960, 2900]))
+    samples, ops, last = patterns.counted_ops([client], t_stop=2000, per_sample=32)
+    assert samples == [20, 30] and ops == 64 and last == 1960
+    assert patterns.LOCK_BATCH >= 16
+
+
 def test_client_counters_sit_on_cache_lines_of_their_own():
     assert patterns.COUNT_STRIDE * 8 >= 128
 

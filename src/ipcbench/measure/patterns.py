@@ -423,9 +423,16 @@ def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops
     _send_client_times(result_conn, starts, ends, stop, timeout)
 
 
+# Cycles of acquire + release a contention client times as one sample. One cycle of an uncontended
+# multiprocessing.Lock takes ~0.2 us; stamping each (two clock reads, two appends, a store to its counter
+# and a read of the stop flag) took longer than the cycle: ipcbench reported 0.21-0.44x the rate of the
+# user's plain loop (docs/selfcheck.md). A batch's sample is its time / LOCK_BATCH.
+LOCK_BATCH = 32
+
+
 def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
-    """The contention peer: acquire + release in a loop, stamping each cycle; ``counts[index]`` (a slot of
-    its own cache line) = cycles."""
+    """The contention peer: acquire + release in a loop, stamping each batch of ``LOCK_BATCH`` cycles;
+    ``counts[index]`` (a slot of its own cache line) = cycles."""
     acquire, release = lock.acquire, lock.release
     for _ in range(warmup):
         acquire()
@@ -436,34 +443,37 @@ def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, tim
     starts, ends = array("q"), array("q")
     s_append, e_append, clock = starts.append, ends.append, perf_counter_ns
     n = 0
+    batch = range(LOCK_BATCH)
     while n < max_ops and not stop.value:
         t0 = clock()
-        acquire()
-        release()
+        for _ in batch:
+            acquire()
+            release()
         t1 = clock()
         s_append(t0)
         e_append(t1)
-        n += 1
+        n += LOCK_BATCH
         counts[index] = n
     _send_client_times(result_conn, starts, ends, stop, timeout)
 
 
-def counted_ops(client_times, t_stop: int) -> tuple[list[int], int, int]:
+def counted_ops(client_times, t_stop: int, per_sample: int = 1) -> tuple[list[int], int, int]:
     """The ops of all clients that ended by ``t_stop``: ``(latency samples, ops, end of the last one)``.
-    ``client_times`` holds each client's ``(starts, ends)``; an op still running at ``t_stop`` is not
-    counted, and the window ends at the last counted op, not at the parent's poll."""
+    ``client_times`` holds each client's ``(starts, ends)``, one pair per ``per_sample`` ops (a sample
+    is then the pair's time / ``per_sample``); an op still running at ``t_stop`` is not counted, and the
+    window ends at the last counted op, not at the parent's poll."""
     samples: list[int] = []
     last = 0
     for starts, ends in client_times:
         for t0, t1 in zip(starts, ends):
             if t1 > t_stop:
                 break               # a client's ops are in time order
-            samples.append(t1 - t0)
+            samples.append((t1 - t0) // per_sample)
             last = max(last, t1)
-    return samples, len(samples), last
+    return samples, len(samples) * per_sample, last
 
 
-def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResult:
+def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: int = 1) -> RoundResult:
     """Run one client process per target argument tuple, all started on one ``go`` and all stopped by one
     flag (none has a cap of its own that would let the others run on uncontended; ``max_messages`` caps
     their sum, checked by the parent). Ops that end by the stop count; the window runs from ``go`` to the
@@ -506,12 +516,15 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int) -> RoundResul
         starts.frombytes(conn.recv_bytes())
         ends.frombytes(conn.recv_bytes())
         client_times.append((starts, ends))
-    samples, ops, last = counted_ops(client_times, t_stop)
+    samples, ops, last = counted_ops(client_times, t_stop, per_sample)
     if ops == 0:
         raise RoundFailed("no operation completed in the timed window")
+    params = {"first_call_ns": first_calls} if first_calls else {}
+    if per_sample > 1:
+        params["latency_is"] = f"acquire + release, the mean of a batch of {per_sample} cycles by one client"
+        params["cycles_per_sample"] = per_sample
     return RoundResult(samples, ops=ops, window_ns=last - t_go, bytes_per_op=bytes_per_op,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement,
-                       params={"first_call_ns": first_calls} if first_calls else None)
+                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params or None)
 
 
 def rpc(rnd: Round, mech: Makers) -> RoundResult:
@@ -525,7 +538,7 @@ def rpc(rnd: Round, mech: Makers) -> RoundResult:
 def contention(rnd: Round, mech: Makers) -> RoundResult:
     """N processes acquire and release one lock as fast as they can; latency is per acquire+release."""
     lock = mech.make_lock(rnd.ctx)
-    return _clients(rnd, lock_client, [(lock,)] * rnd.case.workers, bytes_per_op=0)
+    return _clients(rnd, lock_client, [(lock,)] * rnd.case.workers, bytes_per_op=0, per_sample=LOCK_BATCH)
 
 
 # --------------------------------------------------------------------------------------------------
