@@ -773,12 +773,30 @@ def ds_pool_apply_async_callback(ctx, payload, workers, target_s):
         return _measure(run, target_s, _held(len(payload)))
 
 
+def _calls(n: int, k: int) -> list[int]:
+    """n tasks as calls of k (the last one holds what is left)."""
+    full, rest = divmod(n, k)
+    return [k] * full + ([rest] if rest else [])
+
+
+def _map_calls(payload) -> int:
+    """Tasks per map/imap call: ipcbench's (``patterns.tasks_per_call``: 64, fewer for large payloads).
+    The exchange these cases measure is many calls of that many tasks; one call over a list of millions
+    of 8 B items is another workload (with its default chunksize, ~7M items/s on the reference VM: a few
+    pickled lists, docs/selfcheck.md)."""
+    from .patterns import tasks_per_call
+
+    return tasks_per_call(len(payload))
+
+
 def _pool_map(ctx, payload, workers, target_s, chunksize=None):
+    k = _map_calls(payload)
     with ctx.Pool(workers) as pool:
         def run(n: int) -> float:
-            items = [payload] * n
+            calls = [[payload] * size for size in _calls(n, k)]
             t0 = perf_counter()
-            pool.map(echo, items, chunksize)
+            for items in calls:
+                pool.map(echo, items, chunksize)
             return perf_counter() - t0
 
         return _measure(run, target_s, _held(len(payload)))
@@ -793,12 +811,14 @@ def ds_pool_map_chunksize1(ctx, payload, workers, target_s):
 
 
 def ds_pool_imap(ctx, payload, workers, target_s):
+    k = _map_calls(payload)
     with ctx.Pool(workers) as pool:
         def run(n: int) -> float:
-            items = [payload] * n
+            calls = [[payload] * size for size in _calls(n, k)]
             t0 = perf_counter()
-            for _ in pool.imap(echo, items):
-                pass
+            for items in calls:
+                for _ in pool.imap(echo, items):
+                    pass
             return perf_counter() - t0
 
         return _measure(run, target_s, MAX_OPS)
@@ -825,11 +845,13 @@ def ds_process_pool_executor(ctx, payload, workers, target_s):
 
 
 def ds_process_pool_executor_map(ctx, payload, workers, target_s):
+    k = _map_calls(payload)
     with _executor(ctx, workers) as ex:
         def run(n: int) -> float:
-            items = [payload] * n
+            calls = [[payload] * size for size in _calls(n, k)]
             t0 = perf_counter()
-            list(ex.map(echo, items))
+            for items in calls:
+                list(ex.map(echo, items))
             return perf_counter() - t0
 
         return _measure(run, target_s, _held(len(payload)))
@@ -860,12 +882,12 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("pool_apply_async", "dispatch", False, "submit all N apply_async, then get() each", ds_pool_apply_async),
         ("pool_apply_async_callback", "dispatch", False, "submit all N apply_async with a callback, wait for "
          "the last", ds_pool_apply_async_callback),
-        ("pool_map", "dispatch", False, "one pool.map(f, [p] * N), default chunksize", ds_pool_map),
-        ("pool_map_chunksize1", "dispatch", False, "one pool.map(f, [p] * N, chunksize=1)", ds_pool_map_chunksize1),
-        ("pool_imap", "dispatch", False, "for r in pool.imap(f, [p] * N) (chunksize 1)", ds_pool_imap),
+        ("pool_map", "dispatch", False, "pool.map(f, [p] * 64) again and again, default chunksize", ds_pool_map),
+        ("pool_map_chunksize1", "dispatch", False, "pool.map(f, [p] * 64, chunksize=1) again and again", ds_pool_map_chunksize1),
+        ("pool_imap", "dispatch", False, "for r in pool.imap(f, [p] * 64) (chunksize 1), again and again", ds_pool_imap),
         ("process_pool_executor", "dispatch", False, "ProcessPoolExecutor: submit all N, then result() each",
          ds_process_pool_executor),
-        ("process_pool_executor_map", "dispatch", False, "list(ex.map(f, [p] * N)) (chunksize 1)",
+        ("process_pool_executor_map", "dispatch", False, "list(ex.map(f, [p] * 64)) (chunksize 1), again and again",
          ds_process_pool_executor_map),
         ("lock", "contention", False, "N processes: acquire(); release() in a loop, started at a barrier",
          ct_lock),
