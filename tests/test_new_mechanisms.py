@@ -24,33 +24,43 @@ class Holder:
         return self.fd
 
 
-@pytest.mark.parametrize("size", [0, 1, 8, 64 * 1024, 64 * 1024 + 1, 3 * 1024 * 1024 + 7])
+@pytest.mark.parametrize("size", [0, 1, 8, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 3 * 1024 * 1024 + 7])
 def test_raw_framing_delivers_exact_bytes_through_partial_writes(size):
     """Past the pipe's 64 KiB buffer a write is partial and the reader must loop: the bytes arrive whole,
-    in order, and None arrives as None (the three may come in one read: the reader keeps what is left)."""
+    in order, and None (a mark and filler as long as a message) arrives as None."""
     r, w = os.pipe()
     try:
-        sender, receiver = RawFd(Holder(r), Holder(w)), RawFd(Holder(r), Holder(w))
+        sender, receiver = RawFd(Holder(r), Holder(w), size), RawFd(Holder(r), Holder(w), size)
         data = bytes(i % 251 for i in range(size))
-        t = threading.Thread(target=lambda: (sender.send(data), sender.send(bytearray(b"xy")), sender.send(None)))
+        other = bytearray(reversed(data))
+        t = threading.Thread(target=lambda: (sender.send(data), sender.send(other), sender.send(None)))
         t.start()
         got = [receiver.recv(), receiver.recv(), receiver.recv()]
         t.join()
         assert got[0] == data and isinstance(got[0], bytes | bytearray)
-        assert got[1:] == [b"xy", None]
+        assert got[1] == other and got[2] is None
     finally:
         os.close(r)
         os.close(w)
 
 
-def test_raw_recv_says_when_the_other_end_closed():
+def test_raw_channel_carries_one_size_and_says_when_the_other_end_closed():
     a, b = socket.socketpair()
-    end = RawFd(a, a)
-    b.sendall(b"\x00\x00\x00\x00\x00\x00\x00\x10abc")     # a 16-byte message cut short
+    end = RawFd(a, a, 16)
+    with pytest.raises(ValueError, match="carries messages of 16 bytes, not 3"):
+        end.send(b"abc")
+    b.sendall(b"xabc")                      # a 16-byte message cut short
     b.close()
     with pytest.raises(EOFError, match="the other end closed"):
         end.recv()
     a.close()
+    c, d = socket.socketpair()
+    big = RawFd(c, c, 100_000)
+    d.sendall(b"x" + bytes(10))
+    d.close()
+    with pytest.raises(EOFError, match="the other end closed"):
+        big.recv()
+    c.close()
 
 
 @pytest.mark.parametrize("mechanism", ["os_pipe", "socketpair", "simple_queue", "joinable_queue", "pipe_duplex_oob"])

@@ -102,8 +102,8 @@ def test_raw_ends_send_an_array_s_buffer_and_can_hand_out_arrays(size):
     a, b = socket.socketpair()
     c, d = socket.socketpair()          # one reader per socket: a reader keeps what it read ahead
     try:
-        sender, as_bytes = RawFd(a, a), RawFd(b, b)
-        sender2, as_array = RawFd(c, c), RawFd(d, d, as_array=True)
+        sender, as_bytes = RawFd(a, a, size), RawFd(b, b, size)
+        sender2, as_array = RawFd(c, c, size), RawFd(d, d, size, as_array=True)
         arr = make_payload("numpy", size)
         t = threading.Thread(target=lambda: (sender.send(arr), sender2.send(arr), sender2.send(None)))
         t.start()
@@ -114,7 +114,8 @@ def test_raw_ends_send_an_array_s_buffer_and_can_hand_out_arrays(size):
         assert got_array.flags.writeable and end is None
         copy = RawFd.__new__(RawFd)          # as a peer unpickles it (multiprocessing pickles the socket)
         copy.__setstate__(as_array.__getstate__())
-        assert copy.as_array and copy.rfd == as_array.rfd and as_bytes.__getstate__()[2] is False
+        assert copy.as_array and copy.rfd == as_array.rfd and copy.size == size
+        assert as_bytes.__getstate__()[3] is False
     finally:
         for s in (a, b, c, d):
             s.close()

@@ -1,7 +1,8 @@
 """The floors: raw bytes between processes with no pickling and no multiprocessing framing, the least an
 IPC mechanism can cost on this machine. ``os_pipe``: a pair of ``os.pipe()``s (one per direction);
-``socketpair``: ``socket.socketpair()`` (AF_UNIX, as ``Pipe()`` uses). Both carry a payload as an 8-byte
-length and the bytes (``channels.RawFd``); a mechanism's figure beside its floor's is what pickling and
+``socketpair``: ``socket.socketpair()`` (AF_UNIX, as ``Pipe()`` uses). Both carry a payload as a 1-byte
+mark and the bytes, every message of a round the payload's size, as a user who knows the size writes it
+(``channels.RawFd``); a mechanism's figure beside its floor's is what pickling and
 multiprocessing's own framing cost. They run roundtrip and stream (fanin needs a tag per message, which
 would be a protocol of its own).
 
@@ -17,8 +18,8 @@ from . import Mechanism
 
 def _end(rnd, rx, tx) -> Endpoint:
     """One end reading ``rx`` and writing ``tx``; in a round of numpy payloads it receives arrays."""
-    as_array = rnd.case.payload_kind == "numpy"
-    return Endpoint(RawFd(rx, tx, as_array), RawFd(rx, tx, as_array))
+    as_array, size = rnd.case.payload_kind == "numpy", rnd.case.payload_bytes
+    return Endpoint(RawFd(rx, tx, size, as_array), RawFd(rx, tx, size, as_array))
 
 
 def _os_pipe(rnd, bounded: bool):
@@ -41,9 +42,9 @@ def _socketpair(rnd, bounded: bool):
 RAW_KINDS = ("bytes", "numpy")     # buffers; an object payload has no bytes without pickling
 
 MECHANISMS = [
-    Mechanism("os_pipe", "floor", "os.pipe() pair: raw bytes with a length, no pickle (the floor of pipe_simplex)",
+    Mechanism("os_pipe", "floor", "os.pipe() pair: raw fixed-size messages, no pickle (the floor of pipe_simplex)",
               patterns=("roundtrip", "stream"), make_channel=_os_pipe, payload_kinds=RAW_KINDS),
-    Mechanism("socketpair", "floor", "socket.socketpair(): raw bytes with a length, no pickle (the floor of "
+    Mechanism("socketpair", "floor", "socket.socketpair(): raw fixed-size messages, no pickle (the floor of "
               "pipe_duplex)", patterns=("roundtrip", "stream"), make_channel=_socketpair,
               payload_kinds=RAW_KINDS),
 ]
