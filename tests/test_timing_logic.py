@@ -196,6 +196,18 @@ def test_the_counted_window_of_a_stream_starts_after_the_channel_has_filled():
     assert 0 < patterns.STEADY_SKIP < 1
 
 
+def test_a_stream_s_latency_samples_are_its_stamped_messages():
+    """The producer stamps every stride-th message from its first; a sample is the receipt of such a
+    message minus its send time, from the first stamped message at or after the counted window's start."""
+    times = [100, 110, 120, 130, 140, 150, 160]
+    sent = array("q", [5, 25, 45, 65])            # messages 0, 2, 4, 6
+    assert patterns.one_way_samples(times, 0, sent, 2) == [95, 95, 95, 95]
+    assert patterns.one_way_samples(times, 3, sent, 2) == [95, 95]       # messages 4 and 6
+    assert patterns.one_way_samples(times, 1, sent[:2], 2) == [95]        # message 4 was not stamped (sent)
+    assert patterns.one_way_samples(times, 2, array("q", range(7)), 1) == [118, 127, 136, 145, 154]
+    assert patterns.stamp_stride(8) == patterns.STAMP_STRIDE and patterns.stamp_stride(1024**2) == 1
+
+
 def test_a_stream_that_ends_before_the_channel_has_filled_skips_a_quarter_of_its_messages():
     """A fast channel with a small budget: all max_messages arrive (nearly) before t_steady. One receipt
     after it is no window; the first STEADY_SKIP of the receipts are skipped instead (seen in CI:

@@ -388,11 +388,21 @@ def rt_socketpair(ctx, payload, workers, target_s):
         b.close()
 
 
+_THREAD_PEER_CPU: list[int] = []     # where a thread peer pins itself (place_hand_loop); empty: nowhere
+
+
+def _thread_peer(target, *args) -> None:
+    """A thread peer, first placed as a round places one (``Placer.next_cpu``, ``place_thread``)."""
+    if _THREAD_PEER_CPU:
+        os.sched_setaffinity(0, set(_THREAD_PEER_CPU))       # 0: this thread
+    target(*args)
+
+
 def rt_thread_queue(ctx, payload, workers, target_s):
     import queue
 
     q1, q2 = queue.Queue(), queue.Queue()
-    t = threading.Thread(target=_echo_queue, args=(q1, q2), name="echo", daemon=True)
+    t = threading.Thread(target=_thread_peer, args=(_echo_queue, q1, q2), name="echo", daemon=True)
     t.start()
     try:
         return _roundtrip(q1.put, q2.get, payload, target_s)
@@ -941,6 +951,10 @@ def place_hand_loop(placement: str) -> dict | None:
 
     placer = Placer(placement)
     placer.pin_self()
+    cpu = placer.next_cpu()                   # a thread peer's CPU (thread_queue), as in a round
+    placer._next = 1
+    if cpu is not None:
+        _THREAD_PEER_CPU[:] = [cpu]
     start = BaseProcess.start
     live: list = []
 
