@@ -206,6 +206,19 @@ def test_a_hand_loop_past_its_timeout_is_killed_with_its_peers(no_leftovers):
 
 
 @pytest.mark.slow
+def test_a_hand_loop_starts_in_the_allocator_state_asked_for(no_leftovers):
+    """--allocator warm reaches the hand loop's interpreter (and, through the launcher, the rounds)."""
+    from ipcbench.measure import allocator
+
+    warm = user_loops.run_hand("pipe_duplex", "roundtrip", 64, 1, "fork", target_s=0.01, timeout_s=60,
+                               env=allocator.environment("warm"))
+    fresh = user_loops.run_hand("pipe_duplex", "roundtrip", 64, 1, "fork", target_s=0.01, timeout_s=60,
+                                env=allocator.environment("fresh", {**os.environ, "MALLOC_ARENA_MAX_": "2"}))
+    assert warm["ok"] and warm["malloc_env"] == allocator.WARM_ENV
+    assert fresh["ok"] and fresh["malloc_env"] == {}
+
+
+@pytest.mark.slow
 def test_selfcheck_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "sc.json"
     proc = subprocess.run([sys.executable, "-m", "ipcbench", "selfcheck", "-m", "pipe_duplex", "--reps", "2",

@@ -59,6 +59,8 @@ def register(sub) -> None:
     p.add_argument("--placement", default="spread", help="placement of both sides' processes: spread (each on "
                    "its own CPU, ipcbench run's default and this one's), shared (all on one CPU) or os (unpinned: "
                    "on a small machine the scheduler's choice then swings both sides, independently)")
+    p.add_argument("--allocator", choices=("fresh", "warm"), default="fresh", help="malloc state both sides' "
+                   "processes start in, as `ipcbench run --allocator` (matters for large --size; default fresh)")
     p.add_argument("--start-method", help="fork | spawn | forkserver, for both sides (default: this platform's)")
     p.add_argument("--preset", default="quick", help="whose round settings (window, warm-up) the ipcbench side "
                    "uses: smoke | quick | full (default quick, what `ipcbench run` uses)")
@@ -190,6 +192,7 @@ class Settings:
     workers: int | None
     hand_seconds: float
     timeout_s: float
+    allocator: str = "fresh"
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -222,7 +225,8 @@ def _settings(args) -> Settings:
     placement = check_placements([args.placement])[0]
     method = check_start_methods([args.start_method])[0] if args.start_method else mp.get_start_method()
     get_preset(args.preset)
-    return Settings(size, args.reps, tol, placement, method, args.preset, args.workers, hand_s, args.timeout)
+    return Settings(size, args.reps, tol, placement, method, args.preset, args.workers, hand_s, args.timeout,
+                    args.allocator)
 
 
 def select_pairs(mechanisms: list[str], patterns: list[str], s: Settings) -> tuple[list, list[str]]:
@@ -312,7 +316,7 @@ def main(args) -> int:
             progress.start()
             try:
                 run_pairs(pairs, s.reps, spec, target_s=s.hand_seconds, round_timeout_s=s.timeout_s,
-                          hand_timeout_s=s.timeout_s, on_step=progress.step)
+                          hand_timeout_s=s.timeout_s, on_step=progress.step, allocator=s.allocator)
             finally:
                 progress.stop()
     except KeyboardInterrupt:
@@ -410,7 +414,7 @@ def report_lines(doc: dict) -> list[str]:
     from ..units import format_size
 
     lines = [f"ipcbench selfcheck: {format_size(s['size'])} payloads, {s['start_method']}, placement "
-             f"{s['placement']} (both sides), the {s['preset']} preset's rounds, {s['reps']} paired reps, tolerance "
+             f"{s['placement']} (both sides), allocator {s.get('allocator', 'fresh')}, the {s['preset']} preset's rounds, {s['reps']} paired reps, tolerance "
              f"{s['tolerance'] * 100:g} % (band {lo:.3f}-{hi:.3f})",
              f"hand loop: a fresh interpreter, warm-up, one clock read around N ops "
              f"(~{s['hand_seconds']:g} s); p50: a second pass of N ops, each timed with perf_counter_ns",

@@ -985,6 +985,7 @@ def hand_main(argv: list[str]) -> int:
                     job.get("start_method"), float(job.get("target_s", HAND_TARGET_S)))
     if assigned is not None:
         out["placed"] = {str(pid): where["cpus"] for pid, where in assigned.items()}
+    out["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") and k.endswith("_")}
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     return 0
@@ -1041,7 +1042,8 @@ def _group_gone(pgid: int, wait_s: float) -> bool:
 
 
 def run_hand(mechanism: str, pattern: str, size: int, workers: int = 1, start_method: str | None = None,
-             target_s: float = HAND_TARGET_S, timeout_s: float = HAND_TIMEOUT_S, placement: str = "os") -> dict:
+             target_s: float = HAND_TARGET_S, timeout_s: float = HAND_TIMEOUT_S, placement: str = "os",
+             env: dict | None = None) -> dict:
     """The user loop in a fresh interpreter (a session of its own), its processes placed as ``placement``
     (``place_hand_loop``): ``{"ok": True, **figures}`` or ``{"ok": False, "error"}``. Reaped on success,
     failure, timeout and Ctrl-C."""
@@ -1051,7 +1053,8 @@ def run_hand(mechanism: str, pattern: str, size: int, workers: int = 1, start_me
                       "start_method": start_method, "target_s": target_s, "placement": placement})
     before = _shm_names()
     proc = subprocess.Popen([sys.executable, "-c", HAND, PACKAGE_PARENT, job], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True,
+                            env=env)
     clean = False
     try:
         out, err = proc.communicate(timeout=timeout_s)
@@ -1093,13 +1096,13 @@ class Pair:
         return f"{self.loop.mechanism} {self.loop.pattern}"
 
 
-def ipcbench_round(case, spec, timeout_s: float, workdir: str, launcher) -> dict:
+def ipcbench_round(case, spec, timeout_s: float, workdir: str, launcher, env: dict | None = None) -> dict:
     """One round of ``case`` as ``ipcbench run`` runs it: ``{"ok": True, "rate", "p50_s", "ops",
     "window_s", "samples"}`` (rate = ops / window, p50 = the round's median sample) or the failure."""
     from ..results.summary import round_headline
     from .runner import run_round
 
-    got = run_round(case, spec, timeout_s, workdir, launcher=launcher)
+    got = run_round(case, spec, timeout_s, workdir, launcher=launcher, env=env)
     if not got.get("ok"):
         return {"ok": False, "error": got.get("error") or "unknown error"}
     res = got["result"]
@@ -1111,17 +1114,21 @@ def ipcbench_round(case, spec, timeout_s: float, workdir: str, launcher) -> dict
 
 def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_TARGET_S,
               round_timeout_s: float = 60.0, hand_timeout_s: float = HAND_TIMEOUT_S, fresh_rounds: bool = False,
-              on_step: Callable[[int, int, str, dict], None] = lambda i, rep, side, got: None) -> list[list[dict]]:
+              on_step: Callable[[int, int, str, dict], None] = lambda i, rep, side, got: None,
+              allocator: str = "fresh") -> list[list[dict]]:
     """For every rep, every pair: its hand loop and one ipcbench round, back to back (hand first in even
-    reps, ipcbench first in odd ones). Returns, per pair, its reps: ``{"rep", "first", "hand", "ipcbench"}``.
+    reps, ipcbench first in odd ones), both sides' processes in malloc state ``allocator``
+    (``allocator.environment``). Returns, per pair, its reps: ``{"rep", "first", "hand", "ipcbench"}``.
     ``on_step(pair index, rep, "hand" | "ipcbench", figures)`` after each side."""
     import tempfile
 
+    from . import allocator as allocator_mod
     from .runner import open_launcher
 
+    env = allocator_mod.environment(allocator)
     results: list[list[dict]] = [[] for _ in pairs]
     with tempfile.TemporaryDirectory(prefix="ipcbench-selfcheck-") as workdir, \
-            open_launcher(fresh_rounds, [p.case for p in pairs]) as launcher:
+            open_launcher(fresh_rounds, [p.case for p in pairs], env=env) as launcher:
         for rep in range(reps):
             for i, pair in enumerate(pairs):
                 case = pair.case
@@ -1131,9 +1138,9 @@ def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_
                     t = time.monotonic()
                     if side == "hand":
                         got = run_hand(case.mechanism, case.pattern, case.payload_bytes, case.workers,
-                                       case.start_method, target_s, hand_timeout_s, case.placement)
+                                       case.start_method, target_s, hand_timeout_s, case.placement, env)
                     else:
-                        got = ipcbench_round(case, spec, round_timeout_s, workdir, launcher)
+                        got = ipcbench_round(case, spec, round_timeout_s, workdir, launcher, env)
                     got["wall_s"] = round(time.monotonic() - t, 3)
                     record[side] = got
                     on_step(i, rep, side, got)
