@@ -32,6 +32,7 @@ DEFAULT_EXPECTED = {"latency_p50", "latency_max", "throughput_msgs", "throughput
 EXPECTED = {  # metrics each pattern must produce (tail percentiles: where the samples support them)
     "startup": {"latency_p50", "latency_max", "samples"},
     "rpc": DEFAULT_EXPECTED | {"latency_first_call"},     # a fresh proxy's first call: connect + authenticate
+    "stream": DEFAULT_EXPECTED | {"latency_oneway_p50"},  # the paced phase: open-loop one-way latency
 }
 TAILS = {"latency_p90": 100, "latency_p99": 1000, "latency_p999": 10000}   # samples each needs
 

@@ -186,7 +186,8 @@ def test_metric_registry_directions_and_formats():
     assert metrics.higher_is_better("throughput_bytes") and metrics.lower_is_better("cpu_per_msg")
     assert not metrics.higher_is_better("samples") and not metrics.lower_is_better("samples")
     assert metrics.COMPARABLE == ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max",
-                                  "latency_first_call", "throughput_msgs", "throughput_bytes", "cpu_per_msg")
+                                  "latency_first_call", "latency_oneway_p50", "throughput_msgs", "throughput_bytes",
+                                  "cpu_per_msg")
     assert metrics.get("faults_per_msg").better == "none"             # a description of the state, not a score
     assert metrics.names(kind="spread") == ("latency_round_spread", "throughput_round_spread")
     assert metrics.format_value("throughput_msgs", 12345) == "12.3k msg/s"

@@ -208,6 +208,21 @@ def test_a_stream_s_latency_samples_are_its_stamped_messages():
     assert patterns.stamp_stride(8) == patterns.STAMP_STRIDE and patterns.stamp_stride(1024**2) == 1
 
 
+def test_the_paced_phase_runs_at_a_tenth_of_the_rate_and_counts_from_the_schedule():
+    """Open loop: a sample is receipt - scheduled send time (t0 + k x interval), so a stall delays the
+    messages behind it and they count; the schedule is a tenth of the delivered rate, lasts half the
+    budget, and has at least PACED_MIN messages."""
+    spec = RoundSpec(budget_s=0.06, min_messages=5, max_window_s=3, max_messages=20000, warmup=10, warmup_s=0.03,
+                     timeout_s=20)
+    interval, count = patterns.paced_plan(100_000, spec)       # 100k/s delivered -> 10k/s paced
+    assert interval == 100_000 and count == 300                # 30 ms / 100 us
+    assert patterns.paced_plan(40, spec) == (250_000_000, patterns.PACED_MIN)     # 16 MiB: 4/s, 5 messages
+    assert patterns.paced_plan(1e9, spec)[1] == 20000          # never more than max_messages
+    t0 = 1_000
+    receipts = [1_050, 1_150, 1_600, 1_650]                    # a stall before the third
+    assert patterns.paced_samples(receipts, t0, 100) == [50, 50, 400, 350]
+
+
 def test_a_stream_that_ends_before_the_channel_has_filled_skips_a_quarter_of_its_messages():
     """A fast channel with a small budget: all max_messages arrive (nearly) before t_steady. One receipt
     after it is no window; the first STEADY_SKIP of the receipts are skipped instead (seen in CI:

@@ -27,7 +27,7 @@ from ..units import (
 from .setups import CASE_KEY, metric_table, setups
 from .winners import TIE, bands, leaders
 
-NOISE_FLAGS = ("wide_ci", "noisy", "bimodal", "few_samples", "steal", "busy")
+NOISE_FLAGS = ("wide_ci", "noisy", "bimodal", "few_samples", "steal", "busy", "pace_missed")
 
 
 @dataclass(frozen=True)

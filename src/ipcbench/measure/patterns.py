@@ -55,6 +55,7 @@ Warm-up happens before the clock; processes, managers and pools are started befo
 
 from __future__ import annotations
 
+import os
 import queue as queue_mod
 import time
 from array import array
@@ -150,11 +151,13 @@ def _wait_flag(flag, timeout: float) -> None:
 
 
 def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout,
-                  fill_first=False, stride=1):
+                  fill_first=False, stride=1, pace=None):
     """The stream/fanin peer: ``warmup`` messages, then on ``go`` send (stamping the send time of every
     ``stride``-th message, from the first) until ``stop`` or ``max_messages``; then ``None``, and the send
     times on ``result_conn``. With ``fill_first`` (an unbounded queue) it puts all ``max_messages``
-    without looking at ``stop``, says so with one byte on ``result_conn``, then puts ``None``."""
+    without looking at ``stop``, says so with one byte on ``result_conn``, then puts ``None``. With
+    ``pace`` (``Pace``: stream) it then waits for the paced phase and sends on its schedule
+    (``paced_send``)."""
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
     send = end.send
@@ -186,8 +189,101 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
             n += stride
     send(None)
     result_conn.send_bytes(sent.tobytes())
+    if pace is not None:
+        paced_send(send, msg, pace, result_conn, timeout)
     result_conn.close()
     _wait_flag(stop, timeout)
+
+
+# -- the paced phase of a stream: a one-way latency, open loop ----------------------------------------------
+# After its saturated window, a stream round measures a true one-way latency: the producer sends on a fixed
+# schedule at PACE_FRACTION of the rate the window delivered (open loop: the schedule never waits for the
+# consumer), and a sample is receipt - the message's *scheduled* send time, so a stall delays every message
+# behind it and is counted (no coordinated omission). It lasts PACED_SHARE of budget_s, at least
+# PACED_MIN messages. At a tenth of the load a message mostly travels alone: at half, a Queue's producer
+# (its main thread putting and its feeder thread sending, on one CPU) fell behind an 8 B schedule and
+# latencies grew to milliseconds. The producer reports how many messages it sent more than one interval
+# late (``params.paced_late``): a schedule it did not keep is no open-loop figure.
+PACE_FRACTION = 0.1
+PACED_SHARE = 0.5
+PACED_MIN = 5
+
+
+class Pace:
+    """The paced phase's controls, made by the consumer before the producer starts: ``go`` (an Event),
+    ``interval_ns`` and ``count`` (shared values the consumer sets before ``go``)."""
+
+    def __init__(self, ctx):
+        self.go = ctx.Event()
+        self.interval_ns = ctx.RawValue("q", 0)
+        self.count = ctx.RawValue("q", 0)
+
+
+def paced_send(send, msg, pace: Pace, result_conn, timeout: float) -> None:
+    """Send ``pace.count`` messages at ``pace.interval_ns`` apart from a start time ``t0``, then ``None``
+    and ``t0`` on ``result_conn``. Waiting releases the GIL (``time.sleep``), so a queue's feeder thread or
+    a thread consumer runs meanwhile."""
+    if not pace.go.wait(timeout):
+        raise TimeoutError("producer: no start signal for the paced phase")
+    interval, count = pace.interval_ns.value, pace.count.value
+    clock, sleep, yield_cpu = perf_counter_ns, time.sleep, os.sched_yield
+    t0 = clock() + 1_000_000             # 1 ms from now: the first message is on schedule too
+    late = 0
+    for k in range(count):
+        due = t0 + k * interval
+        while True:
+            left = due - clock()
+            if left <= 0:
+                break
+            if left > 1_000_000:
+                sleep(left / 1e9 - 0.0005)
+            else:           # spin, releasing the GIL: time.sleep(0) arms a timer (tens of us on a VM)
+                yield_cpu()
+        if left < -interval:
+            late += 1
+        send(msg)
+    send(None)
+    result_conn.send_bytes(b"%d %d" % (t0, late))
+
+
+def paced_plan(rate: float, spec) -> tuple[int, int]:
+    """``(interval_ns, count)`` of the paced phase after a window that delivered ``rate`` messages/s."""
+    interval = max(1, int(1e9 / (PACE_FRACTION * rate)))
+    count = int(spec.budget_s * PACED_SHARE * 1e9 / interval)
+    most = max(PACED_MIN, int(spec.max_window_s * 1e9 / interval) // 4)
+    return interval, max(PACED_MIN, min(count, spec.max_messages, most))
+
+
+def _paced_phase(rnd: Round, recv, conn, pace: Pace, rate: float) -> dict:
+    """The stream's paced phase (the channel drained, the producer waiting on ``pace.go``): its
+    ``params``, the round's median one-way latency among them."""
+    from statistics import median
+
+    interval, count = paced_plan(rate, rnd.spec)
+    pace.interval_ns.value, pace.count.value = interval, count
+    receipts: list[int] = []
+    append, clock = receipts.append, perf_counter_ns
+    pace.go.set()
+    while True:
+        msg = recv()
+        t = clock()
+        if msg is None:
+            break
+        append(t)
+    if not conn.poll(rnd.spec.timeout_s):
+        raise RoundFailed("the producer did not report the start of its paced phase")
+    t0, late = (int(v) for v in conn.recv_bytes().split())
+    lat = paced_samples(receipts, t0, interval)
+    if len(lat) != count:
+        raise RoundFailed(f"the paced phase delivered {len(lat)} of {count} messages")
+    return {"oneway_p50_ns": int(median(lat)), "oneway_max_ns": max(lat), "oneway_messages": count,
+            "paced_rate": round(1e9 / interval, 3), "pace_fraction": PACE_FRACTION,
+            "paced_late": round(late / count, 4)}
+
+
+def paced_samples(receipts: list[int], t0: int, interval: int) -> list[int]:
+    """One-way latencies of the paced messages: receipt k - (t0 + k x interval)."""
+    return [t - (t0 + k * interval) for k, t in enumerate(receipts)]
 
 
 FILLED = b"F"      # a fill_first producer has put all its messages
@@ -211,7 +307,7 @@ def one_way_samples(times: list[int], start: int, sent, stride: int) -> list[int
 
 
 def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: bool, warmup: int, go, stop,
-                    per_producer: int, fill_first: bool = False, stride: int = 1) -> list:
+                    per_producer: int, fill_first: bool = False, stride: int = 1, pace: Pace | None = None) -> list:
     """Start the producer peers and receive their warm-up messages; return their result connections."""
     case, ctx = rnd.case, rnd.ctx
     result_conns = []
@@ -219,7 +315,7 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
         r, w = ctx.Pipe(duplex=False)
         result_conns.append(r)
         rnd.start_peer(producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
-                       warmup, go, stop, w, per_producer, rnd.spec.timeout_s, fill_first, stride,
+                       warmup, go, stop, w, per_producer, rnd.spec.timeout_s, fill_first, stride, pace,
                        name=f"producer-{i}")
         if rnd.peer_kind != "thread":       # a thread peer shares this very object (and closes it itself)
             w.close()
@@ -310,8 +406,9 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if fill_first:
         per_producer = min(per_producer, max(4, UNBOUNDED_BYTES // max(1, case.payload_bytes * producers)))
     stride = min(stamp_stride(case.payload_bytes), per_producer)
+    pace = Pace(ctx) if producers == 1 and not tagged else None      # stream: the paced phase follows
     result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer,
-                                   fill_first, stride)
+                                   fill_first, stride, pace)
     recv = consumer.recv
 
     times: list[list[int]] = [[] for _ in range(producers)]
@@ -370,7 +467,7 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     rnd.stopping()                  # before the flag: a producer may see it and exit at once
     stop.value = 1
     placement = rnd.placement()
-    while ended < producers:        # drain before join: producers block on a full channel otherwise
+    while ended < producers:        # drain before the paced phase or the join: producers block on a full channel
         if recv() is None:
             ended += 1
     first, starts, whole = counted_window(times, t_steady, exhausted)
@@ -388,8 +485,12 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if not samples:
         raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {stride}th is)")
     last = max(t[-1] for t in times if t)
+    params: dict = {}
+    if pace is not None:
+        params = _paced_phase(rnd, recv, result_conns[0], pace, (count - 1) * 1e9 / max(1, last - first))
+    last = max(t[-1] for t in times if t)
     # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
-    params = {"latency_is": BACKLOG_LATENCY[fill_first],
+    params = {**params, "latency_is": BACKLOG_LATENCY[fill_first],
               "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), "stamped_every": stride,
               **rnd.channel_params}
     if fill_first:

@@ -72,6 +72,9 @@ _ALL = (
     _latency("latency_max", None, "the slowest single operation timed"),
     _latency("latency_first_call", None, "rpc: a client's first call on a fresh Manager proxy (it connects to "
              "the server and authenticates): median over every client of every round"),
+    _latency("latency_oneway_p50", None, "stream: one-way latency of a message at light load, open loop: the "
+             "producer sends on a fixed schedule at a tenth of the rate the stream delivered, and a sample is "
+             "receipt - scheduled send time; geometric mean of the rounds' medians"),
     Metric("throughput_msgs", "msg/s", "higher", "throughput", "operations per second where the payload is delivered "
            "(geometric mean of the rounds')", format_count_rate, suffix="msg/s"),
     Metric("throughput_bytes", "B/s", "higher", "throughput", "payload bytes per second delivered "

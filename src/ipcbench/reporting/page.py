@@ -40,7 +40,7 @@ from ..plots.dist import DIST_PATTERNS, SMALL_PAYLOAD
 from ..plots.figures import FIGURES, NoData
 from ..results.frame import Loaded, load_sets
 from ..results.io import write_text_atomic
-from ..results.summary import FEW_SAMPLES, HIGH_STEAL, NOISY_CV, TARGET_CI
+from ..results.summary import FEW_SAMPLES, HIGH_STEAL, NOISY_CV, PACE_LATE, TARGET_CI
 from ..units import format_percent, format_ratio, format_size
 from .compare import comparison_sections
 from .metadata import metadata_rows
@@ -62,6 +62,8 @@ FLAG_HELP = {
              "(steal): the machine's neighbours were busy",
     "busy": "other processes were runnable when at least half of the rounds started (as many as their "
             "CPUs): the machine was not idle",
+    "pace_missed": f"stream: in a round's paced phase the producer sent more than {PACE_LATE * 100:g} % of its "
+                   "messages over an interval late, so latency_oneway_p50 is not an open-loop figure there",
 }
 NOISE_ROWS = 300   # the noise table lists this many flagged cases, most severe first
 MAX_SETUPS = 4     # figures draw at most this many setups (each one is a row of panels); tables show all

@@ -20,6 +20,7 @@ from .round_stats import round_estimate, supported_percentile
 
 NOISY_CV = 0.10           # sd of log per-round values (~ coefficient of variation) above this -> "noisy"
 FEW_SAMPLES = 100         # below this, p90 and beyond are not reported and the case is flagged
+PACE_LATE = 0.05          # a stream round whose paced producer sent more than this share late -> "pace_missed"
 TARGET_CI = 0.05          # a headline metric's 95 % CI is "tight" within +-5 % of its estimate
 HIGH_STEAL = 0.05         # a round whose CPUs lost more than this share of the window to the hypervisor
 BIMODAL_P = 0.01          # dip test p-value below this -> not unimodal ...
@@ -203,6 +204,12 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI,
     cpu = sum(r["cpu_s"] for r in rounds if r.get("ops") and r.get("cpu_s") is not None)
     if ops:
         metrics["cpu_per_msg"] = cpu / ops
+    oneway = [(r.get("params") or {}).get("oneway_p50_ns") for r in rounds]
+    oneway = [v / 1e9 for v in oneway if v is not None and v > 0]
+    if oneway:
+        est = round_estimate(oneway)
+        metrics["latency_oneway_p50"] = est.value
+        record_ci("latency_oneway_p50", est)
     firsts = [v for r in rounds for v in ((r.get("params") or {}).get("first_call_ns") or ())]
     if firsts:
         metrics["latency_first_call"] = float(np.median(firsts)) / 1e9
@@ -217,7 +224,7 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI,
         metrics["throughput_round_spread"] = tput_spread
 
     flags = []
-    if any(w is None or w > target_ci for w in ci_rel.values()):
+    if any(w is None or w > target_ci for m, w in ci_rel.items() if m in ("latency_p50", "throughput_msgs")):
         flags.append("wide_ci")
     if any(c is not None and c > NOISY_CV for c in (round_cv(per_round_p50), round_cv(per_round_tput))):
         flags.append("noisy")
@@ -231,6 +238,8 @@ def summarize(rounds: list[dict], target_ci: float = TARGET_CI,
         flags.append("steal")
     if busy_rounds and 2 * len(busy_rounds) >= len(rounds):     # systematic, not a round's neighbour
         flags.append("busy")
+    if any(((r.get("params") or {}).get("paced_late") or 0) > PACE_LATE for r in rounds):
+        flags.append("pace_missed")
     noise = {
         "rounds": len(rounds),
         "round_p50_s": per_round_p50,
