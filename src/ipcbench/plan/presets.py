@@ -3,18 +3,19 @@ gets (``rounds`` every case, then more up to ``max_rounds`` while its round-leve
 +-``target_ci``, its rounds have taken less than ``case_budget_s``, the next round fits its share of the
 run's ``run_budget_s`` and the target is within reach (``reach_factor``); see ``measure.runner.decide``).
 
-``smoke``  every mechanism, exactly 2 short rounds: a check that all works. Every payload kind: bytes at 3
-           sizes and workers {1, max}; numpy at 64 KiB and object at 1 KiB, with 1 worker (one size and
-           worker count are enough to check that a kind works; so the kinds cost 67 more cases, not
-           mechanisms left out). 231 cases with the 23 mechanisms of 2026-12-02: 54-58 s on the 2-core VM
-           while another process kept one core busy (bytes 38 s, numpy 10 s, object 6 s of it); 265 cases
-           with the 28 of the third session: 60.2 s (07:15 UTC, host busy: CPU steal), of which 24 s
-           dispatch; the largest size at 256 KiB instead of 1 MiB gave 63.4 s a minute later, so the size
-           is not what costs: every round starts its processes (~0.1 s a round).
-``quick``  the default (``tox -e bench``): bytes payloads (``--payload-kinds`` adds the others), the six
-           default sizes, workers 1, 2, 4 ... max, 5 to 30 rounds of ~0.1 s, at most 4 s of rounds per
-           case and 180 s of rounds beyond the minimum for the whole run (<= 5 min on a 2-core machine:
-           122 cases; the 20 cases of 16 MiB take 0.4-3 s a round).
+``smoke``  every mechanism, exactly 2 short rounds: a check that all works. Every payload kind: bytes at
+           8 B and 1 MiB (``SMOKE_SIZES``) and workers {1, max}; numpy at 64 KiB and object at 1 KiB, with 1
+           worker (one size and worker count are enough to check that a kind works). 265 cases with bytes
+           at 8 B, 64 KiB and 1 MiB and the 28 mechanisms: 60.2 s (2026-12-02 07:15 UTC, host busy: CPU
+           steal), 79.6 s at 10:26 (no steal, but the VM in a slow phase: 34 s of dispatch rounds, each
+           starting a pool); 203 cases with the two sizes: 65.8 s and 64.9 s at 10:28-10:30. The size is
+           not what costs: every round starts its processes (~0.16 s a round, 406 rounds).
+``quick``  the default (``tox -e bench``): bytes payloads (``--payload-kinds`` adds the others), five
+           sizes 8 B .. 1 MiB (``QUICK_SIZES``: the default sizes but 16 MiB, whose rounds take 0.4-3 s
+           and which took half of a 374-case run's time), workers 1, 2, 4 ... max, 5 to 30 rounds of
+           ~0.1 s, at most 4 s of rounds per case and 180 s of rounds for the whole run (every case's
+           minimum rounds always run; the rounds beyond share what is left of the 180 s: with the 28
+           mechanisms' 312 cases, whose minimum rounds take ~4.5 min on the 2-vCPU VM, nothing).
 ``full``   every payload kind: bytes and numpy at 14 sizes up to 64 MiB, object at 64 B .. 1 MiB
            (``OBJECT_SIZES``); every start method, 5 to 30 longer rounds, at most 6 s of rounds per case.
            Long: watch the ETA.
@@ -26,11 +27,14 @@ installed. ``ipcbench run`` records every mechanism a run leaves out, and why, i
 How the quick settings were chosen (2-vCPU VM): a ~0.06 s window costs ~0.1 s a round with the warm
 launcher; the CI narrows with the number of rounds rather than their length. Unpinned, rounds of a case
 varied by 10-40 % (sd of logs) and few cases reached +-5 % in 5 minutes; with placement ``spread`` the
-median is 3-5 %, so most cases stop "target met" at 5 to 10 rounds. The run budget (not a per-case
-budget alone) keeps the preset within its time whatever the machine's noise: the rounds beyond each
-case's minimum share 180 s; "out of reach" (rounds varying so much that +-5 % would take over 60 rounds)
-gives a hopeless case's time to the others. Runs on the idle VM, 2026-12-02: 102 of 122 cases within
-+-5 % in 2 min 45 s; see docs/measurement.md for the others.
+median was 3-5 % in a quiet hour, so most of the 122 cases of the 10 seed mechanisms stopped "target
+met" at 5 to 10 rounds (102 of 122 within +-5 % in 2 min 45 s, 2026-12-02). The run budget (not a
+per-case budget alone) keeps the preset within its time whatever the machine's noise: what is left of
+180 s once every case's minimum rounds are counted is shared by the rounds beyond them; "out of reach"
+(rounds varying so much that +-5 % would take over 60 rounds) gives a hopeless case's time to the others.
+With 28 mechanisms (312 cases) the minimum rounds alone take ~4.5 min: on 2026-12-02 10:14 UTC (idle, no
+steal) the run took 4 min 49 s, every case stopped at 5 rounds, whose values varied by a median 14 %
+(sd of logs), and 10 of 312 cases were within +-5 %. The +-5 % bar would take ~30 rounds a case here.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ from .cases import (
 
 KiB, MiB = 1024, 1024**2
 DEFAULT_SIZES = (8, 1 * KiB, 16 * KiB, 64 * KiB, 1 * MiB, 16 * MiB)
+# quick: the default sizes but 16 MiB, which took 229 of the 483 s of rounds of a 374-case quick run
+# (2026-12-02 10:04 UTC, 8 min 34 s in all); 16 MiB stays in full.
+QUICK_SIZES = tuple(s for s in DEFAULT_SIZES if s < 16 * MiB)
+# smoke: a small and a large message (64 KiB is the numpy kind's size): 265 cases with 8 B, 64 KiB and 1 MiB
+# took 79.6 s (2026-12-02 10:26 UTC, 34 s of it dispatch rounds, each starting a pool).
+SMOKE_SIZES = (8, 1 * MiB)
 FULL_SIZES = (8, 64, 256, 1 * KiB, 4 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 128 * KiB, 256 * KiB,
               1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB)
 # object payloads: from the smallest they can be to 1 MiB (beyond, making, pickling and unpickling the
@@ -88,17 +98,17 @@ class Preset:
 
 
 PRESETS = {
-    "smoke": Preset("smoke", "every mechanism, bytes at 3 sizes and workers {1, max}, numpy at 64 KiB and "
+    "smoke": Preset("smoke", "every mechanism, bytes at 8 B and 1 MiB and workers {1, max}, numpy at 64 KiB and "
                     "object at 1 KiB with 1 worker, 2 short rounds",
-                    (8, 64 * KiB, 1 * MiB), "ends", "default", 2,
+                    SMOKE_SIZES, "ends", "default", 2,
                     RoundSpec(budget_s=0.03, min_messages=3, max_window_s=2.0, max_messages=3000,
                               warmup=5, warmup_s=0.02),
                     max_rounds=2, payload_kinds=("bytes", "numpy", "object"),
                     kind_sizes={"numpy": (64 * KiB,), "object": (1 * KiB,)},
                     kind_workers={"numpy": (1,), "object": (1,)}, leaves_out=("celery",)),
-    "quick": Preset("quick", "bytes payloads, default sizes 8 B..16 MiB, workers 1, 2, 4 ... max, 5-30 rounds "
+    "quick": Preset("quick", "bytes payloads at 5 sizes 8 B..1 MiB, workers 1, 2, 4 ... max, 5-30 rounds "
                     "(until +-5 %, at most 4 s of rounds per case and 180 s for all)",
-                    DEFAULT_SIZES, "powers", "default", 5,
+                    QUICK_SIZES, "powers", "default", 5,
                     RoundSpec(budget_s=0.06, min_messages=5, max_window_s=3.0, max_messages=20_000,
                               warmup=10, warmup_s=0.03),
                     max_rounds=30, case_budget_s=4.0, run_budget_s=180.0, reach_factor=2.0, leaves_out=("celery",)),
