@@ -153,19 +153,23 @@ def _wait_flag(flag, timeout: float) -> None:
 def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout,
                   fill_first=False, stride=1, pace=None):
     """The stream/fanin peer: ``warmup`` messages, then on ``go`` send (stamping the send time of every
-    ``stride``-th message, from the first) until ``stop`` or ``max_messages``; then ``None``, and the send
-    times on ``result_conn``. With ``fill_first`` (an unbounded queue) it puts all ``max_messages``
+    ``stride``-th message, from the first; every message where a warm-up send took ``STRIDE_BELOW_NS`` or
+    more, since a stamp then costs next to nothing) until ``stop`` or ``max_messages``; then ``None``, and
+    the stride and the send times on ``result_conn``. With ``fill_first`` (an unbounded queue) it puts all ``max_messages``
     without looking at ``stop``, says so with one byte on ``result_conn``, then puts ``None``. With
     ``pace`` (``Pace``: stream) it then waits for the paced phase and sends on its schedule
     (``paced_send``)."""
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
     send = end.send
+    t0 = perf_counter_ns()
     for _ in range(warmup):
         send(msg)
+    if (perf_counter_ns() - t0) / max(1, warmup) >= STRIDE_BELOW_NS:
+        stride = 1
     if not go.wait(timeout):
         raise TimeoutError("producer: no start signal from the consumer")
-    sent = array("q")
+    sent = array("q", [stride])            # the stride first, then the stamps
     append, clock = sent.append, perf_counter_ns
     n = 0
     if fill_first:
@@ -293,6 +297,7 @@ FILLED = b"F"      # a fill_first producer has put all its messages
 # consumer's delivered rate showed; latency samples are those messages'.
 STAMP_STRIDE = 8
 STRIDE_BYTES = 64 * 1024
+STRIDE_BELOW_NS = 20_000     # a producer whose warm-up sends took longer each stamps every message
 
 
 def stamp_stride(size: int) -> int:
@@ -474,16 +479,18 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if whole:
         cpu0 = cpu_go               # the CPU window then spans the whole stream, a little more than counted
     samples: list[int] = []
+    strides: list[int] = []
     for i, conn in enumerate(result_conns):
         sent = array("q")
         sent.frombytes(conn.recv_bytes())
-        samples.extend(one_way_samples(times[i], starts[i], sent, stride))
+        strides.append(sent[0])
+        samples.extend(one_way_samples(times[i], starts[i], sent[1:], sent[0]))
     count = sum(len(t) - k for t, k in zip(times, starts))     # counted receipts
     if count < 2 or first is None:
         raise RoundFailed(f"only {count} message(s) delivered in the counted window (after the first "
                           f"{STEADY_SKIP * spec.budget_s * 1e3:.0f} ms, while the channel fills)")
     if not samples:
-        raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {stride}th is)")
+        raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {max(strides)}th is)")
     last = max(t[-1] for t in times if t)
     params: dict = {}
     if pace is not None:
@@ -491,7 +498,7 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     last = max(t[-1] for t in times if t)
     # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
     params = {**params, "latency_is": BACKLOG_LATENCY[fill_first],
-              "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), "stamped_every": stride,
+              "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), "stamped_every": max(strides),
               **rnd.channel_params}
     if fill_first:
         params["window_starts"] = "after the producers have put all their messages"

@@ -24,6 +24,13 @@ Format history (``schema_version``):
       records the CPU order, the CPU assigned to each process and each process's affinity read back
       (``measure.placement``), and ``machine.topology`` the physical cores (SMT siblings) and NUMA nodes.
       Migration from 2 sets ``placement: "os"``: rounds before version 3 were not pinned.
+  4 - ``pool_apply_async`` and ``process_pool_executor`` submit a batch, then collect it; version 3's
+      windowed cases load as ``*_window4`` (``RENAMED_IN_4``).
+  5 - stream and fanin of ``queue``, ``joinable_queue`` and ``thread_queue`` run on an unbounded queue,
+      filled before the window (``params.maxsize`` 0, ``window_starts``); a ``lock`` contention sample
+      is a batch of 32 cycles' mean; stream cases add ``latency_oneway_p50`` (the paced phase). Version
+      4's bounded-queue stream/fanin cases load as ``<mechanism>_bounded`` and its per-cycle-stamped lock
+      cases as ``lock_stamped`` (``RENAMED_IN_5``), never beside the new ones.
 
 Never pickle: a result file must be safe to open from a stranger.
 """
@@ -38,7 +45,7 @@ from ..errors import UserError
 from .io import read_json
 
 SCHEMA = "ipcbench-result"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
 # one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
@@ -141,8 +148,29 @@ def _v3_to_v4(data: dict) -> dict:
     return data
 
 
+# Until version 4 the one-way cases of these queues ran on a bounded queue (another channel: a full queue
+# wakes its producer once per get) and a lock client stamped every cycle (more work than the cycle).
+RENAMED_IN_5 = {("queue", "stream"): "queue_bounded", ("queue", "fanin"): "queue_bounded",
+                ("joinable_queue", "stream"): "joinable_queue_bounded",
+                ("joinable_queue", "fanin"): "joinable_queue_bounded",
+                ("thread_queue", "stream"): "thread_queue_bounded", ("thread_queue", "fanin"): "thread_queue_bounded",
+                ("lock", "contention"): "lock_stamped"}
+
+
+def _v4_to_v5(data: dict) -> dict:
+    """Version 4's bounded-queue streams and per-cycle lock cases get the names ``RENAMED_IN_5``."""
+    for rec in data.get("cases") or ():
+        case = rec.get("case") if isinstance(rec, dict) else None
+        if isinstance(case, dict):
+            new = RENAMED_IN_5.get((case.get("mechanism"), case.get("pattern")))
+            if new:
+                case["mechanism"] = new
+    data["schema_version"] = 5
+    return data
+
+
 # version -> function turning a dict of that version into version + 1
-MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def check(data: object, source: str) -> dict:
