@@ -488,15 +488,14 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     count = sum(len(t) - k for t, k in zip(times, starts))     # counted receipts
     if count < 2 or first is None:
         raise RoundFailed(f"only {count} message(s) delivered in the counted window (after the first "
-                          f"{STEADY_SKIP * spec.budget_s * 1e3:.0f} ms, while the channel fills)")
+                          f"{skip * spec.budget_s * 1e3:.0f} ms, while the channel fills)")
     if not samples:
         raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {max(strides)}th is)")
+    # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
     last = max(t[-1] for t in times if t)
     params: dict = {}
-    if pace is not None:
+    if pace is not None:            # the paced phase, after the CPU window: the channel is drained
         params = _paced_phase(rnd, recv, result_conns[0], pace, (count - 1) * 1e9 / max(1, last - first))
-    last = max(t[-1] for t in times if t)
-    # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
     params = {**params, "latency_is": BACKLOG_LATENCY[fill_first],
               "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), "stamped_every": max(strides),
               **rnd.channel_params}

@@ -207,6 +207,11 @@ class Placer:
             return cpu
         return self.order[0]
 
+    def number_from(self, peers_before: int) -> None:
+        """The next peer is the ``peers_before + 1``-th of the round (``next_cpu`` counts from there): for
+        a program that starts peers again and again, numbering the live ones (the selfcheck's hand loops)."""
+        self._next = 1 + peers_before
+
     def place_thread(self, tid: int, role: str, cpu: int | None) -> None:
         """Record a thread peer (of the driver's own process) that pinned itself to ``cpu``."""
         if cpu is not None:

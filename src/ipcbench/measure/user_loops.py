@@ -952,7 +952,7 @@ def place_hand_loop(placement: str) -> dict | None:
     placer = Placer(placement)
     placer.pin_self()
     cpu = placer.next_cpu()                   # a thread peer's CPU (thread_queue), as in a round
-    placer._next = 1
+    placer.number_from(0)
     if cpu is not None:
         _THREAD_PEER_CPU[:] = [cpu]
     start = BaseProcess.start
@@ -961,7 +961,7 @@ def place_hand_loop(placement: str) -> dict | None:
     def placed_start(self):
         start(self)
         live[:] = [p for p in live if p.is_alive()]   # a loop's calibration runs start peers again and again:
-        placer._next = 1 + len(live)                  # number the live ones, as in a round, not all ever started
+        placer.number_from(len(live))               # number the live ones, as in a round, not all ever started
         live.append(self)
         placer.place(self.pid, self.name)
 
