@@ -233,3 +233,5 @@ def test_a_stream_that_ends_before_the_channel_has_filled_skips_a_quarter_of_its
     assert whole and first == 20 and starts == [1, 1]        # 10 receipts: skip the first 2 (10, 15)
     assert patterns.counted_window(times, t_steady=20, exhausted=True) == (20, [1, 1], False)
     assert patterns.counted_window([[], []], t_steady=5, exhausted=True) == (None, [0, 0], True)
+    # with a stamp stride of 8 the window needs 16 receipts, so that it holds a stamped message
+    assert patterns.counted_window(times, t_steady=20, exhausted=True, need=16)[2] is True

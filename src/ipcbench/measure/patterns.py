@@ -359,14 +359,16 @@ def steady_start(times: list, t_steady: int) -> tuple[int | None, list[int]]:
     return (min(firsts) if firsts else None), starts
 
 
-def counted_window(times: list, t_steady: int, exhausted: bool) -> tuple[int | None, list[int], bool]:
+def counted_window(times: list, t_steady: int, exhausted: bool, need: int = 2
+                   ) -> tuple[int | None, list[int], bool]:
     """``steady_start``, except where the producers sent all their ``max_messages`` so fast that fewer
-    than two receipts came after ``t_steady`` (a fast channel, a small budget): then the first
-    ``STEADY_SKIP`` of the messages received are skipped instead. Returns ``(first, starts, whole)``;
-    ``whole`` says the second rule was used (the round's CPU window then spans the whole stream)."""
+    than ``need`` receipts came after ``t_steady`` (a fast channel, a small budget; ``need`` is twice the
+    stamp stride, so that the window holds a stamped message): then the first ``STEADY_SKIP`` of the
+    messages received are skipped instead. Returns ``(first, starts, whole)``; ``whole`` says the second
+    rule was used (the round's CPU window then spans the whole stream)."""
     first, starts = steady_start(times, t_steady)
     after = sum(len(t) - k for t, k in zip(times, starts))
-    if not exhausted or after >= 2:
+    if not exhausted or after >= need:
         return first, starts, False
     received = sorted(t for ts in times for t in ts)
     if not received:
@@ -475,15 +477,17 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     while ended < producers:        # drain before the paced phase or the join: producers block on a full channel
         if recv() is None:
             ended += 1
-    first, starts, whole = counted_window(times, t_steady, exhausted)
+    sents = []
+    for conn in result_conns:       # each producer's stamp stride, then its send times
+        sent = array("q")
+        sent.frombytes(conn.recv_bytes())
+        sents.append(sent)
+    strides = [sent[0] for sent in sents]
+    first, starts, whole = counted_window(times, t_steady, exhausted, need=max(2, 2 * max(strides)))
     if whole:
         cpu0 = cpu_go               # the CPU window then spans the whole stream, a little more than counted
     samples: list[int] = []
-    strides: list[int] = []
-    for i, conn in enumerate(result_conns):
-        sent = array("q")
-        sent.frombytes(conn.recv_bytes())
-        strides.append(sent[0])
+    for i, sent in enumerate(sents):
         samples.extend(one_way_samples(times[i], starts[i], sent[1:], sent[0]))
     count = sum(len(t) - k for t, k in zip(times, starts))     # counted receipts
     if count < 2 or first is None:
