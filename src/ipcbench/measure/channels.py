@@ -51,9 +51,10 @@ def one_way_maxsize(rnd) -> int:
     full, every ``get`` releases the semaphore a blocked ``put`` waits on, waking the producer once per
     message: 8 B messages went through ``Queue(1000)`` at 93-120k/s against 183-201k/s through ``Queue()``
     on the 2-vCPU VM (``tools/queue_maxsize.py``; docs/measurement.md). An unbounded queue holds
-    references to the one payload object, so the backlog costs little memory; the round's
-    ``max_messages`` bounds it. Its latency samples are then the time behind the backlog the producer has
-    built, which grows through the window (``params.latency_is``).
+    references to the one payload object, so the backlog costs little memory; ``max_messages`` and
+    ``patterns.UNBOUNDED_BYTES`` bound it. The producers fill it before the window
+    (``patterns._one_way``), so its latency samples are the time behind everything put first
+    (``params.latency_is``).
     """
     size = bounded_size(rnd.case.payload_bytes) if rnd.bounded_queues else 0
     rnd.channel_params["maxsize"] = size
