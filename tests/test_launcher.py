@@ -59,7 +59,12 @@ def test_a_round_is_forked_into_its_own_session_and_its_status_comes_back(tmp_pa
         second = launcher.start_round(job, out, err)
         assert second.pid != handle.pid and second.wait(30) == 0
         lpid = launcher.pid
+        trackers = [p for p in psutil.Process(lpid).children()
+                    if "resource_tracker" in " ".join(p.cmdline())]
+        assert len(trackers) == 1                                    # started once, in the launcher
     assert _gone(lpid, 1)                                            # closed with the block
+    # ... and its resource tracker reaped by then, not left to notice the end of its pipe on its own
+    assert not psutil.pid_exists(trackers[0].pid)
 
 
 def test_the_exit_status_of_a_round_that_cannot_run_is_reported(tmp_path, no_leftovers):

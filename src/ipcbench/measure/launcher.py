@@ -386,6 +386,31 @@ def _start_resource_tracker(timeout_s: float = 5.0) -> None:
         pass
 
 
+def _stop_resource_tracker(timeout_s: float = 3.0) -> None:
+    """Close the launcher's end of the resource tracker's pipe and reap the tracker, so that it has gone
+    (unlinking anything still registered) by the time the runner has reaped the launcher. Left to notice
+    the end of its pipe by itself, it outlived the launcher by a few milliseconds: a CI run found it still
+    there right after ``run_case`` returned. Bounded: a round's process that still holds the pipe keeps
+    the tracker alive, and the runner's killpg ends that one."""
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker
+        fd, pid = getattr(tracker, "_fd", None), getattr(tracker, "_pid", None)
+        if fd is None or not pid:
+            return
+        tracker._fd = None
+        os.close(fd)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                tracker._pid = None
+                return
+            time.sleep(0.005)
+    except Exception:      # noqa: BLE001 - the tracker still leaves on its own once its pipe is closed
+        pass
+
+
 def serve(argv: list[str]) -> int:
     """The launcher process's main: ``argv = [runner pid, module to preload, ...]``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the runner's to handle
@@ -439,6 +464,7 @@ def serve(argv: list[str]) -> int:
     finally:
         if child:
             _stop_child(child)
+        _stop_resource_tracker()
     return 0
 
 
