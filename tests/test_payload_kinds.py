@@ -252,7 +252,7 @@ def test_run_records_its_kinds_and_resume_rebuilds_them(tmp_path, capsys):
     assert settings["kind_sizes"] == {"numpy": [64 * KiB], "object": [1 * KiB]}
     assert settings["kind_workers"] == {"numpy": [1], "object": [1]}
     assert {(c.payload_kind, c.payload_bytes, c.workers) for c in _grid(settings) if c.pattern == "fanin"} == {
-        *(("bytes", s, w) for s in (8, 64 * KiB, 1 * MiB) for w in sorted({1, worker_counts("ends")[-1]})),
+        *(("bytes", s, w) for s in (8, 64 * KiB, 256 * KiB) for w in sorted({1, worker_counts("ends")[-1]})),
         ("numpy", 64 * KiB, 1), ("object", 1 * KiB, 1)}
     settings, _ = _settings(build_parser().parse_args(["run", "--preset", "smoke", "--workers", "1,2"]))
     assert settings["kind_workers"] == {}                     # --workers: the workers of every kind

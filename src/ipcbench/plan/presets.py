@@ -4,12 +4,15 @@ gets (``rounds`` every case, then more up to ``max_rounds`` while its round-leve
 run's ``run_budget_s`` and the target is within reach (``reach_factor``); see ``measure.runner.decide``).
 
 ``smoke``  every mechanism, exactly 2 short rounds: a check that all works. Every payload kind: bytes at
-           8 B, 64 KiB and 1 MiB (``SMOKE_SIZES``) and workers {1, max}; numpy at 64 KiB and object at 1 KiB,
+           8 B, 64 KiB and 256 KiB (``SMOKE_SIZES``) and workers {1, max}; numpy at 64 KiB and object at 1 KiB,
            with 1 worker (one size and worker count are enough to check that a kind works). 265 cases with
-           the 28 mechanisms: 60.2 s (2026-12-02 07:15 UTC, host busy: CPU steal), 79.6 s at 10:26 (no
-           steal, but the VM in a slow phase: 34 s of dispatch rounds, each starting a pool). Without
-           64 KiB (203 cases) it took 65.8 s and 64.9 s at 10:28-10:30: the size is not what costs, every
-           round starts its processes (~0.16 s a round), so 64 KiB stayed. Not within 60 s then.
+           the 28 mechanisms. With 1 MiB as its large size, 30 ms windows after a 20 ms warm-up and 3,000
+           messages at most it took 60-80 s on the 2-vCPU VM (2026-12-02): 66.3 s at 13:49 UTC, idle, of
+           which 30 s were dispatch rounds and 20 s the 1 MiB cases. Now (the large size 256 KiB: still
+           above glibc's mmap threshold and four times a pipe's buffer; 20 ms windows after a 10 ms warm-up;
+           at most 96 messages, which caps a batch of Pool tasks at 32) 53-55 s (13:52-13:54 UTC: run
+           ``ipcbench run --preset smoke -o s.json`` on an idle machine): each of its 530
+           rounds costs ~40 ms before it measures anything (a fresh process, its peers, placement).
 ``quick``  the default (``tox -e bench``): bytes payloads (``--payload-kinds`` adds the others), five
            sizes 8 B .. 1 MiB (``QUICK_SIZES``: the default sizes but 16 MiB, whose rounds take 0.4-3 s
            and which took half of a 374-case run's time), workers 1, 2, 4 ... max, 5 to 30 rounds of
@@ -64,7 +67,7 @@ DEFAULT_SIZES = (8, 1 * KiB, 16 * KiB, 64 * KiB, 1 * MiB, 16 * MiB)
 # (2026-12-02 10:04 UTC, 8 min 34 s in all); 16 MiB stays in full.
 QUICK_SIZES = tuple(s for s in DEFAULT_SIZES if s < 16 * MiB)
 # smoke: a small message, a pipe's buffer and a large one
-SMOKE_SIZES = (8, 64 * KiB, 1 * MiB)
+SMOKE_SIZES = (8, 64 * KiB, 256 * KiB)
 FULL_SIZES = (8, 64, 256, 1 * KiB, 4 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 128 * KiB, 256 * KiB,
               1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB)
 # object payloads: from the smallest they can be to 1 MiB (beyond, making, pickling and unpickling the
@@ -100,8 +103,8 @@ PRESETS = {
     "smoke": Preset("smoke", "every mechanism, bytes at 3 sizes and workers {1, max}, numpy at 64 KiB and "
                     "object at 1 KiB with 1 worker, 2 short rounds",
                     SMOKE_SIZES, "ends", "default", 2,
-                    RoundSpec(budget_s=0.03, min_messages=3, max_window_s=2.0, max_messages=3000,
-                              warmup=5, warmup_s=0.02),
+                    RoundSpec(budget_s=0.02, min_messages=3, max_window_s=2.0, max_messages=96,
+                              warmup=2, warmup_s=0.01),
                     max_rounds=2, payload_kinds=("bytes", "numpy", "object"),
                     kind_sizes={"numpy": (64 * KiB,), "object": (1 * KiB,)},
                     kind_workers={"numpy": (1,), "object": (1,)}, leaves_out=("celery",)),
