@@ -221,7 +221,7 @@ def test_a_hand_loop_starts_in_the_allocator_state_asked_for(no_leftovers):
 @pytest.mark.slow
 def test_selfcheck_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "sc.json"
-    proc = subprocess.run([sys.executable, "-m", "ipcbench", "selfcheck", "-m", "pipe_duplex", "--reps", "2",
+    proc = subprocess.run([sys.executable, "-m", "ipcbench", "selfcheck", "-m", "pipe_duplex", "-p", "roundtrip", "--reps", "2",
                            "--preset", "smoke", "--hand-seconds", "0.05", "--json", str(out)],
                           capture_output=True, text=True, env=cli_env(), timeout=120)
     assert proc.returncode in (0, 1), proc.stderr      # 1: a FAIL, which a gross gap below also catches

@@ -21,6 +21,7 @@ mechanism                       pattern     the user's loop (main process; peers
 pipe_duplex                     roundtrip   ``a, b = Pipe()``; ``a.send(p); a.recv()``; the peer echoes
 queue, simple_queue             roundtrip   two queues; ``q1.put(p); q2.get()``; the peer echoes
 joinable_queue                  roundtrip   as queue, each side ``get()`` then ``task_done()``
+manager_queue                   roundtrip   as queue with two ``Manager().Queue()`` proxies
 os_pipe                         roundtrip   a pipe each way, raw ``os.write``/``os.read`` of fixed-size
                                             messages (a 1-byte mark before each: ``b"q"`` stops the peer)
 socketpair                      roundtrip   ``socket.socketpair()``, ``sendall``/``recv`` as os_pipe
@@ -32,16 +33,21 @@ sharedctypes_array[_nolock]     roundtrip   as shared_memory with two ``Array('c
                                             ``arr.raw = p`` in and ``arr.raw`` out
 pipe_simplex                    stream      ``r, w = Pipe(duplex=False)``: the producer ``w.send(p)`` in a
                                             loop, the main process ``r.recv()`` in a loop
+pipe_duplex                     stream      ``a, b = Pipe()``: the producer ``b.send(p)``, the main ``a.recv()``
 queue                           stream      ``q = Queue()`` (unbounded, as users make it): ``put`` / ``get``
+joinable_queue                  stream      as queue, the consumer ``get()`` then ``task_done()``
+simple_queue                    stream      ``q = SimpleQueue()``: ``put`` loop / ``get`` loop (no feeder thread)
 queue                           fanin       N producers ``q.put((i, p))`` into one ``Queue()``
-manager_dict                    rpc         ``d = Manager().dict({0: p})``; ``d[0]`` (N clients: a process
-                                            each, each its own key, started together at a barrier)
+manager_dict, manager_list      rpc         ``d = Manager().dict({0: p})``; ``d[0]`` (``Manager().list([p])``;
+                                            N clients: a process each, each its own key, started together
+                                            at a barrier)
 pool_apply                      dispatch    ``pool.apply(f, (p,))`` one at a time
 pool_apply_async                dispatch    submit all N: ``[pool.apply_async(f, (p,)) ...]``, then ``get()``
                                             each
 pool_apply_async_callback       dispatch    submit all N with ``callback=``; wait for the N-th callback
-pool_map / pool_map_chunksize1  dispatch    one ``pool.map(f, [p] * N)`` (default chunksize / chunksize=1)
-pool_imap                       dispatch    ``for r in pool.imap(f, [p] * N)`` (chunksize 1)
+pool_map / pool_map_chunksize1  dispatch    ``pool.map(f, [p] * 64)`` again and again (default chunksize /
+                                            chunksize=1): the calls of K = 64 tasks the cases measure
+pool_imap                       dispatch    ``for r in pool.imap(f, [p] * 64)`` (chunksize 1), again and again
 process_pool_executor           dispatch    ``ProcessPoolExecutor``: submit all N, then ``result()`` each
 process_pool_executor_map       dispatch    ``list(ex.map(f, [p] * N))`` (chunksize 1)
 lock                            contention  N processes, each ``lock.acquire(); lock.release()`` N times,
@@ -282,6 +288,12 @@ def rt_joinable_queue(ctx, payload, workers, target_s):
     finally:
         q1.put(None)
         _join(p)
+
+
+def rt_manager_queue(ctx, payload, workers, target_s):
+    """Two ``Manager().Queue()`` proxies, one each way: every put and get is a call to the server."""
+    with ctx.Manager() as m:
+        return rt_queue(ctx, payload, workers, target_s, make=m.Queue)
 
 
 def _read_exactly(read, n: int) -> bytes:
@@ -614,6 +626,35 @@ def st_queue(ctx, payload, workers, target_s):
     return _stream(ctx, len(payload), target_s, channel, "put", fill_first=True)
 
 
+def st_pipe_duplex(ctx, payload, workers, target_s):
+    def channel():
+        a, b = ctx.Pipe()
+        return a, b, a.recv, lambda: (a.close(), b.close())
+    return _stream(ctx, len(payload), target_s, channel, "send")
+
+
+def st_simple_queue(ctx, payload, workers, target_s):
+    """A ``SimpleQueue`` has no feeder thread: ``put`` writes to its pipe (blocking when the pipe is full),
+    so the producer streams as a Pipe's does; no fill first."""
+    def channel():
+        q = ctx.SimpleQueue()
+        return q, q, q.get, q.close
+    return _stream(ctx, len(payload), target_s, channel, "put")
+
+
+def st_joinable_queue(ctx, payload, workers, target_s):
+    """``JoinableQueue()``: the producer puts N, the consumer times N ``get()`` + ``task_done()`` (the drain)."""
+    def channel():
+        q = ctx.JoinableQueue()
+
+        def recv():
+            msg = q.get()
+            q.task_done()
+            return msg
+        return q, q, recv, lambda: _queue_close(q)
+    return _stream(ctx, len(payload), target_s, channel, "put", fill_first=True)
+
+
 def fi_queue(ctx, payload, workers, target_s):
     size, producers = len(payload), max(1, workers)
     warm = warmup_msgs(size)
@@ -701,10 +742,12 @@ def _clients(ctx, client, args_of: Callable[[int], tuple], count: int, n: int, t
     return out
 
 
-def rpc_manager_dict(ctx, payload, workers, target_s):
+def _rpc_manager(ctx, payload, workers, target_s, make) -> dict:
+    """``make(manager, payload, n)``: a proxy holding ``payload`` at keys (indexes) 0 .. n-1; one client
+    (this process) reads ``proxy[0]``, N > 1 clients each their own key."""
     with ctx.Manager() as m:
         if workers <= 1:
-            d = m.dict({0: payload})
+            d = make(m, payload, 1)
 
             def run(n: int) -> float:
                 t0 = perf_counter()
@@ -713,9 +756,17 @@ def rpc_manager_dict(ctx, payload, workers, target_s):
                 return perf_counter() - t0
 
             return _measure(run, target_s, MAX_OPS, lambda: d[0])
-        d = m.dict({k: payload for k in range(workers)})
+        d = make(m, payload, workers)
         return _scaled(lambda n: _clients(ctx, _rpc_client, lambda i: (d, i), workers, n, True), 200, target_s,
                        MAX_OPS, per=workers)
+
+
+def rpc_manager_dict(ctx, payload, workers, target_s):
+    return _rpc_manager(ctx, payload, workers, target_s, lambda m, p, n: m.dict({k: p for k in range(n)}))
+
+
+def rpc_manager_list(ctx, payload, workers, target_s):
+    return _rpc_manager(ctx, payload, workers, target_s, lambda m, p, n: m.list([p] * n))
 
 
 def ct_lock(ctx, payload, workers, target_s):
@@ -875,6 +926,8 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("simple_queue", "roundtrip", True, "SimpleQueue: q1.put(p); q2.get() (peer echoes)", rt_simple_queue),
         ("joinable_queue", "roundtrip", True, "JoinableQueue: put; get + task_done on each side",
          rt_joinable_queue),
+        ("manager_queue", "roundtrip", True, "two Manager().Queue() proxies: q1.put(p); q2.get() (peer echoes)",
+         rt_manager_queue),
         ("os_pipe", "roundtrip", True, "os.write / os.read of fixed-size messages on two pipes", rt_os_pipe),
         ("socketpair", "roundtrip", True, "socketpair(): sendall / recv of fixed-size messages", rt_socketpair),
         ("thread_queue", "roundtrip", True, "queue.Queue pair, echo thread in the same process", rt_thread_queue),
@@ -885,9 +938,14 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("sharedctypes_array_nolock", "roundtrip", True, "two RawArray('c'): .raw in, notify, .raw out",
          rt_sharedctypes_array_nolock),
         ("pipe_simplex", "stream", False, "Pipe(duplex=False): w.send loop -> r.recv loop", st_pipe_simplex),
+        ("pipe_duplex", "stream", False, "Pipe(): b.send loop -> a.recv loop", st_pipe_duplex),
         ("queue", "stream", False, "Queue(): the producer puts N, the consumer times N gets (the drain)", st_queue),
+        ("simple_queue", "stream", False, "SimpleQueue(): put loop -> get loop", st_simple_queue),
+        ("joinable_queue", "stream", False, "JoinableQueue(): the producer puts N, the consumer times N get() + "
+         "task_done()", st_joinable_queue),
         ("queue", "fanin", False, "N producers put (i, p) into one Queue(), then the consumer times the drain", fi_queue),
         ("manager_dict", "rpc", True, "Manager().dict(): d[key] (N clients: a process each)", rpc_manager_dict),
+        ("manager_list", "rpc", True, "Manager().list(): l[index] (N clients: a process each)", rpc_manager_list),
         ("pool_apply", "dispatch", True, "pool.apply(f, (p,)) one at a time", ds_pool_apply),
         ("pool_apply_async", "dispatch", False, "submit all N apply_async, then get() each", ds_pool_apply_async),
         ("pool_apply_async_callback", "dispatch", False, "submit all N apply_async with a callback, wait for "
