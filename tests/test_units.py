@@ -52,10 +52,18 @@ def test_formatting():
     assert format_seconds(1.2e-3) == "1.2 ms"
     assert format_seconds(250e-9) == "250 ns"
     assert format_seconds(float("nan")) == "n/a"
+    # the unit is chosen for the rounded number: never "1e+03 µs"
+    assert format_seconds(999.9996e-6) == "1 ms" and format_seconds(0.9999996) == "1 s"
+    assert format_seconds(3600) == "3600 s" and format_seconds(-29.4e-6) == "-29.4 µs"
 
 
 def test_number_formatters():
     assert format_count_rate(4.5e6) == "4.5M" and format_bytes_rate(12.3e6) == "12.3 MB/s"
+    # rounding up crosses into the next unit: 1M, not 1e+03k
+    assert format_count_rate(999_999.9) == "1M" and format_count_rate(999.95) == "1k"
+    assert format_count_rate(999.4) == "999" and format_count_rate(2.5e12) == "2500G"
+    assert format_bytes_rate(999_999_999) == "1 GB/s" and format_bytes_rate(999.9) == "1 kB/s"
+    assert format_bytes_rate(0) == "0 B/s" and format_count_rate(float("nan")) == "nan"
     assert format_ratio(1.66) == "1.7x" and format_ratio(9.96) == "10x"
     assert format_factor(1.0) == "1x" and format_factor(1.34) == "1.3x" and format_factor(12.4) == "12x"
     assert format_change(3.91) == "×3.9" and format_change(0.454) == "×0.45"

@@ -82,10 +82,17 @@ def format_finite(v, spec: str, missing: str = "n/a") -> str:
     return format(v, spec) if v is not None and math.isfinite(v) else missing
 
 
+def _three_digits(v: float) -> float:
+    """``v`` rounded to 3 significant digits, so that the unit is chosen for the number shown (999,999.9 is
+    shown as 1M, not 1e+03k)."""
+    return float(f"{v:.3g}")
+
+
 def format_seconds(s: float) -> str:
     """Human duration with 3 significant digits: 29.4 µs, 1.20 ms, 2.5 s."""
     if s != s:  # NaN
         return "n/a"
+    s = _three_digits(s)
     a = abs(s)
     if a < 1e-6:
         return f"{s * 1e9:.3g} ns"
@@ -93,23 +100,26 @@ def format_seconds(s: float) -> str:
         return f"{s * 1e6:.3g} µs"
     if a < 1:
         return f"{s * 1e3:.3g} ms"
-    return f"{s:.3g} s"
+    return f"{s:.3g} s" if a < 1000 else f"{s:.0f} s"
+
+
+def _scaled(v: float, steps, plain: str) -> str:
+    v = _three_digits(v)
+    for factor, suffix in steps:
+        if abs(v) >= factor:
+            x = v / factor
+            return (f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}") + suffix
+    return f"{v:.3g}{plain}"
 
 
 def format_count_rate(v: float) -> str:
     """Compact count: 950, 12.3k, 4.5M (3 significant digits)."""
-    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= factor:
-            return f"{v / factor:.3g}{suffix}"
-    return f"{v:.3g}"
+    return _scaled(v, ((1e9, "G"), (1e6, "M"), (1e3, "k")), "")
 
 
 def format_bytes_rate(v: float) -> str:
     """Decimal bytes per second: 950 B/s, 12.3 MB/s, 1.2 GB/s."""
-    for factor, suffix in ((1e9, "GB/s"), (1e6, "MB/s"), (1e3, "kB/s")):
-        if abs(v) >= factor:
-            return f"{v / factor:.3g} {suffix}"
-    return f"{v:.3g} B/s"
+    return _scaled(v, ((1e9, " GB/s"), (1e6, " MB/s"), (1e3, " kB/s")), " B/s")
 
 
 def format_ratio(r: float) -> str:
