@@ -87,6 +87,25 @@ def test_export_csv_has_the_tidy_columns(tmp_path):
     assert len(p50) == 1 and p50[0]["unit"] == "s" and 40e-6 < float(p50[0]["value"]) < 60e-6
 
 
+def test_export_csv_opens_text_that_looks_like_a_formula_as_text(tmp_path):
+    """A foreign result file's text reaches the CSV as text: a spreadsheet would run '=...' as a formula."""
+    from ipcbench.results.formats.csv import without_formulas
+
+    rec = case_record()
+    rec["case"]["mechanism"] = '=HYPERLINK("http://x","y")'
+    src = write(tmp_path / "r.json", result_set([rec], machine_id="m1"))
+    assert main(["export", str(src), "--format", "csv", "-o", str(tmp_path / "r.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert rows and {r["mechanism"] for r in rows} == {"'=HYPERLINK(\"http://x\",\"y\")"}
+    import pandas as pd
+
+    frame = pd.DataFrame({"t": ["+1", "-x", "@a", "\tb", "ok", None], "v": [-1.5, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    got = without_formulas(frame)
+    assert got.t.tolist()[:5] == ["'+1", "'-x", "'@a", "'\tb", "ok"] and pd.isna(got.t[5])
+    assert got.v.tolist() == frame.v.tolist()
+    assert frame.t[0] == "+1"                                   # the caller's frame is left as it was
+
+
 def test_list_names_every_mechanism(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

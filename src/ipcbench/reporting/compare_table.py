@@ -14,6 +14,7 @@ from ..analysis.compare import ALPHA, COLUMNS, MIN_EFFECT, Comparison, case_labe
 from ..analysis.compare_stats import CONFIDENCE
 from ..plan.metrics import format_value, higher_is_better
 from ..plan.metrics import get as metric_info
+from ..results.formats.csv import without_formulas
 from ..units import format_finite
 
 DISPLAY_COLUMNS = ["case", "metric", "base", "other", "ratio", "ci", "p", "verdict"]
@@ -76,7 +77,7 @@ def _notes() -> str:
 
 
 def to_csv(comp: Comparison) -> str:
-    return comp.frame[COLUMNS].to_csv(index=False)
+    return without_formulas(comp.frame[COLUMNS]).to_csv(index=False)
 
 
 # --- terminal table -----------------------------------------------------------------------------------
