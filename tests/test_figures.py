@@ -54,6 +54,28 @@ def test_latency_vs_size_draws_p50_and_p99_per_mechanism_log_log():
     assert ax.get_title() == "test-machine · Python 3.11.7 · fork · spread"
 
 
+def test_oneway_latency_draws_the_paced_p50_of_streams_with_its_ci():
+    cases = []
+    for m, v in (("queue", 40e-6), ("pipe_simplex", 10e-6)):
+        for s in (8, KiB, 64 * KiB):
+            rec = case(m, "stream", s, latency_p50=1.0, latency_oneway_p50=v * (1 + s / KiB))
+            rec["noise"]["ci"]["latency_oneway_p50"] = [0.9 * v * (1 + s / KiB), 1.1 * v * (1 + s / KiB)]
+            cases.append(rec)
+    cases.append(case("queue", "roundtrip", 8, latency_oneway_p50=5.0))     # not a stream: not drawn
+    fig = figures.oneway_latency_vs_size(tidy(rs(cases)))
+    (ax,) = panels(fig)
+    lines = lines_by_label(ax)
+    assert set(lines) == {"queue", "pipe_simplex"}                          # the backlog latency_p50 is not drawn
+    np.testing.assert_allclose(lines["queue"].get_xydata()[:, 0], [8, KiB, 64 * KiB])
+    np.testing.assert_allclose(lines["queue"].get_xydata()[:, 1], [40e-6 * (1 + s / KiB) for s in (8, KiB, 64 * KiB)])
+    bands = [c for c in ax.collections if c.get_label() == "_ci"]
+    assert len(bands) == 2                                                   # one shaded CI per mechanism
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and "one-way latency" in ax.get_ylabel()
+    assert "open loop" in fig.get_suptitle()
+    with pytest.raises(figures.NoData, match="latency_oneway_p50"):
+        figures.oneway_latency_vs_size(tidy(rs([case("queue", "stream", 8, latency_p50=1.0)])))
+
+
 def test_latency_and_throughput_figures_shade_the_round_level_ci():
     cases = [case("queue", "roundtrip", s) for s in (8, KiB, 64 * KiB)]
     cases += [case("queue", "stream", s) for s in (8, KiB)]

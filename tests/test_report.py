@@ -42,8 +42,10 @@ def _rich_set(machine_id, source, scale, seed, failed, patterns) -> dict:
             for workers in ((1, 2) if pattern in MULTI else (1,)):
                 center = 30_000 * factor * scale * (1 + size / (16 * KiB)) * (1 + 0.2 * (workers - 1))
                 samples = rng.lognormal(np.log(center), 0.15, 240).astype(np.int64)
+                paced = {"latency_oneway_p50": center * 0.5e-9} if pattern == "stream" else None
                 cases.append(factories.case_record(samples_ns=samples, cpu_per_op=center * 1.5e-9, mechanism=mech,
-                                                   pattern=pattern, payload_bytes=size, workers=workers))
+                                                   pattern=pattern, payload_bytes=size, workers=workers,
+                                                   metrics=paced))
     if failed:
         cases.append(factories.case_record(mechanism="manager_dict", pattern="rpc", payload_bytes=64 * KiB, workers=4,
                                            status="failed", error="peer died: <EOF> & no reply"))
@@ -103,7 +105,7 @@ def test_page_is_self_contained(rich_html):
 def test_all_figures_drawn_as_accessible_inline_svg_with_unique_ids(rich_html):
     page = Page(rich_html)
     svgs = page.find("svg", role="img")
-    assert len(svgs) == len(report.FIGURES) == 9
+    assert len(svgs) == len(report.FIGURES) == 10
     for svg in svgs:
         title_id = svg["aria-labelledby"]
         assert title_id == f"{svg['id']}-title" and title_id in page.ids
@@ -150,7 +152,8 @@ def test_only_some_data_still_builds_and_says_what_was_skipped(tmp_path):
     page = Page(html)
     assert len(page.find("svg", role="img")) == 2           # latency and distributions
     skipped = html.split('<ul class="skipped">')[1].split("</ul>")[0]
-    assert skipped.count("<li>") == 7 and "Scaling with workers: no fanin, dispatch or rpc cases" in skipped
+    assert skipped.count("<li>") == 8 and "Scaling with workers: no fanin, dispatch or rpc cases" in skipped
+    assert "One-way latency at light load against payload size: no stream cases with a paced phase" in skipped
     assert "No case failed." in html and "No case carries a noise warning." in html
     assert "No findings: the results hold no cases that can be compared." in html
 

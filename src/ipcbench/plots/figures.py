@@ -25,12 +25,12 @@ from .base import NoData, mechanism_color
 from .celery import celery_beside_pool
 from .dist import ecdf, latency_distributions
 from .scaling import pool_apply_vs_async, representative_sizes, scaling, startup_cost
-from .size import cpu_per_message, latency_vs_size, throughput_vs_size
+from .size import cpu_per_message, latency_vs_size, oneway_latency_vs_size, throughput_vs_size
 from .winner import winner_grid, winner_map
 
 __all__ = [
     "FIGURES", "FigureSpec", "NoData", "celery_beside_pool", "cpu_per_message", "ecdf", "latency_distributions",
-    "latency_vs_size", "mechanism_color", "pool_apply_vs_async", "representative_sizes", "scaling", "startup_cost",
+    "latency_vs_size", "mechanism_color", "oneway_latency_vs_size", "pool_apply_vs_async", "representative_sizes", "scaling", "startup_cost",
     "throughput_vs_size", "winner_grid", "winner_map",
 ]
 
@@ -47,6 +47,10 @@ class FigureSpec:
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig-latency", "Round-trip latency against payload size", "tidy", latency_vs_size,
                "Line chart, log-log: round-trip latency (p50 solid, p99 dashed) against payload size, one line "
+               "per mechanism, one panel per setup."),
+    FigureSpec("fig-oneway", "One-way latency at light load against payload size", "tidy", oneway_latency_vs_size,
+               "Line chart, log-log: the median one-way latency of a stream message sent on a fixed schedule at "
+               "a tenth of the measured maximum rate, with its 95 % CI shaded, against payload size, one line "
                "per mechanism, one panel per setup."),
     FigureSpec("fig-throughput", "Delivered throughput against payload size", "tidy", throughput_vs_size,
                "Line charts, log-log: one-way delivered throughput in MB/s and in messages/s against payload "

@@ -84,6 +84,40 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
     return fig
 
 
+def oneway_latency_vs_size(tidy: pd.DataFrame) -> Figure:
+    """One-way latency of a stream at light load (``latency_oneway_p50``: the paced, open-loop phase of each
+    stream round, receipt - scheduled send) against payload size, per mechanism, log-log, its 95 % CI
+    shaded; one panel per setup. The saturated window's ``latency_p50`` (time in the channel behind a
+    full backlog) is not drawn here: it measures the backlog, not the channel."""
+    df = tidy[(tidy["pattern"] == "stream") & (tidy["metric"] == "latency_oneway_p50") & (tidy["payload_bytes"] > 0)]
+    panels = setups(df)
+    if not panels:
+        raise NoData("no stream cases with a paced phase (latency_oneway_p50)")
+    ncols = min(2, len(panels))
+    fig, axes = new_figure(math.ceil(len(panels) / ncols), ncols, sharey=True)
+    names: set[str] = set()
+    for ax, (label, part) in zip(axes.flat, panels, strict=False):
+        for mech in _sorted_mechs(part):
+            rows = part[part["mechanism"] == mech].sort_values("payload_bytes")
+            names.add(mech)
+            if is_reference(mech):
+                plot_reference(ax, rows["payload_bytes"], rows["value"], mech)
+                continue
+            color = mechanism_color(mech)
+            ax.plot(rows["payload_bytes"], rows["value"], color=color, marker="o", ms=3.5, label=mech)
+            ci_band(ax, rows, "payload_bytes", color)
+        size_axis(ax, part["payload_bytes"])
+        seconds_axis(ax, "one-way latency")
+        ax.set_title(label, fontsize="small")
+        ax.grid(True, which="major", alpha=0.3)
+    remove_unused(axes, len(panels))
+    mechs, refs = split_references(names)
+    suptitle(fig, "One-way latency at light load against payload size (stream, paced open loop at a tenth "
+                  "of the measured rate; p50 with its 95 % CI shaded)" + (f"\n{REFERENCE_NOTE}" if refs else ""))
+    mechanism_legend(fig, mechs, [("p50", {"ls": "-"})], references=refs)
+    return fig
+
+
 def throughput_vs_size(tidy: pd.DataFrame) -> Figure:
     """Delivered one-way throughput (MB/s and messages/s) against payload size, per mechanism, log-log.
 
