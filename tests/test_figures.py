@@ -71,7 +71,7 @@ def test_oneway_latency_draws_the_paced_p50_of_streams_with_its_ci():
     bands = [c for c in ax.collections if c.get_label() == "_ci"]
     assert len(bands) == 2                                                   # one shaded CI per mechanism
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and "one-way latency" in ax.get_ylabel()
-    assert "open loop" in fig.get_suptitle()
+    assert "light load" in fig.get_suptitle() and "paced at 1/10" in fig.get_suptitle()
     with pytest.raises(figures.NoData, match="latency_oneway_p50"):
         figures.oneway_latency_vs_size(tidy(rs([case("queue", "stream", 8, latency_p50=1.0)])))
 

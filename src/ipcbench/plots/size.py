@@ -112,8 +112,8 @@ def oneway_latency_vs_size(tidy: pd.DataFrame) -> Figure:
         ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(panels))
     mechs, refs = split_references(names)
-    suptitle(fig, "One-way latency at light load against payload size (stream, paced open loop at a tenth "
-                  "of the measured rate; p50 with its 95 % CI shaded)" + (f"\n{REFERENCE_NOTE}" if refs else ""))
+    suptitle(fig, "One-way latency at light load (stream paced at 1/10 of its rate; p50, 95 % CI shaded)"
+                  + (f"\n{REFERENCE_NOTE}" if refs else ""))
     mechanism_legend(fig, mechs, [("p50", {"ls": "-"})], references=refs)
     return fig
 
