@@ -169,14 +169,25 @@ def test_run_case_rounds_carry_steal_and_load(no_leftovers):
 def test_one_way_queues_are_unbounded_and_filled_before_the_window(no_leftovers):
     """Queue() as users make it; its producers put everything first and the window times the drain
     (patterns._one_way); a Manager's queue stays bounded (its server copies every item)."""
+    import fcntl
+    import os
+    import pickle
+
     from ipcbench.measure.channels import bounded_size
 
-    for mech in ("queue", "joinable_queue", "thread_queue"):
+    r, w = os.pipe()
+    capacity = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
+    os.close(r)
+    os.close(w)
+    in_pipe = -(-capacity // (len(pickle.dumps(b"x" * 1024, protocol=pickle.HIGHEST_PROTOCOL)) + 4))
+    for mech, buffered in (("queue", in_pipe), ("joinable_queue", in_pipe), ("thread_queue", 0)):
         rec = run_case(Case(mech, "stream", "bytes", 1024, 1, "fork"), OPTS)
         assert rec["status"] == "ok", rec["error"]
         params = rec["rounds"][0]["params"]
         assert params["maxsize"] == 0 and params["steady_after_ms"] == 0
-        assert params["window_starts"] == "after the producers have put all their messages"
+        assert params["window_starts"] == ("after the producers have put all their messages and the messages the "
+                                           "queue's pipe held then were received")
+        assert params["buffered_skipped"] == buffered, mech     # ~63 messages of 1 KiB in a 64 KiB pipe
         assert "unbounded queue, filled before the window" in params["latency_is"]
     rec = run_case(Case("manager_queue", "fanin", "bytes", 1024, 2, "fork"), OPTS)
     assert rec["status"] == "ok", rec["error"]

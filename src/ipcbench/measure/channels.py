@@ -68,6 +68,30 @@ def bounded_size(payload_bytes: int) -> int:
     return max(2, min(1000, (64 * 1024**2) // max(1, payload_bytes)))
 
 
+PIPE_DEFAULT = 64 * 1024      # Linux's pipe capacity unless changed (F_SETPIPE_SZ)
+
+
+def buffered_messages(endpoint, msg) -> int:
+    """How many messages like ``msg`` the OS pipe under a ``multiprocessing`` queue's receiving
+    ``endpoint`` holds when full (its capacity, ``F_GETPIPE_SZ``, over the message's pickle and 4-byte
+    header, rounded up); 0 for a channel without such a pipe (``queue.Queue`` between threads)."""
+    from multiprocessing.reduction import ForkingPickler
+
+    obj = endpoint.rx
+    obj = getattr(obj, "q", obj)                     # a ConsumeEnd's queue
+    reader = getattr(obj, "_reader", None)
+    if reader is None:
+        return 0
+    try:
+        import fcntl
+
+        capacity = fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ)
+    except (ImportError, AttributeError, OSError, ValueError):
+        capacity = PIPE_DEFAULT
+    wire = len(ForkingPickler.dumps(msg)) + 4
+    return -(-capacity // wire)
+
+
 class ConsumeEnd:
     """The receiving end of a ``JoinableQueue`` as its users write it: ``get()`` then ``task_done()`` for
     every item (the one wrapper call is the price of calling both)."""

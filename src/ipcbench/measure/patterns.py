@@ -65,6 +65,7 @@ from functools import partial
 from time import perf_counter_ns
 from typing import Protocol
 
+from .channels import buffered_messages
 from .child import light_main, started_child
 from .harness import Round, RoundFailed, RoundResult
 from .payloads import make_payload, payload_size
@@ -387,6 +388,22 @@ def _wait_filled(conns: list, timeout: float) -> None:
             raise RoundFailed("a producer sent something other than its 'filled' mark")
 
 
+def _receive_prefix(recv, n: int, times: list, tagged: bool, producers: int) -> int:
+    """Receive up to ``n`` messages before the window (their receipt times kept in ``times``, since send
+    stamps are matched to receipts by position); returns the producers that ended meanwhile."""
+    clock, ended = perf_counter_ns, 0
+    for _ in range(n):
+        msg = recv()
+        t = clock()
+        if msg is None:
+            ended += 1
+            if ended == producers:
+                break
+            continue
+        times[msg[0] if tagged else 0].append(t)
+    return ended
+
+
 def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundResult:
     """One consumer (this process) and N producer peers on one channel. The producers send from the start
     signal; the counted window starts ``STEADY_SKIP`` x ``budget_s`` later, at the first receipt after the
@@ -398,8 +415,9 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     backlog (``params.latency_is``).
 
     An unbounded queue (the maker records ``maxsize`` 0) is filled first: each producer puts all its
-    messages (at most ``UNBOUNDED_BYTES``) and says so, and the window starts at the first receipt after
-    the last has. While a producer's main thread is putting, the queue's feeder thread in the same
+    messages (at most ``UNBOUNDED_BYTES``) and says so; the consumer then receives the messages the
+    queue's pipe holds (``channels.buffered_messages``: 64 KiB of them, which come out faster than the
+    steady drain), and the window starts at the next receipt. While a producer's main thread is putting, the queue's feeder thread in the same
     process hardly gets the GIL (8 B: ~100-1,300 of 40,000 messages delivered in the 45 ms of puts,
     then 176k/s: ``tools/queue_maxsize.py``), so a window that overlaps the puts measures a mixture of two
     rates; a user's consumer loop, like the selfcheck's, times the drain."""
@@ -419,13 +437,20 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     recv = consumer.recv
 
     times: list[list[int]] = [[] for _ in range(producers)]
-    clock = perf_counter_ns
     ended = 0                      # producers whose sentinel has arrived
+    clock = perf_counter_ns
     counted = 0                    # receipts in the counted window
     cpu0 = None
+    buffered = 0
     if fill_first:
         go.set()
         _wait_filled(result_conns, spec.timeout_s)
+        # The queue's pipe is full by now (the feeder threads kept writing): its messages come out at the
+        # consumer's own pace, ~2x the steady drain (8 B: the first 5,000 of a drain at 290-440k/s, the
+        # rest at 200-300k/s, tools/queue_drain_chunks.py), a boost a 60 ms window would count. The window
+        # opens after them.
+        buffered = buffered_messages(consumer, (0, rnd.payload) if tagged else rnd.payload)
+        ended = _receive_prefix(recv, buffered, times, tagged, producers)
     cpu_go = rnd.cpu_snapshot()    # for a round whose producers reach max_messages before the window opens
     t_go = clock()
     skip = 0 if fill_first else STEADY_SKIP
@@ -434,7 +459,9 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     min_messages = spec.min_messages
     go.set()
     # Two copies of one loop: the untagged one (stream) saves a lookup per message on the consumer's side.
-    if tagged:
+    if ended == producers:
+        pass                        # every producer ended while the pipe's messages were received
+    elif tagged:
         while True:
             msg = recv()
             t = clock()
@@ -504,7 +531,9 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
               "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), "stamped_every": max(strides),
               **rnd.channel_params}
     if fill_first:
-        params["window_starts"] = "after the producers have put all their messages"
+        params["window_starts"] = ("after the producers have put all their messages and the messages the "
+                                   "queue's pipe held then were received")
+        params["buffered_skipped"] = buffered
     return RoundResult(samples, ops=count - 1, window_ns=last - first, bytes_per_op=case.payload_bytes,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params)
 
