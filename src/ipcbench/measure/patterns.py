@@ -417,10 +417,11 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     An unbounded queue (the maker records ``maxsize`` 0) is filled first: each producer puts all its
     messages (at most ``UNBOUNDED_BYTES``) and says so; the consumer then receives the messages the
     queue's pipe holds (``channels.buffered_messages``: 64 KiB of them, which come out faster than the
-    steady drain), and the window starts at the next receipt. While a producer's main thread is putting, the queue's feeder thread in the same
-    process hardly gets the GIL (8 B: ~100-1,300 of 40,000 messages delivered in the 45 ms of puts,
-    then 176k/s: ``tools/queue_maxsize.py``), so a window that overlaps the puts measures a mixture of two
-    rates; a user's consumer loop, like the selfcheck's, times the drain."""
+    steady drain), and the window starts at the next receipt. While a producer's main thread is putting,
+    the queue's feeder thread in the same process hardly gets the GIL (8 B: ~100-1,300 of 40,000 messages
+    delivered in the 45 ms of puts, then 176k/s: ``tools/queue_maxsize.py``), so a window that overlaps
+    the puts measures a mixture of two rates; a user's consumer loop, like the selfcheck's, times the
+    drain."""
     spec, case = rnd.spec, rnd.case
     ctx = rnd.ctx
     consumer, producer_end = mech.make_channel(rnd, bounded=True)
