@@ -22,6 +22,8 @@ pipe_duplex                     roundtrip   ``a, b = Pipe()``; ``a.send(p); a.re
 queue, simple_queue             roundtrip   two queues; ``q1.put(p); q2.get()``; the peer echoes
 joinable_queue                  roundtrip   as queue, each side ``get()`` then ``task_done()``
 manager_queue                   roundtrip   as queue with two ``Manager().Queue()`` proxies
+pipe_duplex_oob                 roundtrip   ``Pipe()``; ``pickle.dumps(p, protocol=5, buffer_callback=...)``:
+                                            the pickle (after a count), then each buffer, ``send_bytes``
 os_pipe                         roundtrip   a pipe each way, raw ``os.write``/``os.read`` of fixed-size
                                             messages (a 1-byte mark before each: ``b"q"`` stops the peer)
 socketpair                      roundtrip   ``socket.socketpair()``, ``sendall``/``recv`` as os_pipe
@@ -78,6 +80,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -86,6 +89,7 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from statistics import median
 from time import perf_counter, perf_counter_ns
@@ -287,6 +291,40 @@ def rt_joinable_queue(ctx, payload, workers, target_s):
         return _roundtrip(q1.put, recv, payload, target_s)
     finally:
         q1.put(None)
+        _join(p)
+
+
+def _oob_send(conn, obj) -> None:
+    """Pickle protocol 5 with out-of-band buffers, as PEP 574 shows it: the pickle (after a 4-byte count
+    of buffers), then each buffer as a message of its own, straight from the object's memory."""
+    bufs: list = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=bufs.append)
+    conn.send_bytes(len(bufs).to_bytes(4, "little") + data)
+    for buf in bufs:
+        conn.send_bytes(buf.raw())
+
+
+def _oob_recv(conn):
+    head = conn.recv_bytes()
+    buffers = [conn.recv_bytes() for _ in range(int.from_bytes(head[:4], "little"))]
+    return pickle.loads(memoryview(head)[4:], buffers=buffers)
+
+
+def _echo_oob(conn) -> None:
+    while True:
+        msg = _oob_recv(conn)
+        if msg is None:
+            return
+        _oob_send(conn, msg)
+
+
+def rt_pipe_duplex_oob(ctx, payload, workers, target_s):
+    a, b = ctx.Pipe()
+    p = _start(ctx, _echo_oob, b, name="echo")
+    try:
+        return _roundtrip(partial(_oob_send, a), partial(_oob_recv, a), payload, target_s)
+    finally:
+        _oob_send(a, None)
         _join(p)
 
 
@@ -926,6 +964,8 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("simple_queue", "roundtrip", True, "SimpleQueue: q1.put(p); q2.get() (peer echoes)", rt_simple_queue),
         ("joinable_queue", "roundtrip", True, "JoinableQueue: put; get + task_done on each side",
          rt_joinable_queue),
+        ("pipe_duplex_oob", "roundtrip", True, "Pipe(): pickle protocol 5, out-of-band buffers as messages of "
+         "their own (peer echoes)", rt_pipe_duplex_oob),
         ("manager_queue", "roundtrip", True, "two Manager().Queue() proxies: q1.put(p); q2.get() (peer echoes)",
          rt_manager_queue),
         ("os_pipe", "roundtrip", True, "os.write / os.read of fixed-size messages on two pipes", rt_os_pipe),
