@@ -1,6 +1,6 @@
 """Draw the README's figure (docs/img/report-roundtrip-latency.png) from result files.
 
-    PYTHONPATH=src python tools/readme_figure.py results/vm-003596/*-quick.json docs/img/report-roundtrip-latency.png
+    PYTHONPATH=src python tools/readme_figure.py results/vm-65387f/*-quick.json docs/img/report-roundtrip-latency.png
 
 The files are pooled round by round (as the report does: ``load_sets(..., pool=True)``), and the figure is
 the report's round-trip latency against payload size for queue, pipe_duplex, pipe_simplex and
