@@ -235,3 +235,28 @@ def test_a_stream_that_ends_before_the_channel_has_filled_skips_a_quarter_of_its
     assert patterns.counted_window([[], []], t_steady=5, exhausted=True) == (None, [0, 0], True)
     # with a stamp stride of 8 the window needs 16 receipts, so that it holds a stamped message
     assert patterns.counted_window(times, t_steady=20, exhausted=True, need=16)[2] is True
+
+
+def test_a_peer_without_its_go_says_what_to_do():
+    """600 fan-in producers on 2 vCPUs: the first waited past the round's timeout while the rest were still
+    being started; its error says so and what to change."""
+    import threading
+
+    class Sink:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, msg):
+            self.sent.append(msg)
+
+        send_bytes = send
+
+    sink, go = Sink(), threading.Event()
+    with pytest.raises(TimeoutError) as err:
+        patterns.producer_peer(sink, "bytes", 8, None, False, 3, go, None, None, 10, 0.01)
+    assert str(err.value) == ("producer: no start signal from the consumer within 0.01 s (the round was still "
+                              "starting its other peers, or hung: with many workers, fewer of them or a longer "
+                              "--timeout)")
+    assert len(sink.sent) == 3                    # its warm-up was sent first
+    with pytest.raises(TimeoutError, match=r"client: no start signal within 0.01 s \(.*--timeout\)"):
+        patterns.lock_client(threading.Lock(), 2, go, None, None, 0, Sink(), 10, 0.01)

@@ -144,6 +144,12 @@ def roundtrip(rnd: Round, mech: Makers) -> RoundResult:
 # --------------------------------------------------------------------------------------------------
 # stream and fanin (one consumer = the orchestrator; producers are peers)
 # --------------------------------------------------------------------------------------------------
+# Why a peer waited in vain for the go: with hundreds of workers on a few CPUs, starting and placing them
+# all can take longer than the round's timeout (600 queue fan-in producers on 2 vCPUs did).
+NO_GO_HINT = ("the round was still starting its other peers, or hung: with many workers, fewer of them or "
+              "a longer --timeout")
+
+
 def _wait_flag(flag, timeout: float) -> None:
     """Peers wait for the stop flag before exiting, so an early exit always means trouble."""
     deadline = time.monotonic() + timeout
@@ -169,7 +175,7 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
     if (perf_counter_ns() - t0) / max(1, warmup) >= STRIDE_BELOW_NS:
         stride = 1
     if not go.wait(timeout):
-        raise TimeoutError("producer: no start signal from the consumer")
+        raise TimeoutError(f"producer: no start signal from the consumer within {timeout:g} s ({NO_GO_HINT})")
     sent = array("q", [stride])            # the stride first, then the stamps
     append, clock = sent.append, perf_counter_ns
     n = 0
@@ -579,7 +585,7 @@ def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops
         get(key)
     result_conn.send_bytes(b"ready:%d" % first)
     if not go.wait(timeout):
-        raise TimeoutError("client: no start signal")
+        raise TimeoutError(f"client: no start signal within {timeout:g} s ({NO_GO_HINT})")
     starts, ends = array("q"), array("q")
     s_append, e_append, clock = starts.append, ends.append, perf_counter_ns
     n = 0
@@ -610,7 +616,7 @@ def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, tim
         release()
     result_conn.send_bytes(b"ready")
     if not go.wait(timeout):
-        raise TimeoutError("client: no start signal")
+        raise TimeoutError(f"client: no start signal within {timeout:g} s ({NO_GO_HINT})")
     starts, ends = array("q"), array("q")
     s_append, e_append, clock = starts.append, ends.append, perf_counter_ns
     n = 0
