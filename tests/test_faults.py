@@ -231,17 +231,17 @@ def test_cleanup_after_a_failed_round_spares_names_another_process_still_uses():
     import multiprocessing as mp
     from multiprocessing import shared_memory
 
-    from ipcbench.measure import runner
+    from ipcbench.measure import shm_cleanup
 
-    before = runner._shm_names()
+    before = shm_cleanup.shm_names()
     theirs = mp.get_context("spawn").Lock()            # a named semaphore, open (mapped) in this process
     segment = shared_memory.SharedMemory(create=True, size=4096)
     orphan = shared_memory.SharedMemory(create=True, size=4096)
     orphan_name = orphan.name.lstrip("/")
     orphan.close()                                    # nobody maps it any more: a killed round's leftover
     try:
-        runner._clean_shm(before)
-        left = runner._shm_names() - before
+        shm_cleanup.clean_shm(before)
+        left = shm_cleanup.shm_names() - before
         assert f"sem.{theirs._semlock.name.lstrip('/')}" in left and segment.name.lstrip("/") in left
         assert orphan_name not in left
     finally:

@@ -101,9 +101,8 @@ from .environment import machine_metadata, python_metadata
 from .harness import load_now
 from .launcher import FRESH, WARM, FreshRound, Launcher, LauncherDied, warm_available
 from .payloads import modules_for
+from .shm_cleanup import clean_shm, shm_names
 
-SHM_DIR = Path("/dev/shm")
-SHM_PREFIXES = ("sem.mp-", "psm_", "mp-")
 ORDER_RULE = "shuffled-blocks-adaptive-v1"
 BLOCK_CASES = 8
 TARGET_CI = stats.TARGET_CI
@@ -251,13 +250,6 @@ def run_share(run_budget_s: float | None, run_elapsed_s: float, unfinished: int)
 
 
 # -- one round -----------------------------------------------------------------------------------------
-def _shm_names() -> set[str]:
-    try:
-        return {n for n in os.listdir(SHM_DIR) if n.startswith(SHM_PREFIXES)}
-    except OSError:
-        return set()
-
-
 def _stop_group(proc, grace: float = 3.0) -> bool:
     """SIGTERM the round process (it reaps its peers), then SIGKILL whatever is left of its group, and
     collect its exit status. False when the status never came (a launcher that stopped answering)."""
@@ -321,7 +313,7 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
         os.unlink(out)
     with open(job, "w") as f:
         json.dump({"case": case.to_dict(), "spec": spec.to_dict()}, f)
-    shm_before = _shm_names()
+    shm_before = shm_names()
     proc = errf = None
     forced = False
     try:
@@ -336,7 +328,7 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
         where = _where_stuck(proc, err)
         if not _stop_group(proc) and launcher is not None:
             launcher.dead_round()
-        _clean_shm(shm_before)
+        clean_shm(shm_before)
         return {"ok": False, "error": f"timed out after {timeout_s:g} s{where} (a peer hung or "
                                       f"deadlocked); all its processes were killed"}
     except LauncherDied as exc:
@@ -347,13 +339,13 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
             except (ProcessLookupError, PermissionError):
                 pass
         launcher.dead_round()
-        _clean_shm(shm_before)
+        clean_shm(shm_before)
         return {"ok": False, "error": f"{exc} during the round; all its processes were killed"}
     except BaseException:          # Ctrl-C while waiting: take the round down with us
         forced = True
         if proc is not None:
             _stop_group(proc)
-        _clean_shm(shm_before)
+        clean_shm(shm_before)
         raise
     finally:
         if errf is not None:
@@ -366,13 +358,13 @@ def run_round(case: Case, spec: RoundSpec, timeout_s: float, workdir: str,
         if not got.get("ok"):
             # A round that ended on a failure may not have unlinked its named semaphores: the orchestrator
             # SIGKILLs everything below it, its resource tracker included, and leaves with os._exit.
-            _clean_shm(shm_before)
+            clean_shm(shm_before)
             last = _last_exception(err)
             if last and last not in got["error"]:
                 got["error"] = f"{got['error']} (last error in the round: {last})"
         return got
     except (OSError, json.JSONDecodeError):
-        _clean_shm(shm_before)
+        clean_shm(shm_before)
         tail = _tail(err)
         return {"ok": False, "error": f"orchestrator exited with status {proc.returncode} and no result"
                                       + (f": {tail}" if tail else "")}
@@ -397,42 +389,6 @@ def _where_stuck(proc, err_path: str) -> str:
     main = next((b for b in blocks if _MAIN_FRAME.search(b)), "")
     m = re.search(r'File "([^"]+)", line (\d+) in (\S+)', main)
     return f" in {m.group(3)} ({Path(m.group(1)).name}:{m.group(2)})" if m else ""
-
-
-def _clean_shm(before: set[str]) -> None:
-    """Unlink the /dev/shm names that appeared during a round that failed or was killed, except those some
-    live process still maps: another program's (or another ipcbench run's) semaphores and segments that
-    happened to be made meanwhile are not ours to remove."""
-    new = _shm_names() - before
-    if not new:
-        return
-    in_use = _mapped_shm_inodes()
-    for name in new:
-        try:
-            if os.stat(SHM_DIR / name).st_ino not in in_use:
-                os.unlink(SHM_DIR / name)
-        except OSError:
-            pass
-
-
-def _mapped_shm_inodes() -> set[int]:
-    """Inodes of the /dev/shm files some process maps now, from every readable /proc/PID/maps (a named
-    semaphore or a shared memory segment stays mapped while it is open; glibc maps a semaphore under the
-    temporary name it created it with, so the inode, not the name, says which file it is)."""
-    found: set[int] = set()
-    try:
-        pids = [d for d in os.listdir("/proc") if d.isdigit()]
-    except OSError:
-        return found
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/maps") as f:
-                for line in f:
-                    if "/dev/shm/" in line:
-                        found.add(int(line.split()[4]))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def _last_exception(path: str) -> str:

@@ -1145,11 +1145,11 @@ def run_hand(mechanism: str, pattern: str, size: int, workers: int = 1, start_me
     """The user loop in a fresh interpreter (a session of its own), its processes placed as ``placement``
     (``place_hand_loop``): ``{"ok": True, **figures}`` or ``{"ok": False, "error"}``. Reaped on success,
     failure, timeout and Ctrl-C."""
-    from .runner import _clean_shm, _shm_names
+    from .shm_cleanup import clean_shm, shm_names
 
     job = json.dumps({"mechanism": mechanism, "pattern": pattern, "size": size, "workers": workers,
                       "start_method": start_method, "target_s": target_s, "placement": placement})
-    before = _shm_names()
+    before = shm_names()
     proc = subprocess.Popen([sys.executable, "-c", HAND, PACKAGE_PARENT, job], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True,
                             env=env)
@@ -1160,17 +1160,17 @@ def run_hand(mechanism: str, pattern: str, size: int, workers: int = 1, start_me
     except subprocess.TimeoutExpired:
         _kill_group(proc, grace=2.0)
         proc.communicate()
-        _clean_shm(before)
+        clean_shm(before)
         return {"ok": False, "error": f"the hand loop timed out after {timeout_s:g} s; its processes were killed"}
     except BaseException:                      # Ctrl-C, SIGTERM turned into an exception: take it down too
         _kill_group(proc, grace=1.0)
-        _clean_shm(before)
+        clean_shm(before)
         raise
     finally:
         if not _group_gone(proc.pid, 2.0 if clean else 0.5):   # a helper (resource tracker) still exiting
             _kill_group(proc, grace=0.5)
     if not clean:
-        _clean_shm(before)
+        clean_shm(before)
         lines = [ln for ln in err.splitlines() if ln.strip()]
         return {"ok": False, "error": f"the hand loop exited with status {proc.returncode}"
                                       + (f": {lines[-1].strip()[:300]}" if lines else "")}
