@@ -45,6 +45,18 @@ def _lowest_workers(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["workers"] == df["workers"].min()] if len(df) else df
 
 
+def _p50_line(ax, mech: str, sizes, values, ci_rows: pd.DataFrame) -> str | None:
+    """A mechanism's p50 against payload size: a grey reference line for a floor or baseline (None), else
+    its colored line with the 95 % CI of ``ci_rows`` (tidy rows of that metric, by size) shaded; its color."""
+    if is_reference(mech):
+        plot_reference(ax, sizes, values, mech)
+        return None
+    color = mechanism_color(mech)
+    ax.plot(sizes, values, color=color, marker="o", ms=3.5, label=mech)
+    ci_band(ax, ci_rows, "payload_bytes", color)
+    return color
+
+
 def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
     """p50 (solid) and p99 (dashed) latency against payload size, per mechanism, log-log; one panel per
     setup. Only ``pattern`` (default round trips) is drawn: latencies of different patterns are not alike."""
@@ -63,19 +75,13 @@ def latency_vs_size(tidy: pd.DataFrame, pattern: str = "roundtrip") -> Figure:
         for mech in _sorted_mechs(wide):
             m = wide[wide["mechanism"] == mech].sort_values("payload_bytes")
             names.add(mech)
-            if is_reference(mech):
-                plot_reference(ax, m["payload_bytes"], m["latency_p50"], mech)
-                continue
-            color = mechanism_color(mech)
-            ax.plot(m["payload_bytes"], m["latency_p50"], color=color, marker="o", ms=3.5, label=mech)
             rows = part[(part["mechanism"] == mech) & (part["metric"] == "latency_p50")]
-            ci_band(ax, rows.sort_values("payload_bytes"), "payload_bytes", color)
-            ax.plot(m["payload_bytes"], m["latency_p99"], color=color, ls="--", lw=1, alpha=0.8,
-                    label=f"{mech} p99")
-        size_axis(ax, wide["payload_bytes"])
+            color = _p50_line(ax, mech, m["payload_bytes"], m["latency_p50"], rows.sort_values("payload_bytes"))
+            if color is not None:
+                ax.plot(m["payload_bytes"], m["latency_p99"], color=color, ls="--", lw=1, alpha=0.8,
+                        label=f"{mech} p99")
+        size_panels([ax], wide["payload_bytes"], label)
         seconds_axis(ax, f"{name} latency")
-        ax.set_title(label, fontsize="small")
-        ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(panels))
     mechs, refs = split_references(names)
     suptitle(fig, f"{name.capitalize()} latency against payload size (p50 solid with its 95 % CI shaded, "
@@ -100,16 +106,9 @@ def oneway_latency_vs_size(tidy: pd.DataFrame) -> Figure:
         for mech in _sorted_mechs(part):
             rows = part[part["mechanism"] == mech].sort_values("payload_bytes")
             names.add(mech)
-            if is_reference(mech):
-                plot_reference(ax, rows["payload_bytes"], rows["value"], mech)
-                continue
-            color = mechanism_color(mech)
-            ax.plot(rows["payload_bytes"], rows["value"], color=color, marker="o", ms=3.5, label=mech)
-            ci_band(ax, rows, "payload_bytes", color)
-        size_axis(ax, part["payload_bytes"])
+            _p50_line(ax, mech, rows["payload_bytes"], rows["value"], rows)
+        size_panels([ax], part["payload_bytes"], label)
         seconds_axis(ax, "one-way latency")
-        ax.set_title(label, fontsize="small")
-        ax.grid(True, which="major", alpha=0.3)
     remove_unused(axes, len(panels))
     mechs, refs = split_references(names)
     suptitle(fig, "One-way latency at light load (stream paced at 1/10 of its rate; p50, 95 % CI shaded)"
