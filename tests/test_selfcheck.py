@@ -181,6 +181,24 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert err.startswith("ipcbench: error: ") and message in err
 
 
+@pytest.mark.parametrize("flag, fresh", [([], False), (["--fresh-rounds"], True)])
+def test_fresh_rounds_reaches_the_rounds_and_the_record(flag, fresh, tmp_path, monkeypatch):
+    """--fresh-rounds is passed to run_pairs (which then starts every ipcbench round as a fresh interpreter)
+    and recorded in the JSON's settings; here run_pairs is stopped as by Ctrl-C before it measures."""
+    seen = {}
+
+    def fake_run_pairs(pairs, reps, spec, **kw):
+        seen.update(kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(user_loops, "run_pairs", fake_run_pairs)
+    out = tmp_path / "sc.json"
+    assert main(["selfcheck", "-m", "os_pipe", "-p", "roundtrip", "-q", "--json", str(out), *flag]) == 130
+    assert seen["fresh_rounds"] is fresh
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "interrupted" and doc["settings"]["fresh_rounds"] is fresh
+
+
 # -- in real processes ---------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(user_loops.LOOPS), ids=lambda k: f"{k[0]}-{k[1]}")

@@ -3,6 +3,7 @@
 from array import array
 from collections import deque
 from contextlib import ExitStack
+from types import SimpleNamespace
 
 import pytest
 
@@ -134,6 +135,45 @@ def test_warmup_runs_until_the_timing_stops_improving():
         now[0] += next(flat) * 1_000_000
 
     assert stable_warmup(op_flat, min_calls=25, max_s=60, clock=clock) == 25     # the minimum still holds
+
+
+def test_warmup_runs_at_least_its_minimum_time_even_when_stable_at_once():
+    """A flat 5 ms op is stable after 10 calls, but with min_s = 0.1 the warm-up goes on until its calls
+    have taken 100 ms (20 calls, the clock read after each); the cap is then max(max_s, min_s)."""
+    from ipcbench.measure.harness import stable_warmup
+
+    now = [0]
+
+    def clock():
+        return now[0]
+
+    def op():
+        now[0] += 5_000_000
+
+    assert stable_warmup(op, min_calls=3, max_s=1, clock=clock) == 10              # no minimum: 2 windows of 5
+    assert stable_warmup(op, min_calls=3, max_s=1, clock=clock, min_s=0.1) == 20   # 20 x 5 ms = 100 ms
+    assert stable_warmup(op, min_calls=3, max_s=0.01, clock=clock, min_s=0.1) == 20   # max_s below the minimum
+    falling = iter(range(1000, 0, -1))
+
+    def op_falling():                   # never stable: ends at max(max_s, min_s)
+        now[0] += next(falling) * 1_000_000
+
+    assert stable_warmup(op_falling, min_calls=1, max_s=0.5, clock=clock, min_s=5) == 6    # 5 calls: 4.99 s
+
+
+def test_round_warmup_passes_the_specs_minimum_time(monkeypatch):
+    from ipcbench.measure import harness
+
+    seen = {}
+
+    def fake(op, min_calls, max_s, **kw):
+        seen.update(min_calls=min_calls, max_s=max_s, **kw)
+        return 7
+
+    monkeypatch.setattr(harness, "stable_warmup", fake)
+    rnd = SimpleNamespace(spec=RoundSpec(warmup=4, warmup_s=0.08, warmup_min_s=0.05))
+    assert harness.Round.warmup(rnd, lambda: None) == 7
+    assert seen == {"min_calls": 4, "max_s": 0.08, "min_s": 0.05}
 
 
 def test_warmup_is_bounded_by_time():

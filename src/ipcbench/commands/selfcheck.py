@@ -64,6 +64,10 @@ def register(sub) -> None:
     p.add_argument("--start-method", help="fork | spawn | forkserver, for both sides (default: this platform's)")
     p.add_argument("--preset", default="quick", help="whose round settings (window, warm-up) the ipcbench side "
                    "uses: smoke | quick | full (default quick, what `ipcbench run` uses)")
+    p.add_argument("--fresh-rounds", action="store_true", help="start every ipcbench round as a fresh "
+                   "interpreter, as the hand loops are (default: forked from the warm launcher, as `ipcbench run` "
+                   "does); on a VM whose idle CPUs are slow to wake, round trips differ between the two "
+                   "(docs/selfcheck.md)")
     p.add_argument("--hand-seconds", type=float, default=None, help="length of each hand loop's timed window "
                    "(default 0.25 s; its p50 pass as long again)")
     p.add_argument("--tolerance", type=float, default=0.10, help="how far from 1 a ratio may be: the band is "
@@ -193,6 +197,7 @@ class Settings:
     hand_seconds: float
     timeout_s: float
     allocator: str = "fresh"
+    fresh_rounds: bool = False
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -226,7 +231,7 @@ def _settings(args) -> Settings:
     method = check_start_methods([args.start_method])[0] if args.start_method else mp.get_start_method()
     get_preset(args.preset)
     return Settings(size, args.reps, tol, placement, method, args.preset, args.workers, hand_s, args.timeout,
-                    args.allocator)
+                    args.allocator, bool(getattr(args, "fresh_rounds", False)))
 
 
 def select_pairs(mechanisms: list[str], patterns: list[str], s: Settings) -> tuple[list, list[str]]:
@@ -316,7 +321,8 @@ def main(args) -> int:
             progress.start()
             try:
                 run_pairs(pairs, s.reps, spec, target_s=s.hand_seconds, round_timeout_s=s.timeout_s,
-                          hand_timeout_s=s.timeout_s, on_step=progress.step, allocator=s.allocator)
+                          hand_timeout_s=s.timeout_s, fresh_rounds=s.fresh_rounds, on_step=progress.step,
+                          allocator=s.allocator)
             finally:
                 progress.stop()
     except KeyboardInterrupt:

@@ -39,14 +39,21 @@ WARMUP_TOLERANCE = 0.05    # the last WARMUP_WINDOW calls' median within 5 % of 
 
 
 def stable_warmup(op, min_calls: int, max_s: float, clock=time.perf_counter_ns, window: int = WARMUP_WINDOW,
-                  tolerance: float = WARMUP_TOLERANCE) -> int:
-    """Call ``op`` until its timing has settled: at least ``min_calls`` (and 1) calls, then until the median
-    duration of the last ``window`` calls is no more than ``tolerance`` below that of the ``window`` before
-    (still getting faster means still warming: caches, lazy imports, the allocator, the pipe's pages),
-    or until ``max_s`` have passed, whichever comes first. Returns the number of calls."""
+                  tolerance: float = WARMUP_TOLERANCE, min_s: float = 0.0) -> int:
+    """Call ``op`` until its timing has settled: at least ``min_calls`` (and 1) calls and ``min_s`` seconds,
+    then until the median duration of the last ``window`` calls is no more than ``tolerance`` below that
+    of the ``window`` before (still getting faster means still warming: caches, lazy imports, the
+    allocator, the pipe's pages), or until ``max(max_s, min_s)`` seconds have passed, whichever comes
+    first. Returns the number of calls.
+
+    ``min_s`` is for what the rolling comparison cannot see: a start that is *faster* than what follows.
+    On the reference VM the first ~20-60 ms of a round's cross-CPU round trips ran 20-30 % faster than
+    the rest (``python tools/round_start.py``), slowly enough that two windows of 5 calls agree."""
     from statistics import median
 
-    deadline = clock() + int(max_s * 1e9)
+    start = clock()
+    deadline = start + int(max(max_s, min_s) * 1e9)
+    floor = start + int(min_s * 1e9)
     durations: list[int] = []
     need = max(1, min_calls)
     while True:
@@ -57,7 +64,7 @@ def stable_warmup(op, min_calls: int, max_s: float, clock=time.perf_counter_ns, 
         n = len(durations)
         if t1 >= deadline:
             return n
-        if n >= need and n >= 2 * window:
+        if n >= need and n >= 2 * window and t1 >= floor:
             recent, before = median(durations[-window:]), median(durations[-2 * window:-window])
             if recent >= before * (1 - tolerance):
                 return n
@@ -523,12 +530,13 @@ class Round:
 
     # -- measurement helpers -----------------------------------------------------------------------
     def warmup(self, op, settle: bool = True) -> int:
-        """Run ``op`` until its timing is stable (``stable_warmup``): at least ``spec.warmup`` times, at
-        most for ``spec.warmup_s``; returns the number of calls. ``settle=False``: exactly ``spec.warmup``
-        calls (at least 1), or fewer if ``spec.warmup_s`` passes first: for a caller whose peers were sized
-        for that many (the pytest-benchmark sessions' stream producers)."""
+        """Run ``op`` until its timing is stable (``stable_warmup``): at least ``spec.warmup`` times and
+        ``spec.warmup_min_s`` seconds, at most for ``spec.warmup_s`` (or ``warmup_min_s``, if longer);
+        returns the number of calls. ``settle=False``: exactly ``spec.warmup`` calls (at least 1), or fewer
+        if ``spec.warmup_s`` passes first: for a caller whose peers were sized for that many (the
+        pytest-benchmark sessions' stream producers)."""
         if settle:
-            return stable_warmup(op, self.spec.warmup, self.spec.warmup_s)
+            return stable_warmup(op, self.spec.warmup, self.spec.warmup_s, min_s=self.spec.warmup_min_s)
         deadline = time.perf_counter() + self.spec.warmup_s
         n = 0
         while n < max(1, self.spec.warmup):

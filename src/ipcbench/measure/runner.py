@@ -705,7 +705,8 @@ def estimate_round_s(case: Case, spec: RoundSpec, warm: bool = True) -> float:
     start_cost = {"fork": 0.01, "forkserver": 0.05, "spawn": 0.12}.get(case.start_method, 0.1)
     procs = case.workers + (1 if case.mechanism.startswith("manager") else 0)
     transfer = case.payload_bytes / 2e9 * (spec.warmup + spec.min_messages) * 2
-    per_round = (0.03 if warm else 0.25) + start_cost * procs + spec.budget_s + spec.warmup_s + transfer
+    warmup_s = max(spec.warmup_s, spec.warmup_min_s)
+    per_round = (0.03 if warm else 0.25) + start_cost * procs + spec.budget_s + warmup_s + transfer
     if case.pattern == "startup":
         per_round += start_cost * spec.min_messages
     return per_round

@@ -120,6 +120,10 @@ class RoundSpec:
     warmup: int = 10              # messages before the clock starts (each peer)
     warmup_s: float = 0.05        # warm-up stops early after this long
     timeout_s: float = 20.0       # any single blocking call (recv, get, join, acquire)
+    # The warm-up runs at least this long before it may stop (wall time from its first call): on a VM
+    # whose idle CPUs are slow to wake, the first ~20-60 ms of a round's exchanges run faster than its
+    # steady state, and a window that starts there reads round trips 20-30 % fast (docs/measurement.md).
+    warmup_min_s: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

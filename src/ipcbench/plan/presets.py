@@ -112,13 +112,13 @@ PRESETS = {
                     "(until +-5 %, at most 4 s of rounds per case and 180 s for all)",
                     QUICK_SIZES, "powers", "default", 5,
                     RoundSpec(budget_s=0.06, min_messages=5, max_window_s=3.0, max_messages=20_000,
-                              warmup=10, warmup_s=0.03),
+                              warmup=10, warmup_s=0.05, warmup_min_s=0.05),
                     max_rounds=30, case_budget_s=4.0, run_budget_s=180.0, reach_factor=2.0, leaves_out=("celery",)),
     "full": Preset("full", "bytes and numpy at 14 sizes 8 B..64 MiB, object at 64 B..1 MiB, workers 1, 2, 4 "
                    "... max, every start method, 5-30 rounds (until +-5 %, at most 6 s of rounds per case)",
                    FULL_SIZES, "powers", "all", 5,
                    RoundSpec(budget_s=0.25, min_messages=10, max_window_s=8.0, max_messages=50_000,
-                             warmup=20, warmup_s=0.05),
+                             warmup=20, warmup_s=0.1, warmup_min_s=0.05),
                    max_rounds=30, case_budget_s=6.0, reach_factor=2.0, payload_kinds=("bytes", "numpy", "object"),
                    kind_sizes={"object": OBJECT_SIZES}),
 }
