@@ -1,6 +1,7 @@
 """Every mechanism end-to-end on a tiny case, in real processes (rounds forked from the warm launcher);
 failures and reaping; the fresh-interpreter fallback; an interleaved, adaptive run."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -185,10 +186,20 @@ def test_one_way_queues_are_unbounded_and_filled_before_the_window(no_leftovers)
         assert rec["status"] == "ok", rec["error"]
         params = rec["rounds"][0]["params"]
         assert params["maxsize"] == 0 and params["steady_after_ms"] == 0
-        assert params["window_starts"] == ("after the producers have put all their messages and the messages the "
-                                           "queue's pipe held then were received")
+        assert params["window_starts"] == ("after the producers have put all their messages, the messages the "
+                                           "queue's pipe held then were received, and the drain's first "
+                                           "warmup_min_s")
         assert params["buffered_skipped"] == buffered, mech     # ~63 messages of 1 KiB in a 64 KiB pipe
+        assert params["drain_warmup_skipped"] == 0              # TINY: warmup_min_s 0
         assert "unbounded queue, filled before the window" in params["latency_is"]
+    # With a warm-up time the drain's first warmup_min_s is received untimed too (up to half of what is
+    # left after the pipe's messages: the queue holds twice max_messages then), and the window follows.
+    warm = RunOptions(spec=dataclasses.replace(TINY, warmup_min_s=0.01), rounds=1, round_timeout_s=30)
+    rec = run_case(Case("queue", "stream", "bytes", 1024, 1, "fork"), warm)
+    assert rec["status"] == "ok", rec["error"]
+    params = rec["rounds"][0]["params"]
+    assert 1 <= params["drain_warmup_skipped"] <= (2 * TINY.max_messages - params["buffered_skipped"]) // 2
+    assert rec["rounds"][0]["ops"] >= 2
     rec = run_case(Case("manager_queue", "fanin", "bytes", 1024, 2, "fork"), OPTS)
     assert rec["status"] == "ok", rec["error"]
     params = rec["rounds"][0]["params"]

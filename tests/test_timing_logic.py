@@ -277,6 +277,53 @@ def test_a_stream_that_ends_before_the_channel_has_filled_skips_a_quarter_of_its
     assert patterns.counted_window(times, t_steady=20, exhausted=True, need=16)[2] is True
 
 
+def test_the_stream_window_opens_after_the_minimum_warm_up_time():
+    """A bounded stream's counted window opens STEADY_SKIP x budget_s or warmup_min_s after the go, the
+    later; an unbounded queue's after its fill (0 here: its drain is held back by the consumer)."""
+    quick_like = RoundSpec(budget_s=0.06, warmup_min_s=0.05)
+    assert patterns.steady_skip_s(quick_like, fill_first=False) == 0.05
+    assert patterns.steady_skip_s(RoundSpec(budget_s=0.4, warmup_min_s=0.05), fill_first=False) == 0.1
+    assert patterns.steady_skip_s(RoundSpec(budget_s=0.06), fill_first=False) == 0.06 * patterns.STEADY_SKIP
+    assert patterns.steady_skip_s(quick_like, fill_first=True) == 0.0
+
+
+@pytest.mark.parametrize("stride, sends", [(1, 49 + 10), (4, 20 + 4)])
+def test_a_producer_counts_its_max_messages_from_the_window_on(stride, sends):
+    """With a ``counting`` flag the producer's max_messages (10 here) count only what it sends once the
+    consumer has raised the flag (during the 50th send, or the 20th: the end of a group of 4), so a fast
+    channel has not run out when the window opens; without one, from the go."""
+    import threading
+
+    flag = SimpleNamespace(value=0)
+    raise_at = 50 if stride == 1 else 20
+
+    class Sink:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, msg):
+            self.sent.append(msg)
+            if len(self.sent) == raise_at:
+                flag.value = 1
+
+        def send_bytes(self, data):
+            self.report = data
+
+        def close(self):
+            pass
+
+    go = threading.Event()
+    go.set()
+    sink, result = Sink(), Sink()
+    patterns.producer_peer(sink, "bytes", 8, None, False, 0, go, SimpleNamespace(value=0), result, 10, 0.01,
+                           False, stride, None, flag)
+    assert len(sink.sent) == sends + 1 and sink.sent[-1] is None
+    flag.value, raise_at, plain = 0, 0, Sink()
+    patterns.producer_peer(plain, "bytes", 8, None, False, 0, go, SimpleNamespace(value=0), result, 12, 0.01,
+                           False, stride, None, None)
+    assert len(plain.sent) == 12 + 1                            # no flag: counted from the go
+
+
 def test_a_peer_without_its_go_says_what_to_do():
     """600 fan-in producers on 2 vCPUs: the first waited past the round's timeout while the rest were still
     being started; its error says so and what to change."""

@@ -158,14 +158,16 @@ def _wait_flag(flag, timeout: float) -> None:
 
 
 def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn, max_messages, timeout,
-                  fill_first=False, stride=1, pace=None):
+                  fill_first=False, stride=1, pace=None, counting=None):
     """The stream/fanin peer: ``warmup`` messages, then on ``go`` send (stamping the send time of every
     ``stride``-th message, from the first; every message where a warm-up send took ``STRIDE_BELOW_NS`` or
     more, since a stamp then costs next to nothing) until ``stop`` or ``max_messages``; then ``None``, and
-    the stride and the send times on ``result_conn``. With ``fill_first`` (an unbounded queue) it puts all ``max_messages``
-    without looking at ``stop``, says so with one byte on ``result_conn``, then puts ``None``. With
-    ``pace`` (``Pace``: stream) it then waits for the paced phase and sends on its schedule
-    (``paced_send``)."""
+    the stride and the send times on ``result_conn``. With ``counting`` (a shared flag the consumer raises
+    when its counted window opens) only the messages sent after the flag count towards ``max_messages``:
+    the window opens ``warmup_min_s`` after the go, and a fast channel must not have run out by then. With
+    ``fill_first`` (an unbounded queue) it puts all ``max_messages`` without looking at ``stop``, says so
+    with one byte on ``result_conn``, then puts ``None``. With ``pace`` (``Pace``: stream) it then waits
+    for the paced phase and sends on its schedule (``paced_send``)."""
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
     send = end.send
@@ -189,7 +191,8 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
         while n < max_messages and not stop.value:
             append(clock())
             send(msg)
-            n += 1
+            if counting is None or counting.value:
+                n += 1
     else:
         rest = range(stride - 1)
         while n + stride <= max_messages and not stop.value:
@@ -197,7 +200,8 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
             send(msg)
             for _ in rest:
                 send(msg)
-            n += stride
+            if counting is None or counting.value:
+                n += stride
     send(None)
     result_conn.send_bytes(sent.tobytes())
     if pace is not None:
@@ -319,7 +323,8 @@ def one_way_samples(times: list[int], start: int, sent, stride: int) -> list[int
 
 
 def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: bool, warmup: int, go, stop,
-                    per_producer: int, fill_first: bool = False, stride: int = 1, pace: Pace | None = None) -> list:
+                    per_producer: int, fill_first: bool = False, stride: int = 1, pace: Pace | None = None,
+                    counting=None) -> list:
     """Start the producer peers and receive their warm-up messages; return their result connections."""
     case, ctx = rnd.case, rnd.ctx
     result_conns = []
@@ -328,7 +333,7 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
         result_conns.append(r)
         rnd.start_peer(producer_peer, producer_end, case.payload_kind, case.payload_bytes, i, tagged,
                        warmup, go, stop, w, per_producer, rnd.spec.timeout_s, fill_first, stride, pace,
-                       name=f"producer-{i}")
+                       counting, name=f"producer-{i}")
         if rnd.peer_kind != "thread":       # a thread peer shares this very object (and closes it itself)
             w.close()
     recv = consumer.recv
@@ -338,10 +343,18 @@ def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: 
     return result_conns
 
 
-# The counted window of stream and fanin starts this fraction of budget_s after the start signal: the
-# channel fills first (a pipe's buffer, a queue's maxsize), and messages received while it fills neither
-# move at the steady rate nor wait behind a full backlog.
+# The counted window of stream and fanin starts this fraction of budget_s after the start signal, or
+# spec.warmup_min_s if that is later: the channel fills first (a pipe's buffer, a queue's maxsize), and
+# messages received while it fills neither move at the steady rate nor wait behind a full backlog; and the
+# first tens of milliseconds of a round are not its steady state (an 8 B Pipe stream ran ~10 % slower in
+# its first 40 ms, python tools/round_start.py --stream; docs/measurement.md).
 STEADY_SKIP = 0.25
+
+
+def steady_skip_s(spec, fill_first: bool) -> float:
+    """Seconds from the start signal to the counted window of a stream or fan-in on a bounded channel (an
+    unbounded queue's window opens after its fill instead: 0)."""
+    return 0.0 if fill_first else max(spec.budget_s * STEADY_SKIP, spec.warmup_min_s)
 
 
 # An unbounded queue's producers put references as fast as they can, far ahead of delivery; whatever is
@@ -394,26 +407,32 @@ def _wait_filled(conns: list, timeout: float) -> None:
             raise RoundFailed("a producer sent something other than its 'filled' mark")
 
 
-def _receive_prefix(recv, n: int, times: list, tagged: bool, producers: int) -> int:
+def _receive_prefix(recv, n: int, times: list, tagged: bool, producers: int, ended: int = 0,
+                    seconds: float | None = None) -> tuple[int, int]:
     """Receive up to ``n`` messages before the window (their receipt times kept in ``times``, since send
-    stamps are matched to receipts by position); returns the producers that ended meanwhile."""
-    clock, ended = perf_counter_ns, 0
-    for _ in range(n):
+    stamps are matched to receipts by position), or, with ``seconds``, only until that long has passed;
+    returns ``(producers ended by now, messages received)``."""
+    clock = perf_counter_ns
+    stop = None if seconds is None else clock() + int(seconds * 1e9)
+    got = 0
+    while got < n and ended < producers:
         msg = recv()
         t = clock()
         if msg is None:
             ended += 1
-            if ended == producers:
-                break
             continue
         times[msg[0] if tagged else 0].append(t)
-    return ended
+        got += 1
+        if stop is not None and t >= stop:
+            break
+    return ended, got
 
 
 def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundResult:
     """One consumer (this process) and N producer peers on one channel. The producers send from the start
-    signal; the counted window starts ``STEADY_SKIP`` x ``budget_s`` later, at the first receipt after the
-    channel has filled, and runs ``budget_s`` from there (with ``min_messages`` counted); where the
+    signal; the counted window starts ``steady_skip_s`` later (``STEADY_SKIP`` x ``budget_s`` or
+    ``warmup_min_s``, the later), at the first receipt after the channel has filled, and runs ``budget_s``
+    from there (with ``min_messages`` counted; the producers count their ``max_messages`` from there); where the
     producers send all ``max_messages`` before two receipts came after that, it starts after the first
     ``STEADY_SKIP`` of the messages instead (``counted_window``). CPU is read at that first counted
     receipt and at the last (in the second case, from the start signal). Latency samples are of the
@@ -436,11 +455,14 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     per_producer = max(1, spec.max_messages // producers)
     fill_first = rnd.channel_params.get("maxsize") == 0     # an unbounded queue: what is put must be drained
     if fill_first:
-        per_producer = min(per_producer, max(4, UNBOUNDED_BYTES // max(1, case.payload_bytes * producers)))
+        # twice max_messages: the drain's first warmup_min_s takes up to half of them, untimed
+        per_producer = min(2 * per_producer if spec.warmup_min_s else per_producer,
+                           max(4, UNBOUNDED_BYTES // max(1, case.payload_bytes * producers)))
     stride = min(stamp_stride(case.payload_bytes), per_producer)
     pace = Pace(ctx) if producers == 1 and not tagged else None      # stream: the paced phase follows
+    counting = None if fill_first else ctx.RawValue("b", 0)        # raised when the counted window opens
     result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer,
-                                   fill_first, stride, pace)
+                                   fill_first, stride, pace, counting)
     recv = consumer.recv
 
     times: list[list[int]] = [[] for _ in range(producers)]
@@ -448,20 +470,25 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     clock = perf_counter_ns
     counted = 0                    # receipts in the counted window
     cpu0 = None
-    buffered = 0
+    buffered = drained = 0
     if fill_first:
         go.set()
         _wait_filled(result_conns, spec.timeout_s)
         # The queue's pipe is full by now (the feeder threads kept writing): its messages come out at the
         # consumer's own pace, ~2x the steady drain (8 B: the first 5,000 of a drain at 290-440k/s, the
         # rest at 200-300k/s, tools/queue_drain_chunks.py), a boost a 60 ms window would count. The window
-        # opens after them.
+        # opens after them, and after the drain's first warmup_min_s (up to half of what is left): a drain of
+        # 20,000 8 B messages timed from there read 1.18-1.22x the selfcheck's hand loop, which drains ~90,000;
+        # with it 1.04 (docs/measurement.md).
         buffered = buffered_messages(consumer, (0, rnd.payload) if tagged else rnd.payload)
-        ended = _receive_prefix(recv, buffered, times, tagged, producers)
+        ended, buffered = _receive_prefix(recv, buffered, times, tagged, producers)
+        if spec.warmup_min_s:
+            left = per_producer * producers - buffered
+            ended, drained = _receive_prefix(recv, left // 2, times, tagged, producers, ended, spec.warmup_min_s)
     cpu_go = rnd.cpu_snapshot()    # for a round whose producers reach max_messages before the window opens
     t_go = clock()
-    skip = 0 if fill_first else STEADY_SKIP
-    t_steady = t_go + int(spec.budget_s * skip * 1e9)
+    skip_s = steady_skip_s(spec, fill_first)
+    t_steady = t_go + int(skip_s * 1e9)
     soft, hard = t_steady + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
     min_messages = spec.min_messages
     go.set()
@@ -481,6 +508,8 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
             if t >= t_steady:
                 if cpu0 is None:
                     cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
+                    if counting is not None:
+                        counting.value = 1
                 counted += 1
                 if t >= hard or (t >= soft and counted >= min_messages):
                     break
@@ -498,6 +527,8 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
             if t >= t_steady:
                 if cpu0 is None:
                     cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
+                    if counting is not None:
+                        counting.value = 1
                 counted += 1
                 if t >= hard or (t >= soft and counted >= min_messages):
                     break
@@ -526,7 +557,7 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     count = sum(len(t) - k for t, k in zip(times, starts))     # counted receipts
     if count < 2 or first is None:
         raise RoundFailed(f"only {count} message(s) delivered in the counted window (after the first "
-                          f"{skip * spec.budget_s * 1e3:.0f} ms, while the channel fills)")
+                          f"{skip_s * 1e3:.0f} ms, while the channel fills)")
     if not samples:
         raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {max(strides)}th is)")
     # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
@@ -535,12 +566,13 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if pace is not None:            # the paced phase, after the CPU window: the channel is drained
         params = _paced_phase(rnd, recv, result_conns[0], pace, (count - 1) * 1e9 / max(1, last - first))
     params = {**params, "latency_is": BACKLOG_LATENCY[fill_first],
-              "steady_after_ms": round(skip * spec.budget_s * 1e3, 3), "stamped_every": max(strides),
+              "steady_after_ms": round(skip_s * 1e3, 3), "stamped_every": max(strides),
               **rnd.channel_params}
     if fill_first:
-        params["window_starts"] = ("after the producers have put all their messages and the messages the "
-                                   "queue's pipe held then were received")
+        params["window_starts"] = ("after the producers have put all their messages, the messages the "
+                                   "queue's pipe held then were received, and the drain's first warmup_min_s")
         params["buffered_skipped"] = buffered
+        params["drain_warmup_skipped"] = drained
     return RoundResult(samples, ops=count - 1, window_ns=last - first, bytes_per_op=case.payload_bytes,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params)
 
