@@ -232,6 +232,16 @@ def test_run_help_explains_adaptive_rounds():
     assert "stop_reason: target met | max rounds | out of reach | time budget | run budget | failed | interrupted" in text
 
 
+@pytest.mark.parametrize("command", ["run", "aa", "selfcheck", "compare", "report", "export", "list", "machine"])
+def test_help_shows_percent_signs_once(command):
+    """argparse formats help= strings with %, not descriptions: a description's '%%' reached the screen."""
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0
+    assert "%%" not in proc.stdout
+    if command == "aa":
+        assert "(should be at most 5 %)" in " ".join(proc.stdout.split())
+
+
 def test_a_payload_the_machine_cannot_hold_is_refused_before_the_run(tmp_path, capsys):
     import psutil
 

@@ -15,8 +15,8 @@ EXAMPLES = """examples (an idle machine; nothing else running):
 def register(sub) -> None:
     p = sub.add_parser("aa", help="A/A check: do two runs of the same cases on one machine agree?",
                        description="Hold run B against run A: the share of rows that `ipcbench compare` calls "
-                       "significant (should be at most 5 %%) and how often A's round-level 95 %% CI holds B's "
-                       "estimate (should be at least 80 %%). Exit status 0 when both hold, 1 when not.",
+                       "significant (should be at most 5 %) and how often A's round-level 95 % CI holds B's "
+                       "estimate (should be at least 80 %). Exit status 0 when both hold, 1 when not.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", help="result file (or one machine's folder) of the first run")
     p.add_argument("b", help="result file (or folder) of the second run of the same cases")
