@@ -176,28 +176,6 @@ def test_round_warmup_passes_the_specs_minimum_time(monkeypatch):
     assert seen == {"min_calls": 4, "max_s": 0.08, "min_s": 0.05}
 
 
-@pytest.mark.parametrize("min_time, expected", [(True, None), (False, 0.0)])
-def test_a_pool_warmed_before_a_batch_warm_up_skips_the_minimum_time(min_time, expected):
-    """warm_pool runs every worker, then Pool.apply warm-up calls; before the batch forms' own warm-up
-    (which has the minimum time) it runs without it: two minimums cost 0.05 s a round for nothing."""
-    seen = {}
-
-    class Pool:
-        def map(self, fn, items, chunksize):
-            seen["map"] = len(list(items))
-
-        def apply(self, fn, args):
-            return fn(*args)
-
-    def warmup(op, min_s=None):
-        op()
-        seen["min_s"] = min_s
-
-    rnd = SimpleNamespace(case=SimpleNamespace(workers=3), payload=b"x", warmup=warmup)
-    patterns.warm_pool(rnd, Pool(), min_time=min_time)
-    assert seen == {"map": 12, "min_s": expected}
-
-
 def test_warmup_is_bounded_by_time():
     from ipcbench.measure.harness import stable_warmup
 

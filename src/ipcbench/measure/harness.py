@@ -529,16 +529,14 @@ class Round:
         self._monitor.stopping = True
 
     # -- measurement helpers -----------------------------------------------------------------------
-    def warmup(self, op, settle: bool = True, min_s: float | None = None) -> int:
+    def warmup(self, op, settle: bool = True) -> int:
         """Run ``op`` until its timing is stable (``stable_warmup``): at least ``spec.warmup`` times and
         ``spec.warmup_min_s`` seconds, at most for ``spec.warmup_s`` (or ``warmup_min_s``, if longer);
         returns the number of calls. ``settle=False``: exactly ``spec.warmup`` calls (at least 1), or fewer
         if ``spec.warmup_s`` passes first: for a caller whose peers were sized for that many (the
-        pytest-benchmark sessions' stream producers). ``min_s`` overrides ``spec.warmup_min_s`` (0 for a
-        warm-up that another one with its own minimum follows)."""
+        pytest-benchmark sessions' stream producers)."""
         if settle:
-            least = self.spec.warmup_min_s if min_s is None else min_s
-            return stable_warmup(op, self.spec.warmup, self.spec.warmup_s, min_s=least)
+            return stable_warmup(op, self.spec.warmup, self.spec.warmup_s, min_s=self.spec.warmup_min_s)
         deadline = time.perf_counter() + self.spec.warmup_s
         n = 0
         while n < max(1, self.spec.warmup):

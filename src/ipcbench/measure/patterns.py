@@ -762,13 +762,11 @@ def _noop(_):
     return None
 
 
-def warm_pool(rnd: Round, pool, min_time: bool = True) -> None:
-    """Make every worker run a task, then the engine's warm-up of ``pool.apply(echo_task, payload)``;
-    ``min_time=False``: without ``warmup_min_s``, for a caller whose own warm-up follows and has it (the
-    batch forms: two minimums cost 0.05 s more in each of their rounds)."""
+def warm_pool(rnd: Round, pool) -> None:
+    """Make every worker run a task, then the engine's warm-up of ``pool.apply(echo_task, payload)``."""
     workers = rnd.case.workers
     pool.map(_noop, range(workers * 4), chunksize=1)
-    rnd.warmup(lambda: pool.apply(echo_task, (rnd.payload,)), min_s=None if min_time else 0.0)
+    rnd.warmup(lambda: pool.apply(echo_task, (rnd.payload,)))
 
 
 def dispatch_apply(rnd: Round) -> RoundResult:
@@ -965,7 +963,7 @@ def batch_call(rnd: Round, style: str, chunksize: int | None) -> tuple[Callable[
         used = chunksize or 1          # ProcessPoolExecutor.map's default chunksize is 1
         return partial(_all, partial(ex.map, echo_task, args, chunksize=used)), k, used
     pool = rnd.pool(workers)
-    warm_pool(rnd, pool, min_time=False)          # dispatch_batches warms the batch call up after it
+    warm_pool(rnd, pool)
     if style == "apply_async":
         return partial(submit_all_get, pool.apply_async, rnd.payload, k), k, None
     if style == "apply_async_callback":
