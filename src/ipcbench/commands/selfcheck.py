@@ -231,7 +231,7 @@ def _settings(args) -> Settings:
     method = check_start_methods([args.start_method])[0] if args.start_method else mp.get_start_method()
     get_preset(args.preset)
     return Settings(size, args.reps, tol, placement, method, args.preset, args.workers, hand_s, args.timeout,
-                    args.allocator, bool(getattr(args, "fresh_rounds", False)))
+                    args.allocator, args.fresh_rounds)
 
 
 def select_pairs(mechanisms: list[str], patterns: list[str], s: Settings) -> tuple[list, list[str]]:
