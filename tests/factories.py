@@ -82,7 +82,7 @@ def result_set(cases: list[dict], machine_id="test-machine", python_version="3.1
                    "pickle_default_protocol": 5, "pickle_highest_protocol": 5, "packages": {},
                    "git_commit": None},
         "run": {"started": "2026-11-26T00:00:00+00:00", "finished": "2026-11-26T00:01:00+00:00",
-                "status": "complete", "preset": preset},
+                "status": "complete", "preset": preset, "allocator": "cold"},
         "cases": cases,
     }
 

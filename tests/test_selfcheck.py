@@ -230,10 +230,41 @@ def test_a_hand_loop_starts_in_the_allocator_state_asked_for(no_leftovers):
 
     warm = user_loops.run_hand("pipe_duplex", "roundtrip", 64, 1, "fork", target_s=0.01, timeout_s=60,
                                env=allocator.environment("warm"))
+    cold = user_loops.run_hand("pipe_duplex", "roundtrip", 64, 1, "fork", target_s=0.01, timeout_s=60,
+                               env=allocator.environment("cold", {**os.environ, "MALLOC_ARENA_MAX_": "2"}))
     fresh = user_loops.run_hand("pipe_duplex", "roundtrip", 64, 1, "fork", target_s=0.01, timeout_s=60,
                                 env=allocator.environment("fresh", {**os.environ, "MALLOC_ARENA_MAX_": "2"}))
     assert warm["ok"] and warm["malloc_env"] == allocator.WARM_ENV
+    assert cold["ok"] and cold["malloc_env"] == {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
     assert fresh["ok"] and fresh["malloc_env"] == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mech", ["os_pipe", "socketpair"])
+def test_raw_hand_loops_read_large_messages_into_their_buffer(mech, no_leftovers, monkeypatch):
+    """Above 64 KiB the floors' hand loops read the mark, then the bytes into a bytearray of their size
+    (as ipcbench's RawFd does); the echo sends back exactly what came, so the exchange completes and
+    carries the payload's bytes."""
+    monkeypatch.setattr(user_loops, "_WHOLE_MAX", 64 * 1024)
+    size = 256 * 1024 + 3
+    out = user_loops.run_hand(mech, "roundtrip", size, 1, "fork", target_s=0.01, timeout_s=60)
+    assert out["ok"], out["error"]
+    assert out["ops"] >= user_loops.MIN_OPS and 0 < out["p50_s"] < 1
+
+
+def test_read_into_fills_the_buffer_from_pieces_and_stops_at_eof():
+    pieces = [b"ab", b"cde", b"f"]
+
+    def readinto(view):
+        if not pieces:
+            return 0
+        chunk = pieces.pop(0)
+        view[:len(chunk)] = chunk
+        return len(chunk)
+    assert user_loops._read_into(readinto, 6) == bytearray(b"abcdef")
+    pieces[:] = [b"ab"]
+    with pytest.raises(EOFError, match="the other end closed"):
+        user_loops._read_into(readinto, 6)
 
 
 @pytest.mark.slow

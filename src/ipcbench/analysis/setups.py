@@ -27,14 +27,14 @@ def setup_label(machine_id, python_version, start_method=None, placement=None, p
                 allocator=None) -> str:
     """``vm-1 · Python 3.11.7 · fork · spread`` ("?" for a value that is not known), then ``numpy payloads``
     for a payload kind other than the default ``bytes`` and ``warm malloc`` for an allocator state other
-    than the default ``fresh``."""
+    than the default ``cold`` (``fresh malloc`` too: files from before ``cold`` existed ran so)."""
     parts = [_text(machine_id), f"Python {_text(python_version)}"]
     for v in (start_method, placement):
         if v is not None:
             parts.append(_text(v))
     if payload_kind is not None and _text(payload_kind) != "bytes":
         parts.append(f"{_text(payload_kind)} payloads")
-    if allocator is not None and _text(allocator) != "fresh":
+    if allocator is not None and _text(allocator) != "cold":
         parts.append(f"{_text(allocator)} malloc")
     return " · ".join(parts)
 

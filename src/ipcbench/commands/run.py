@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import UserError
+from ..measure import allocator
 
 ORDER = 10
 
@@ -75,9 +76,8 @@ def register(sub) -> None:
                    "what is left of this many seconds for the whole run (default: preset's; 0: no limit)")
     p.add_argument("--fresh-rounds", action="store_true", help="start every round as a fresh interpreter "
                    "instead of forking it from the warm launcher (slower: ~0.25 s per round)")
-    p.add_argument("--allocator", choices=("fresh", "warm"), help="malloc state the round processes start in: "
-                   "fresh (glibc's defaults, as a new script; the default) or warm (mmap and trim thresholds raised, "
-                   "as in a long-running process: large messages then reuse mapped memory); docs/measurement.md")
+    p.add_argument("--allocator", choices=allocator.STATES, help="malloc state the round processes start in: "
+                   + allocator.HELP.replace("%", "%%"))
     p.add_argument("--timeout", type=float, help="seconds before a round is killed (default 60)")
     p.add_argument("--seed", type=int, help="seed of the random order of rounds (default: a fresh one, "
                    "printed and recorded in the result file)")
@@ -193,7 +193,7 @@ def _settings(args) -> tuple[dict, object]:
                 "payload_kinds": kinds, "kind_sizes": kind_sizes, "kind_workers": kind_workers,
                 "workers": workers, "start_methods": methods,
                 "placements": check_placements(split_list(args.placement)), "fresh_rounds": args.fresh_rounds,
-                "allocator": args.allocator or "fresh",
+                "allocator": args.allocator or allocator.DEFAULT,
                 "rounds_max": max_rounds, "target_ci": target, "case_budget_s": budget, "run_budget_s": run_budget}
     return settings, preset
 

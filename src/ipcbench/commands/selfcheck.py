@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..measure import allocator
 
 ORDER = 28
 
@@ -59,8 +60,9 @@ def register(sub) -> None:
     p.add_argument("--placement", default="spread", help="placement of both sides' processes: spread (each on "
                    "its own CPU, ipcbench run's default and this one's), shared (all on one CPU) or os (unpinned: "
                    "on a small machine the scheduler's choice then swings both sides, independently)")
-    p.add_argument("--allocator", choices=("fresh", "warm"), default="fresh", help="malloc state both sides' "
-                   "processes start in, as `ipcbench run --allocator` (matters for large --size; default fresh)")
+    p.add_argument("--allocator", choices=allocator.STATES, default=allocator.DEFAULT, help="malloc state both "
+                   "sides' processes start in, as `ipcbench run --allocator` (matters for large --size): "
+                   + allocator.HELP.replace("%", "%%"))
     p.add_argument("--start-method", help="fork | spawn | forkserver, for both sides (default: this platform's)")
     p.add_argument("--preset", default="quick", help="whose round settings (window, warm-up) the ipcbench side "
                    "uses: smoke | quick | full (default quick, what `ipcbench run` uses)")
@@ -196,7 +198,7 @@ class Settings:
     workers: int | None
     hand_seconds: float
     timeout_s: float
-    allocator: str = "fresh"
+    allocator: str = "cold"
     fresh_rounds: bool = False
 
     def to_dict(self) -> dict:

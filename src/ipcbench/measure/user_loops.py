@@ -25,8 +25,12 @@ manager_queue                   roundtrip   as queue with two ``Manager().Queue(
 pipe_duplex_oob                 roundtrip   ``Pipe()``; ``pickle.dumps(p, protocol=5, buffer_callback=...)``:
                                             the pickle (after a count), then each buffer, ``send_bytes``
 os_pipe                         roundtrip   a pipe each way, raw ``os.write``/``os.read`` of fixed-size
-                                            messages (a 1-byte mark before each: ``b"q"`` stops the peer)
-socketpair                      roundtrip   ``socket.socketpair()``, ``sendall``/``recv`` as os_pipe
+                                            messages (a 1-byte mark before each: ``b"q"`` stops the peer);
+                                            above 64 KiB the receiver reads the mark, then the bytes
+                                            into a ``bytearray`` of their size (``os.readv``), as users
+                                            read a known large size (not ~16 ``os.read`` calls joined)
+socketpair                      roundtrip   ``socket.socketpair()``, ``sendall``/``recv`` (``recv_into``
+                                            above 64 KiB) as os_pipe
 thread_queue                    roundtrip   two ``queue.Queue``; the echo is a thread of the same process
 shared_memory                   roundtrip   one ``SharedMemory`` of 2 x size (request, reply) and a
                                             ``Pipe()`` for 1-byte notifications; copy in, notify, wait,
@@ -357,31 +361,69 @@ def _fd_writer(fd: int):
     return write_all
 
 
-def _echo_raw(read, write, size: int) -> None:
+_WHOLE_MAX = 64 * 1024  # up to this size a raw message is read whole; above it mark, then bytes into their buffer
+
+
+def _read_into(readinto, size: int) -> bytearray:
+    """``size`` bytes straight into a new ``bytearray`` of that size (``readinto(view) -> count``: one
+    ``os.readv`` or ``recv_into`` per piece the kernel hands over), as users read a known large size."""
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        k = readinto(view[got:])
+        if not k:
+            raise EOFError("the other end closed")
+        got += k
+    return buf
+
+
+def _echo_raw(read, readinto, write, size: int) -> None:
     """The raw protocol users write for fixed-size messages: a 1-byte mark (b"x", or b"q" to stop) and
-    the bytes, read with as few reads as the kernel allows."""
+    the bytes; up to ``_WHOLE_MAX`` read with as few reads as the kernel allows and echoed whole, above it
+    the mark, then the bytes into their buffer (``_read_into``), echoed as mark and bytes."""
+    if size <= _WHOLE_MAX:
+        while True:
+            msg = _read_exactly(read, size + 1)
+            if msg[0] != 120:                   # b"x"
+                return
+            write(msg)
     while True:
-        msg = _read_exactly(read, size + 1)
-        if msg[0] != 120:                   # b"x"
+        mark = _read_exactly(read, 1)
+        body = _read_into(readinto, size)
+        if mark != b"x":
             return
-        write(msg)
+        write(mark)
+        write(body)
 
 
 def _echo_fd(rx, tx, size: int) -> None:
     rfd = rx.fileno()
-    _echo_raw(lambda k: os.read(rfd, k), _fd_writer(tx.fileno()), size)
+    _echo_raw(lambda k: os.read(rfd, k), lambda v: os.readv(rfd, [v]), _fd_writer(tx.fileno()), size)
 
 
 def _echo_sock(sock, size: int) -> None:
-    _echo_raw(sock.recv, sock.sendall, size)
+    _echo_raw(sock.recv, sock.recv_into, sock.sendall, size)
 
 
-def _raw_run(write, read, msg: bytes):
+def _raw_recv(read, readinto, size: int):
+    """``recv()`` of the raw protocol's reply, its bytes without the mark: up to ``_WHOLE_MAX`` one read of
+    mark and bytes (more only if the kernel hands it over in pieces), above it the mark, then the bytes into
+    their buffer."""
+    if size <= _WHOLE_MAX:
+        return lambda: _read_exactly(read, size + 1)[1:]
+
+    def recv():
+        _read_exactly(read, 1)
+        return _read_into(readinto, size)
+    return recv
+
+
+def _raw_run(write, read, msg: bytes, recv):
     """The floors' loop as users write it: one write of the message, one read (more only if the kernel
-    hands it over in pieces)."""
+    hands it over in pieces); above ``_WHOLE_MAX``, ``recv()`` (mark, then bytes into their buffer)."""
     k = len(msg)
 
-    def run(n: int) -> float:
+    def run_small(n: int) -> float:
         t0 = perf_counter()
         for _ in range(n):
             write(msg)
@@ -389,7 +431,14 @@ def _raw_run(write, read, msg: bytes):
             if len(data) != k:
                 _read_exactly(read, k - len(data))
         return perf_counter() - t0
-    return run
+
+    def run_large(n: int) -> float:
+        t0 = perf_counter()
+        for _ in range(n):
+            write(msg)
+            recv()
+        return perf_counter() - t0
+    return run_small if k - 1 <= _WHOLE_MAX else run_large
 
 
 def rt_os_pipe(ctx, payload, workers, target_s):
@@ -405,11 +454,9 @@ def rt_os_pipe(ctx, payload, workers, target_s):
     def read(k: int) -> bytes:
         return os.read(rfd, k)
 
-    def recv():
-        return _read_exactly(read, size + 1)[1:]
-
+    recv = _raw_recv(read, lambda v: os.readv(rfd, [v]), size)
     try:
-        return _roundtrip(lambda _: write(msg), recv, payload, target_s, _raw_run(write, read, msg))
+        return _roundtrip(lambda _: write(msg), recv, payload, target_s, _raw_run(write, read, msg, recv))
     finally:
         write(b"q" * (size + 1))
         _join(p)
@@ -425,12 +472,10 @@ def rt_socketpair(ctx, payload, workers, target_s):
     p = _start(ctx, _echo_sock, b, size, name="echo")
     msg = b"x" + payload
     sendall, recv_some = a.sendall, a.recv
-
-    def recv():
-        return _read_exactly(recv_some, size + 1)[1:]
-
+    recv = _raw_recv(recv_some, a.recv_into, size)
     try:
-        return _roundtrip(lambda _: sendall(msg), recv, payload, target_s, _raw_run(sendall, recv_some, msg))
+        return _roundtrip(lambda _: sendall(msg), recv, payload, target_s,
+                          _raw_run(sendall, recv_some, msg, recv))
     finally:
         sendall(b"q" * (size + 1))
         _join(p)
@@ -1213,7 +1258,7 @@ def ipcbench_round(case, spec, timeout_s: float, workdir: str, launcher, env: di
 def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_TARGET_S,
               round_timeout_s: float = 60.0, hand_timeout_s: float = HAND_TIMEOUT_S, fresh_rounds: bool = False,
               on_step: Callable[[int, int, str, dict], None] = lambda i, rep, side, got: None,
-              allocator: str = "fresh") -> list[list[dict]]:
+              allocator: str = "cold") -> list[list[dict]]:
     """For every rep, every pair: its hand loop and one ipcbench round, back to back (hand first in even
     reps, ipcbench first in odd ones), both sides' processes in malloc state ``allocator``
     (``allocator.environment``). Returns, per pair, its reps: ``{"rep", "first", "hand", "ipcbench"}``.

@@ -3,7 +3,7 @@
 * ``tidy``: one row per case x metric, with the public columns ``TIDY_COLUMNS`` (add, never rename) plus
   ``flags`` (noise flags of the case, comma-joined), ``ci_low``/``ci_high`` (the round-level 95 % CI the
   case recorded for the metric, NaN where none), ``result_set`` (which file it came from) and
-  ``allocator`` (the run's allocator state, ``fresh`` or ``warm``: ``measure/allocator.py``).
+  ``allocator`` (the run's allocator state, ``cold``, ``warm`` or ``fresh``: ``measure/allocator.py``).
 * ``samples``: one row per stored raw sample (seconds), with the case columns, ``round`` and ``result_set``.
 * ``failures``: one row per failed case, with its reason.
 * ``runs``: one row per result set: machine and run metadata, flattened.
