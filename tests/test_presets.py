@@ -73,7 +73,8 @@ def test_presets_round_settings():
     assert (smoke.rounds, smoke.max_rounds, smoke.case_budget_s) == (2, 2, None)     # a check, not a measurement
     assert quick.rounds == 5 and quick.max_rounds >= 20 and quick.target_ci == 0.05
     # 122 quick cases on 2 cores within 5 minutes: the run budget bounds the rounds beyond each case's minimum
-    assert 0 < quick.case_budget_s and quick.run_budget_s <= 240
+    assert 0 < quick.case_budget_s and quick.run_budget_s <= 240 and quick.floor_rounds == 3 < quick.rounds
+    assert full.floor_rounds is None and full.run_budget_s is None       # full: every minimum runs
     assert full.rounds >= quick.rounds and full.max_rounds >= quick.max_rounds
     assert full.case_budget_s > quick.case_budget_s and full.spec.budget_s > quick.spec.budget_s
     for p in PRESETS.values():

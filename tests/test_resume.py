@@ -145,6 +145,19 @@ def test_resume_runs_what_is_left_with_the_recorded_settings(tmp_path, fake_run,
     assert "resuming" in capsys.readouterr().err
 
 
+def test_resume_keeps_the_floor_of_the_run_and_old_files_have_none(tmp_path, fake_run):
+    out, _ = _unfinished(tmp_path, **{"run.adaptive.run_budget_s": 30.0, "run.adaptive.rounds_floor": 3})
+    assert main(["run", "--resume", str(out)]) == 0
+    assert fake_run["opts"].floor_rounds == 3 and fake_run["opts"].stop_rule().floor_rounds == 3
+    old = tmp_path / "old"
+    old.mkdir()
+    out, data = _unfinished(old, **{"run.adaptive.run_budget_s": 30.0})
+    data["run"]["adaptive"].pop("rounds_floor", None)           # written before the floor existed
+    out.write_text(json.dumps(data))
+    assert main(["run", "--resume", str(out)]) == 0
+    assert fake_run["opts"].floor_rounds is None
+
+
 def test_resume_with_nothing_left_just_completes_the_file(tmp_path, fake_run, capsys):
     out, data = _unfinished(tmp_path)
     data["cases"][2]["stop_reason"] = "max rounds"
@@ -337,3 +350,20 @@ def test_a_refused_seed_writes_nothing(tmp_path, capsys):
     assert main(["run", "-m", "queue", "--seed", "-1", "-o", str(tmp_path / "sub" / "r.json")]) == 2
     assert "--seed must be 0 or more, got -1" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_quick_floor_gives_way_to_a_given_minimum(tmp_path, monkeypatch):
+    """quick's run budget caps its own minimum (down to its floor); a --min-rounds or --rounds is kept."""
+    seen = []
+
+    def fake(cases, opts, writer, progress, continuation=None):
+        seen.append(opts)
+        writer.finish("complete")
+        return writer.data
+
+    monkeypatch.setattr(runner, "run_cases", fake)
+    base = ["run", "--preset", "quick", "-m", "pipe_duplex", "-p", "roundtrip", "--payload-sizes", "8", "-q",
+            "--overwrite", "-o", str(tmp_path / "q.json")]
+    for extra, floor in (([], 3), (["--min-rounds", "6"], None), (["--rounds", "4"], None)):
+        assert main(base + extra) == 0
+        assert seen[-1].floor_rounds == floor and seen[-1].run_budget_s == 240.0

@@ -19,6 +19,7 @@ from ipcbench.measure.runner import (
     ResultWriter,
     RunOptions,
     StopRule,
+    affordable_min,
     decide,
     iter_order,
     round_ci,
@@ -411,7 +412,7 @@ def test_rounds_run_in_the_seeded_order_and_cases_are_written_as_they_finish(tmp
     assert data["run"]["order"]["block_cases"] == 2 and data["run"]["status"] == "complete"
     assert data["run"]["launcher"] == "fresh-interpreter"
     assert data["run"]["adaptive"] == {"rounds_min": 3, "rounds_max": 3, "target_ci": 0.05, "case_budget_s": None,
-                                       "run_budget_s": None, "reach_factor": None}
+                                       "run_budget_s": None, "reach_factor": None, "rounds_floor": None}
     # the file lists cases in grid order, whatever order they finished in
     assert [c["case"]["payload_bytes"] for c in data["cases"]] == [8, 16, 24, 32, 40]
     # written progressively: one more case after each finish, not all at the end
@@ -506,6 +507,63 @@ def test_the_run_budget_keeps_a_noisy_run_to_its_time_on_a_fake_clock(tmp_path, 
     assert sum(len(rec["rounds"]) for rec in data["cases"]) == len(fake.calls) >= 18
     assert all(len(rec["rounds"]) >= 3 for rec in data["cases"])                 # every case got extra rounds
     assert data["run"]["adaptive"]["run_budget_s"] == 5.0
+
+
+def test_affordable_min_is_the_most_rounds_every_unfinished_case_can_still_get():
+    # three cases not started, 0.2 s a round: 5 rounds each cost 3 s, 4 cost 2.4 s, 3 cost 1.8 s
+    owed = [(0, 0.2)] * 3
+    assert affordable_min(3.0, owed, 5, 3) == 5
+    assert affordable_min(2.99, owed, 5, 3) == 4
+    assert affordable_min(2.41, owed, 5, 3) == 4
+    assert affordable_min(2.39, owed, 5, 3) == 3
+    assert affordable_min(0.0, owed, 5, 3) == 3 and affordable_min(-5.0, owed, 5, 3) == 3   # the floor runs
+    # rounds already done are not owed again: a case with 4 done owes 1 round for m = 5
+    assert affordable_min(1.0, [(4, 0.5), (3, 0.25)], 5, 3) == 5        # 0.5 + 0.5
+    assert affordable_min(0.99, [(4, 0.5), (3, 0.25)], 5, 3) == 4       # 0 + 0.25
+    assert affordable_min(1.0, [], 5, 3) == 5
+    assert affordable_min(0.0, owed, 2, 3) == 3        # a minimum under the floor: the floor (decide never cuts)
+
+
+def test_decide_cuts_the_minimum_only_down_to_the_floor_and_only_with_one():
+    rule = StopRule(0.05, 5, 30, None, floor_rounds=3)
+    noisy = _lognormal_rounds(7, 5, 0.5)
+    assert decide(2, noisy[:2], [], 0.4, rule, run_share_s=0.0, min_now=3).more      # below the floor: go on
+    d = decide(3, noisy[:3], [], 0.6, rule, run_share_s=0.0, min_now=3)
+    assert (d.more, d.reason) == (False, "run budget") and d.ci is not None and d.ci > 0.05
+    assert decide(3, noisy[:3], [], 0.6, rule, run_share_s=0.0, min_now=4).more       # 4 still affordable
+    assert decide(4, noisy[:4], [], 0.8, rule, run_share_s=0.0, min_now=4).reason == "run budget"
+    assert decide(3, noisy[:3], [], 0.6, rule, run_share_s=0.0, min_now=5).more       # the budget pays 5
+    assert decide(3, noisy[:3], [], 0.6, rule, run_share_s=0.0, min_now=1).reason == "run budget"   # floor 3
+    no_floor = StopRule(0.05, 5, 30, None)
+    assert decide(3, noisy[:3], [], 0.6, no_floor, run_share_s=0.0, min_now=3).more   # the minimum runs
+    # tight rounds below the minimum are not "target met" early: the cut says it was the budget
+    tight = [50e-6, 50.1e-6, 49.9e-6]
+    assert decide(3, tight, tight, 0.6, rule, run_share_s=0.0, min_now=3).reason == "run budget"
+
+
+def test_a_run_budget_with_a_floor_caps_the_minimum_rounds_on_a_fake_clock(tmp_path, monkeypatch, fake_machine):
+    """Six noisy cases, 0.25 s a round, a minimum of 5 rounds (7.5 s in all), a 5 s run budget and a floor
+    of 3: every case gets 3 or 4 rounds (the budget pays 3.33 a case), the run ends within its budget plus
+    a round, and each cut case says "run budget"; without the floor every case gets its 5."""
+    for floor, budget_ok in ((3, True), (None, False)):
+        clock = FakeClock()
+        monkeypatch.setattr(runner, "time", clock)
+        fake = FakeRounds(cv={8 * (i + 1): 0.5 for i in range(6)}, clock=clock, seconds=0.25)
+        start = clock.now
+        sub = tmp_path / str(floor)
+        sub.mkdir()
+        writer, writes, opts, go = _run(sub, monkeypatch, fake, n=6, rounds=5, max_rounds=30,
+                                        run_budget_s=5.0, floor_rounds=floor)
+        data = go()
+        got = [len(rec["rounds"]) for rec in data["cases"]]
+        assert data["run"]["adaptive"]["rounds_floor"] == floor
+        assert {rec["stop_reason"] for rec in data["cases"]} == {"run budget"}
+        assert all(rec["rounds_min"] == 5 for rec in data["cases"])
+        if budget_ok:
+            assert all(3 <= n <= 4 for n in got) and sum(got) == len(fake.calls) >= 18, got
+            assert clock.now - start <= 5.0 + 0.25
+        else:
+            assert got == [5] * 6 and clock.now - start == pytest.approx(7.5)
 
 
 def test_a_failed_round_ends_its_case_and_the_others_go_on(tmp_path, monkeypatch, fake_machine):

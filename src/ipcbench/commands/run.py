@@ -29,7 +29,9 @@ EXAMPLES = """examples:
 
 rounds: every case gets --min-rounds rounds, then more, while the round-level 95 % CI of its p50 latency
 or throughput is wider than +-target (--target-ci), up to --max-rounds or until its rounds have taken
---case-budget seconds, or the run's rounds beyond the minimum have shared out --run-budget seconds. A case
+--case-budget seconds, or the run's rounds beyond the minimum have shared out --run-budget seconds (the
+quick preset's budget, 240 s, also caps its minimum: where it cannot pay 5 rounds a case, the cases still
+to run get 4, or 3, and stop with "run budget"; not with --min-rounds). A case
 whose rounds vary too much to reach the target within twice --max-rounds stops early ("out of reach").
 The result file records per case the CI reached, whether the target was met and why it stopped
 (stop_reason: target met | max rounds | out of reach | time budget | run budget | failed | interrupted).
@@ -73,7 +75,8 @@ def register(sub) -> None:
     p.add_argument("--case-budget", type=float, metavar="SECONDS", help="add no round to a case whose rounds "
                    "have taken this long (default: preset's; 0: no limit)")
     p.add_argument("--run-budget", type=float, metavar="SECONDS", help="rounds beyond a case's minimum share "
-                   "what is left of this many seconds for the whole run (default: preset's; 0: no limit)")
+                   "what is left of this many seconds for the whole run (default: preset's; 0: no limit); "
+                   "quick's also caps its minimum of 5 (down to 3) unless --min-rounds is given")
     p.add_argument("--fresh-rounds", action="store_true", help="start every round as a fresh interpreter "
                    "instead of forking it from the warm launcher (slower: ~0.25 s per round)")
     p.add_argument("--allocator", choices=allocator.STATES, help="malloc state the round processes start in: "
@@ -113,7 +116,9 @@ def main(args) -> int:
     out = Path(args.output) if args.output else \
         Path("results") / machine_id / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     _check_output(out, len(cases), settings["rounds_max"], overwrite=args.overwrite)
-    opts = _options(settings, preset.reach_factor, seed, settings["run_budget_s"])
+    # the preset's floor gives way only to its own minimum: a --min-rounds (or --rounds) is kept whole
+    floor = preset.floor_rounds if args.min_rounds is None and args.rounds is None else None
+    opts = _options(settings, preset.reach_factor, seed, settings["run_budget_s"], floor)
     from ..measure.allocator import describe
 
     run_info = {"preset": preset.name, "argv": sys.argv[1:], "pid": os.getpid(),
@@ -280,13 +285,13 @@ def _between_run(machine_id: str) -> dict | None:
     return dict(bw) if isinstance(bw, dict) and me.get("machine_id") == machine_id else None
 
 
-def _options(settings: dict, reach_factor, seed: int, run_budget_s):
+def _options(settings: dict, reach_factor, seed: int, run_budget_s, floor_rounds=None):
     from ..measure.runner import RunOptions
     from ..plan.cases import RoundSpec
 
     return RunOptions(spec=RoundSpec.from_dict(settings["spec"]), rounds=settings["rounds"],
                       max_rounds=settings["rounds_max"], target_ci=settings["target_ci"],
-                      case_budget_s=settings["case_budget_s"], run_budget_s=run_budget_s,
+                      case_budget_s=settings["case_budget_s"], run_budget_s=run_budget_s, floor_rounds=floor_rounds,
                       round_timeout_s=settings["round_timeout_s"], seed=seed, reach_factor=reach_factor,
                       fresh_rounds=settings["fresh_rounds"], allocator=settings.get("allocator") or "fresh")
 
@@ -326,7 +331,7 @@ def _resume(args) -> int:
     if run_budget is not None:
         run_budget = run_budget * len(todo_plan.todo) / max(1, len(grid))
     seed = _seed(args)
-    opts = _options(settings, adaptive["reach_factor"], seed, run_budget)
+    opts = _options(settings, adaptive["reach_factor"], seed, run_budget, adaptive.get("rounds_floor"))
     continuation = Continuation(todo_plan.todo, resume.next_order(data), resume.seconds_since_start(data))
     try:
         writer = ResultWriter.reopen(out, data, todo_plan.kept, resume.entry(todo_plan, len(grid), commit))

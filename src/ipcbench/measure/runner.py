@@ -59,7 +59,11 @@ there, and its CI says how wide it is), or "run budget" when
 that round would be longer than the case's share of what is left of the run's budget (``run_budget_s``
 less the time the run has taken, shared equally by the cases still running: ``run_share``), so a run
 keeps to its time whatever the machine's noise, and a quiet machine spends its time on the cases that
-need it. The decision is taken
+need it. Where the run budget cannot pay even every case's minimum rounds (a slow phase of the machine),
+and the rule has a ``floor_rounds``, the minimum itself gives way: ``affordable_min`` finds the most rounds
+(between the floor and the minimum) that every unfinished case can still get within the budget at its
+mean round length, and a case that has that many stops with "run budget", below ``rounds_min`` (its
+record shows how many it got); without a floor the minimum rounds always run. The decision is taken
 right after each round of the case, so a finished case is written at once. A failed round ends its case
 ("failed"); Ctrl-C ends the unfinished ones ("interrupted"). Each case record says ``rounds_min``,
 ``rounds_max``, ``target_ci``, ``ci_reached`` (the larger relative half-width of the two CIs; null below
@@ -158,6 +162,8 @@ class RunOptions:
     case_budget_s: float | None = None  # seconds of rounds per case beyond which no round is added
     run_budget_s: float | None = None   # seconds of the whole run's rounds, shared by the unfinished cases
     reach_factor: float | None = None   # stop a case whose target needs more than this x max_rounds rounds
+    floor_rounds: int | None = None     # with run_budget_s: the fewest rounds a case gets when the budget
+    #                                     cannot pay every case's minimum (None: the minimum always runs)
     fresh_rounds: bool = False         # every round in a fresh interpreter instead of the warm launcher
     allocator: str = allocator_mod.DEFAULT   # the malloc state round processes start in (allocator.py)
 
@@ -175,7 +181,8 @@ class RunOptions:
         return max(self.rounds, self.max_rounds or self.rounds)
 
     def stop_rule(self) -> StopRule:
-        return StopRule(self.target_ci, self.rounds, self.rounds_max, self.case_budget_s, self.reach_factor)
+        return StopRule(self.target_ci, self.rounds, self.rounds_max, self.case_budget_s, self.reach_factor,
+                        self.floor_rounds)
 
 
 # -- the stopping rule: a pure function ----------------------------------------------------------------
@@ -186,6 +193,7 @@ class StopRule:
     max_rounds: int = 3
     budget_s: float | None = None      # seconds of the case's own rounds; None: no limit
     reach_factor: float | None = None  # "out of reach" beyond this many times max_rounds rounds; None: never
+    floor_rounds: int | None = None    # the fewest rounds when the run budget gives out (see affordable_min)
 
 
 @dataclass(frozen=True)
@@ -209,13 +217,17 @@ def round_ci(p50s: Sequence[float], throughputs: Sequence[float]) -> float | Non
 
 
 def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], elapsed_s: float,
-           rule: StopRule, run_share_s: float | None = None) -> Decision:
+           rule: StopRule, run_share_s: float | None = None, min_now: int | None = None) -> Decision:
     """After ``rounds`` successful rounds of a case (``p50s``: their median latencies, ``throughputs``:
     their ops per second; either may be empty for a pattern without it) that took ``elapsed_s`` seconds in
     all: another round, or stop and why. ``run_share_s``: this case's share of what is left of the run's
-    budget (``run_share``), None without one. See the module docstring."""
+    budget (``run_share``), None without one; ``min_now``: the rounds every unfinished case can still get
+    within that budget (``affordable_min``), None where the minimum always runs. See the module docstring."""
     ci = round_ci(p50s, throughputs)
     if rounds < rule.min_rounds:
+        if min_now is not None and rule.floor_rounds is not None and \
+                rounds >= max(min_now, rule.floor_rounds, 1):
+            return Decision(False, "run budget", ci)
         return Decision(True, None, ci)
     if ci is not None and ci <= rule.target_ci:
         return Decision(False, "target met", ci)
@@ -238,6 +250,17 @@ def rounds_needed(p50s: Sequence[float], throughputs: Sequence[float], target_ci
     rounds)."""
     sds = [sd for sd in (stats.round_cv(p50s), stats.round_cv(throughputs)) if sd is not None]
     return max(((1.96 * sd / target_ci) ** 2 for sd in sds), default=0.0)
+
+
+def affordable_min(left_s: float, owed: Sequence[tuple[int, float]], min_rounds: int, floor_rounds: int) -> int:
+    """The most rounds ``m`` (from ``floor_rounds`` up to ``min_rounds``) that every unfinished case can
+    still get in ``left_s`` seconds: the largest ``m`` with sum(max(0, m - done) * round_s) <= ``left_s``
+    over ``owed`` = (rounds done, mean seconds of one of its rounds) of each unfinished case;
+    ``floor_rounds`` where not even that fits (the floor always runs)."""
+    for m in range(min_rounds, floor_rounds, -1):
+        if sum(max(0, m - done) * round_s for done, round_s in owed) <= left_s:
+            return m
+    return floor_rounds
 
 
 def run_share(run_budget_s: float | None, run_elapsed_s: float, unfinished: int) -> float | None:
@@ -436,9 +459,10 @@ class _CaseRun:
         return len(self.results) + (1 if self.failure else 0)
 
     def run_round(self, k: int, opts: RunOptions, workdir: str, t0: float, launcher: Launcher | None,
-                  share: Callable[[], float | None] = lambda: None) -> None:
+                  share: Callable[[], tuple[float | None, int | None]] = lambda: (None, None)) -> None:
         """Round number ``self.attempts`` of this case, at position ``k`` of the run order; then decide
-        (``share()``: the case's share of the run budget left, ``run_share``)."""
+        (``share()``: the case's share of the run budget left, ``run_share``, and the rounds every case
+        can still get, ``affordable_min``)."""
         meta = {"order": k, "start_s": round(time.monotonic() - t0, 3), **load_now()}
         t = time.monotonic()
         got = run_round(self.case, opts.spec, opts.round_timeout_s, workdir, launcher=launcher, env=opts.env)
@@ -453,13 +477,13 @@ class _CaseRun:
                 self.throughputs.append(tput)
         else:
             self.failure = {"ok": False, "error": got.get("error") or "unknown error", **meta}
-        self.decide(share())
+        self.decide(*share())
 
-    def decide(self, run_share_s: float | None = None) -> None:
+    def decide(self, run_share_s: float | None = None, min_now: int | None = None) -> None:
         if self.failure:
             self.stop_reason = "failed"
             return
-        d = decide(len(self.results), self.p50s, self.throughputs, self.wall_s, self.rule, run_share_s)
+        d = decide(len(self.results), self.p50s, self.throughputs, self.wall_s, self.rule, run_share_s, min_now)
         self.ci = d.ci
         if not d.more:
             self.stop_reason = d.reason
@@ -754,7 +778,7 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
         (continuation.order_start, continuation.start_s)
     adaptive = {"rounds_min": rule.min_rounds, "rounds_max": rule.max_rounds, "target_ci": rule.target_ci,
                 "case_budget_s": rule.budget_s, "run_budget_s": opts.run_budget_s,
-                "reach_factor": rule.reach_factor}
+                "reach_factor": rule.reach_factor, "rounds_floor": rule.floor_rounds}
     if continuation is None:
         writer.update_run(order=order_info(seed, opts.block_cases), adaptive=adaptive)
     else:
@@ -765,18 +789,22 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
     launcher = None
     t0 = time.monotonic() - clock_start
 
-    def share() -> float | None:
+    def share() -> tuple[float | None, int | None]:
         """The run budget left after the minimum rounds every unfinished case is still owed (at its mean
         round length so far; a case not started yet at the larger of the run's mean round and its own
-        estimate, so 16 MiB cases late in the run are not under-reserved), per unfinished case."""
+        estimate, so 16 MiB cases late in the run are not under-reserved), per unfinished case; and, with
+        a floor, the rounds every unfinished case can still get within the budget (``affordable_min``)."""
         if opts.run_budget_s is None:
-            return None
+            return None, None
         ran = sum(st.attempts for st in states)
         mean_s = sum(st.wall_s for st in states) / ran if ran else 0.0
-        unfinished = [(st, w) for st, w in zip(states, weights, strict=True) if not st.finished]
-        owed = sum(max(0, rule.min_rounds - st.attempts) * (st.wall_s / st.attempts if st.attempts else max(mean_s, w))
-                   for st, w in unfinished)
-        return run_share(opts.run_budget_s, time.monotonic() - t0 - clock_start + owed, len(unfinished))
+        unfinished = [(st.attempts, st.wall_s / st.attempts if st.attempts else max(mean_s, w))
+                      for st, w in zip(states, weights, strict=True) if not st.finished]
+        owed = sum(max(0, rule.min_rounds - done) * round_s for done, round_s in unfinished)
+        elapsed = time.monotonic() - t0 - clock_start
+        min_now = None if rule.floor_rounds is None else \
+            affordable_min(opts.run_budget_s - elapsed, unfinished, rule.min_rounds, rule.floor_rounds)
+        return run_share(opts.run_budget_s, elapsed + owed, len(unfinished)), min_now
 
     try:
         with tempfile.TemporaryDirectory(prefix="ipcbench-") as workdir, \
