@@ -138,7 +138,7 @@ def test_interleaved_run_writes_a_valid_file_with_order_steal_and_load(tmp_path,
     assert data["run"]["order"]["seed"] == 2024 and data["run"]["order"]["rule"] == "shuffled-blocks-adaptive-v1"
     assert data["run"]["launcher"] == "warm-fork" and data["run"]["launcher_starts"] == 1
     assert data["run"]["adaptive"] == {"rounds_min": 2, "rounds_max": 4, "target_ci": 0.5, "case_budget_s": None,
-                                       "run_budget_s": None, "reach_factor": None}
+                                       "run_budget_s": None, "reach_factor": None, "rounds_floor": None}
     assert [c["case"]["mechanism"] for c in data["cases"]] == ["pipe_duplex", "process_start", "queue"]
     got = [len(c["rounds"]) for c in data["cases"]]
     order = run_order(3, 2, 2024, data["run"]["order"]["block_cases"], 4, more=lambda c, d: d < got[c])

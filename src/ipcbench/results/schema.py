@@ -30,7 +30,10 @@ Format history (``schema_version``):
       filled before the window (``params.maxsize`` 0, ``window_starts``); a ``lock`` contention sample
       is a batch of 32 cycles' mean; stream cases add ``latency_oneway_p50`` (the paced phase). Version
       4's bounded-queue stream/fanin cases load as ``<mechanism>_bounded`` and its per-cycle-stamped lock
-      cases as ``lock_stamped`` (``RENAMED_IN_5``), never beside the new ones.
+      cases as ``lock_stamped`` (``RENAMED_IN_5``), never beside the new ones. Added since, without a
+      version change (readers take a missing key as its default): ``run.allocator`` (missing: "fresh")
+      and ``run.adaptive.rounds_floor`` (missing: null, every case's minimum rounds ran; with a number,
+      a case may have stopped with "run budget" below ``rounds_min``, at no fewer rounds than it).
 
 Never pickle: a result file must be safe to open from a stranger.
 """
