@@ -199,6 +199,69 @@ def test_fresh_rounds_reaches_the_rounds_and_the_record(flag, fresh, tmp_path, m
     assert doc["status"] == "interrupted" and doc["settings"]["fresh_rounds"] is fresh
 
 
+def test_needs_more_only_while_inconclusive():
+    noisy_out = [_rep(1000.0, r) for r in (1000.0, 1400.0, 1300.0)]    # ~1.22, CI reaching into the band
+    assert sc.compare_reps(noisy_out, p50=False, tolerance=TOL)["verdict"] == INCONCLUSIVE
+    assert sc.needs_more(noisy_out, p50=False, tolerance=TOL)
+    assert not sc.needs_more([_rep(1000.0, 1000.0, 1e-3, 1e-3)] * 3, p50=True, tolerance=TOL)      # PASS
+    assert not sc.needs_more([_rep(1000.0, r) for r in (500.0, 501.0, 499.0)], p50=False, tolerance=TOL)  # FAIL
+    assert not sc.needs_more([_rep(1000.0, 0, error="x")] * 3, p50=False, tolerance=TOL)  # ERROR: no retries
+    half = {"hand": _rep(1000.0, 1000.0)["hand"]}               # a rep with one side only is not counted
+    assert sc.needs_more([half] + noisy_out, p50=False, tolerance=TOL)
+    assert not sc.needs_more([half, _rep(1000.0, 1000.0)], p50=False, tolerance=TOL)       # 1 rep: ERROR
+
+
+def test_inconclusive_pairs_get_more_reps_up_to_max_reps(tmp_path, monkeypatch, capsys):
+    """Three pairs with made-up figures: os_pipe's ratio hovers around 1.2 with a wide spread
+    (INCONCLUSIVE at every rep), socketpair's is exactly 1 (PASS), pipe_duplex's 0.5 (FAIL). With --reps 3
+    --max-reps 7 only os_pipe gets reps 4-7, in alternating order, and the table says how many each got."""
+    import contextlib
+
+    from ipcbench.measure import runner
+
+    swing = {"os_pipe": [1.0, 1.45, 1.2, 0.95, 1.5, 1.1, 1.35], "socketpair": [1.0] * 7, "pipe_duplex": [0.5] * 7}
+    calls = []
+
+    def hand(mech, pattern, size, workers, method, target_s, timeout, placement, env):
+        calls.append((mech, "hand"))
+        return {"ok": True, "rate": 1000.0, "p50_s": 1e-3}
+
+    def round_(case, spec, timeout, workdir, launcher, env):
+        n = sum(1 for m, side in calls if m == case.mechanism and side == "ipcbench")
+        calls.append((case.mechanism, "ipcbench"))
+        f = swing[case.mechanism][n]
+        return {"ok": True, "rate": 1000.0 * f, "p50_s": 1e-3 / f}
+
+    monkeypatch.setattr(user_loops, "run_hand", hand)
+    monkeypatch.setattr(user_loops, "ipcbench_round", round_)
+    monkeypatch.setattr(runner, "open_launcher", lambda *a, **k: contextlib.nullcontext())
+    out = tmp_path / "sc.json"
+    rc = main(["selfcheck", "-m", "os_pipe,socketpair,pipe_duplex", "-p", "roundtrip", "--reps", "3",
+               "--max-reps", "7", "--json", str(out)])
+    assert rc == 1                                                        # pipe_duplex FAILs
+    doc = json.loads(out.read_text())
+    got = {p["mechanism"]: p for p in doc["pairs"]}
+    assert [r["rep"] for r in got["os_pipe"]["reps"]] == list(range(7))
+    assert [r["first"] for r in got["os_pipe"]["reps"]] == ["hand", "ipcbench"] * 3 + ["hand"]
+    assert len(got["socketpair"]["reps"]) == 3 and len(got["pipe_duplex"]["reps"]) == 3
+    assert got["os_pipe"]["verdict"] == INCONCLUSIVE and got["os_pipe"]["comparisons"]["throughput"]["n"] == 7
+    assert got["socketpair"]["verdict"] == PASS and got["pipe_duplex"]["verdict"] == FAIL
+    assert doc["settings"]["reps"] == 3 and doc["settings"]["max_reps"] == 7
+    assert sum(1 for m, _ in calls if m == "os_pipe") == 14 and len(calls) == 14 + 6 + 6
+    stdout, err = capsys.readouterr()
+    assert "3 paired reps (up to 7 while INCONCLUSIVE)" in stdout
+    row = next(line for line in stdout.splitlines() if line.startswith("os_pipe"))
+    assert row.split()[-2:] == ["7", "INCONCLUSIVE"]
+    assert "rep 7 (<= 7)" in err and "[26/26]" in err                     # the last step: all that ran
+    assert "[ 4/18, at most 42] os_pipe roundtrip rep 1/3" in err        # before any pair is settled
+    assert "[20/20, at most 26] os_pipe roundtrip rep 4 (<= 7)" in err    # the other two settled at 3
+
+
+def test_max_reps_below_reps_is_refused(capsys):
+    assert main(["selfcheck", "--reps", "5", "--max-reps", "4"]) == 2
+    assert "--max-reps must be at least --reps (5), got 4" in capsys.readouterr().err
+
+
 # -- in real processes ---------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(user_loops.LOOPS), ids=lambda k: f"{k[0]}-{k[1]}")
@@ -271,7 +334,7 @@ def test_read_into_fills_the_buffer_from_pieces_and_stops_at_eof():
 def test_selfcheck_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "sc.json"
     proc = subprocess.run([sys.executable, "-m", "ipcbench", "selfcheck", "-m", "pipe_duplex", "-p", "roundtrip", "--reps", "2",
-                           "--preset", "smoke", "--hand-seconds", "0.05", "--json", str(out)],
+                           "--max-reps", "2", "--preset", "smoke", "--hand-seconds", "0.05", "--json", str(out)],
                           capture_output=True, text=True, env=cli_env(), timeout=120)
     assert proc.returncode in (0, 1), proc.stderr      # 1: a FAIL, which a gross gap below also catches
     lines = proc.stdout.splitlines()

@@ -27,8 +27,9 @@ METRICS = ("throughput", "p50")
 DEFAULT_WORKERS = {"fanin": 2, "contention": 2}      # one producer is a stream, one client does not contend
 
 EXAMPLES = """examples (an idle machine; nothing else running: it is a benchmark):
-  ipcbench selfcheck                               # every pair, 8 B, 5 paired reps (~1.5 min on 2 cores)
+  ipcbench selfcheck                               # every pair, 8 B, 5 paired reps, up to 15 for INCONCLUSIVE ones
   ipcbench selfcheck -m pipe_duplex,queue --reps 9 --json selfcheck.json
+  ipcbench selfcheck --reps 5 --max-reps 5         # exactly 5 reps a pair
   ipcbench selfcheck -m pool_apply_async --workers 2 --size 1KiB
   ipcbench selfcheck --placement os                # both sides unpinned (the scheduler places them)
 
@@ -36,6 +37,7 @@ verdicts, per comparison (ratio = ipcbench / hand loop; band = [1/(1+tol), 1+tol
   PASS          the estimate is inside the band (its CI then meets the band too)
   FAIL          the whole 95 % CI is outside the band: ipcbench does not measure what this loop gets
   INCONCLUSIVE  the estimate is outside the band but the CI reaches into it: too noisy here to tell
+                (such a pair gets more reps, up to --max-reps, until it is PASS or FAIL)
   ERROR         fewer than 2 reps of the pair could be measured (the reason is printed)
 exit status: 0 when nothing FAILed or ERRORed, 1 otherwise, 2 for bad input.
 """
@@ -51,8 +53,10 @@ def register(sub) -> None:
                        "See docs/selfcheck.md.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", "--mechanisms", help="comma list of mechanisms (default: every one with a user loop)")
     p.add_argument("-p", "--patterns", help="comma list of patterns to keep (default: all with a user loop)")
-    p.add_argument("--reps", type=int, default=5, help="paired reps per (mechanism, pattern), at least 2 "
+    p.add_argument("--reps", type=int, default=5, help="paired reps every (mechanism, pattern) gets, at least 2 "
                    "(default 5)")
+    p.add_argument("--max-reps", type=int, help="more reps, up to this many, for a pair while it is "
+                   "INCONCLUSIVE (default: 3 x --reps; equal to --reps: none)")
     p.add_argument("--size", default="8", help="payload size in bytes (units allowed: 1KiB, 1MiB; default 8); "
                    "contention moves none")
     p.add_argument("--workers", type=int, help="workers of fanin, rpc, dispatch and contention (default: 2 for "
@@ -168,6 +172,15 @@ def compare_reps(reps: Sequence[dict], p50: bool, tolerance: float) -> dict:
     return out
 
 
+def needs_more(reps: Sequence[dict], p50: bool, tolerance: float) -> bool:
+    """Whether a pair gets another rep past the minimum: while its verdict is INCONCLUSIVE (not once it is
+    PASS or FAIL, nor where reps failed: ERROR). Stopping once a verdict appears favours verdicts that
+    came early by chance (optional stopping); the minimum reps, the same for every pair, are the guard,
+    and the number of reps a pair got is printed beside its ratio."""
+    done = [r for r in reps if "hand" in r and "ipcbench" in r]
+    return compare_reps(done, p50, tolerance)["verdict"] == INCONCLUSIVE
+
+
 def _geomean(values) -> float | None:
     vals = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
@@ -200,6 +213,7 @@ class Settings:
     timeout_s: float
     allocator: str = "cold"
     fresh_rounds: bool = False
+    max_reps: int | None = None        # more reps for INCONCLUSIVE pairs, up to this many (None: reps)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -219,6 +233,9 @@ def _settings(args) -> Settings:
         raise UserError(f"--size must be at least 1 byte, got {size}")
     if args.reps < 2:
         raise UserError(f"--reps must be 2 or more (a CI needs two paired reps), got {args.reps}")
+    max_reps = 3 * args.reps if args.max_reps is None else args.max_reps
+    if max_reps < args.reps:
+        raise UserError(f"--max-reps must be at least --reps ({args.reps}), got {max_reps}")
     tol = args.tolerance
     if not 0 < tol < 10:                     # also refuses NaN and inf
         raise UserError(f"--tolerance must be a fraction above 0 (0.10 = 10 %), got {tol:g}")
@@ -233,7 +250,7 @@ def _settings(args) -> Settings:
     method = check_start_methods([args.start_method])[0] if args.start_method else mp.get_start_method()
     get_preset(args.preset)
     return Settings(size, args.reps, tol, placement, method, args.preset, args.workers, hand_s, args.timeout,
-                    args.allocator, args.fresh_rounds)
+                    args.allocator, args.fresh_rounds, max_reps)
 
 
 def select_pairs(mechanisms: list[str], patterns: list[str], s: Settings) -> tuple[list, list[str]]:
@@ -316,15 +333,23 @@ def main(args) -> int:
     for note in notes:
         print(f"ipcbench: note: {note}", file=sys.stderr)
     spec = get_preset(s.preset).spec
-    progress = Progress(pairs, s.reps, quiet=args.quiet)
+    progress = Progress(pairs, s.reps, quiet=args.quiet, max_reps=s.max_reps)
     started = time.time()
+
+    def more(i: int, rep: int) -> bool:
+        reps = [progress.reps[i][k] for k in sorted(progress.reps[i])]
+        if not needs_more(reps, pairs[i].loop.p50, s.tolerance):
+            progress.settled(i)
+            return False
+        return True
+
     try:
         with sigterm_raises():
             progress.start()
             try:
                 run_pairs(pairs, s.reps, spec, target_s=s.hand_seconds, round_timeout_s=s.timeout_s,
                           hand_timeout_s=s.timeout_s, fresh_rounds=s.fresh_rounds, on_step=progress.step,
-                          allocator=s.allocator)
+                          allocator=s.allocator, max_reps=s.max_reps, more=more)
             finally:
                 progress.stop()
     except KeyboardInterrupt:
@@ -422,14 +447,15 @@ def report_lines(doc: dict) -> list[str]:
     from ..units import format_size
 
     lines = [f"ipcbench selfcheck: {format_size(s['size'])} payloads, {s['start_method']}, placement "
-             f"{s['placement']} (both sides), allocator {s.get('allocator', 'fresh')}, the {s['preset']} preset's rounds, {s['reps']} paired reps, tolerance "
+             f"{s['placement']} (both sides), allocator {s.get('allocator', 'fresh')}, the {s['preset']} preset's rounds, "
+             f"{_reps_text(s)}, tolerance "
              f"{s['tolerance'] * 100:g} % (band {lo:.3f}-{hi:.3f})",
              f"hand loop: a fresh interpreter, warm-up, one clock read around N ops "
              f"(~{s['hand_seconds']:g} s); p50: a second pass of N ops, each timed with perf_counter_ns",
              "ratio = ipcbench / hand (geometric mean of the paired reps, 95 % t-interval from their log ratios); "
              "throughput < 1 or p50 > 1: ipcbench reports worse than the user's loop gets", ""]
     head = f"{'mechanism':<26}{'pattern':<11}{'w':>2}  {'metric':<7}{'hand':>11}{'ipcbench':>11}{'ratio':>7}  " \
-           f"{'95% CI':<11}  verdict"
+           f"{'95% CI':<11}{'reps':>5}  verdict"
     lines += [head, "-" * len(head)]
     for p in doc["pairs"]:
         first = True
@@ -441,7 +467,7 @@ def report_lines(doc: dict) -> list[str]:
             ratio = "n/a" if c["ratio"] is None else _num(c["ratio"])
             mark = " (CI in band)" if c["verdict"] == PASS and c["ci_inside_band"] else ""
             lines.append(f"{name}  {metric:<7}{_fmt(metric, c['hand']):>11}{_fmt(metric, c['ipcbench']):>11}"
-                         f"{ratio:>7}  {_ci(c):<11}  {c['verdict']}{mark}")
+                         f"{ratio:>7}  {_ci(c):<11}{c['n']:>5}  {c['verdict']}{mark}")
             first = False
         for err in dict.fromkeys(p["errors"]):
             lines.append(f"{'':39}  ! {err}")
@@ -458,10 +484,18 @@ def report_lines(doc: dict) -> list[str]:
                      "gets (see docs/selfcheck.md for the known causes)")
     if c[INCONCLUSIVE]:
         lines.append("  INCONCLUSIVE: the estimate is outside the band but the CI reaches into it: this machine's "
-                     "noise is too large to tell; run more --reps on a quieter machine")
+                     f"noise is too large to tell in {s.get('max_reps') or s['reps']} reps; run again on a quieter "
+                     "machine, or with more --max-reps")
     if c[ERROR]:
         lines.append("  ERROR: fewer than 2 reps of the pair could be measured (reasons above)")
     return lines
+
+
+def _reps_text(s: dict) -> str:
+    top = s.get("max_reps") or s["reps"]
+    if top <= s["reps"]:
+        return f"{s['reps']} paired reps"
+    return f"{s['reps']} paired reps (up to {top} while INCONCLUSIVE)"
 
 
 def print_report(doc: dict) -> None:
@@ -472,13 +506,18 @@ def print_report(doc: dict) -> None:
 # -- progress -------------------------------------------------------------------------------------------
 class Progress:
     """Progress with an ETA on stderr (a rich bar on a terminal, else a line per pair and rep), and the
-    reps' figures as they come (``reps[pair][rep][side]``), kept for a file written after Ctrl-C."""
+    reps' figures as they come (``reps[pair][rep][side]``), kept for a file written after Ctrl-C.
 
-    def __init__(self, pairs, reps: int, quiet: bool = False, stream=None):
+    Past the minimum reps a pair goes on while INCONCLUSIVE: ``total`` counts the steps planned so far
+    (every pair's minimum, the extra reps of the pairs that got them), ``at_most`` the steps if every
+    pair not yet ``settled`` ran to ``max_reps``; the ETA is for the planned steps."""
+
+    def __init__(self, pairs, reps: int, quiet: bool = False, stream=None, max_reps: int | None = None):
         self.pairs, self.n_reps, self.quiet = pairs, reps, quiet
+        self.max_reps = max(reps, max_reps or reps)
         self.stream = stream or sys.stderr
         self.reps: list[dict] = [{} for _ in pairs]
-        self.total = 2 * reps * len(pairs)
+        self.final: dict[int, int] = {}          # pair -> the reps it ended with (no more to come)
         self.done = 0
         self.durations: dict[tuple[int, str], list[float]] = {}
         self.bar = None
@@ -497,8 +536,25 @@ class Progress:
             self.task = self.bar.add_task("starting", total=self.total, eta="?")
             self.bar.start()
         else:
-            print(f"ipcbench selfcheck: {len(self.pairs)} pairs x {self.n_reps} reps (a hand loop and an ipcbench "
-                  f"round each)", file=self.stream, flush=True)
+            more = f", up to {self.max_reps} while INCONCLUSIVE" if self.max_reps > self.n_reps else ""
+            print(f"ipcbench selfcheck: {len(self.pairs)} pairs x {self.n_reps} reps{more} (a hand loop and an "
+                  f"ipcbench round each)", file=self.stream, flush=True)
+
+    def planned(self, i: int) -> int:
+        """Reps pair ``i`` will have got: its final count once settled, else its minimum or what it has."""
+        return self.final.get(i, max(self.n_reps, len(self.reps[i])))
+
+    @property
+    def total(self) -> int:
+        return sum(2 * self.planned(i) for i in range(len(self.pairs)))
+
+    @property
+    def at_most(self) -> int:
+        return sum(2 * self.final.get(i, self.max_reps) for i in range(len(self.pairs)))
+
+    def settled(self, i: int) -> None:
+        """Pair ``i`` gets no more reps."""
+        self.final[i] = len(self.reps[i])
 
     def eta(self) -> float:
         """Seconds left: each step still to run at the mean duration of that (pair, side) so far, or of all
@@ -511,7 +567,7 @@ class Progress:
         for i in range(len(self.pairs)):
             for side in ("hand", "ipcbench"):
                 ds = self.durations.get((i, side), [])
-                remaining = self.n_reps - len(ds)
+                remaining = max(0, self.planned(i) - len(ds))
                 left += remaining * (sum(ds) / len(ds) if ds else overall)
         return left
 
@@ -524,9 +580,11 @@ class Progress:
         if self.quiet:
             return
         eta = _clock(self.eta())
-        label = f"{self.pairs[i].label} rep {rep + 1}/{self.n_reps}"
+        label = f"{self.pairs[i].label} rep {rep + 1}/{self.n_reps}" if rep < self.n_reps else \
+            f"{self.pairs[i].label} rep {rep + 1} (<= {self.max_reps})"
         if self.bar is not None:
-            self.bar.update(self.task, completed=self.done, description=f"{label} {side}", eta=eta)
+            self.bar.update(self.task, completed=self.done, total=self.total, description=f"{label} {side}",
+                            eta=eta)
             return
         if "hand" in rec and "ipcbench" in rec:
             h, o = rec["hand"], rec["ipcbench"]
@@ -535,8 +593,11 @@ class Progress:
                         f"(ratio {o['rate'] / h['rate']:.2f})")
             else:
                 text = "failed: " + "; ".join(x["error"] for x in (h, o) if not x.get("ok"))
-            width = len(str(self.total))
-            print(f"[{self.done:>{width}}/{self.total}] {label:<40} {text}  ETA {eta}", file=self.stream, flush=True)
+            total = self.total
+            more = f", at most {self.at_most}" if self.at_most > total else ""
+            width = len(str(total))
+            print(f"[{self.done:>{width}}/{total}{more}] {label:<40} {text}  ETA {eta}", file=self.stream,
+                  flush=True)
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -552,5 +613,5 @@ def _clock(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
-__all__ = ["Ratio", "band", "ci_inside", "compare_reps", "counts", "exit_status", "pair_verdict", "paired_ratio",
-           "register", "report_lines", "select_pairs", "verdict"]
+__all__ = ["Ratio", "band", "ci_inside", "compare_reps", "counts", "exit_status", "needs_more", "pair_verdict",
+           "paired_ratio", "register", "report_lines", "select_pairs", "verdict"]

@@ -1258,10 +1258,13 @@ def ipcbench_round(case, spec, timeout_s: float, workdir: str, launcher, env: di
 def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_TARGET_S,
               round_timeout_s: float = 60.0, hand_timeout_s: float = HAND_TIMEOUT_S, fresh_rounds: bool = False,
               on_step: Callable[[int, int, str, dict], None] = lambda i, rep, side, got: None,
-              allocator: str = "cold") -> list[list[dict]]:
+              allocator: str = "cold", max_reps: int | None = None,
+              more: Callable[[int, int], bool] = lambda i, rep: False) -> list[list[dict]]:
     """For every rep, every pair: its hand loop and one ipcbench round, back to back (hand first in even
     reps, ipcbench first in odd ones), both sides' processes in malloc state ``allocator``
-    (``allocator.environment``). Returns, per pair, its reps: ``{"rep", "first", "hand", "ipcbench"}``.
+    (``allocator.environment``). After the ``reps`` reps, up to ``max_reps``: another pass over the pairs
+    for which ``more(pair index, rep)`` says so (the selfcheck: those still INCONCLUSIVE), until none does.
+    Returns, per pair, its reps: ``{"rep", "first", "hand", "ipcbench"}``.
     ``on_step(pair index, rep, "hand" | "ipcbench", figures)`` after each side."""
     import tempfile
 
@@ -1272,9 +1275,12 @@ def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_
     results: list[list[dict]] = [[] for _ in pairs]
     with tempfile.TemporaryDirectory(prefix="ipcbench-selfcheck-") as workdir, \
             open_launcher(fresh_rounds, [p.case for p in pairs], env=env) as launcher:
-        for rep in range(reps):
-            for i, pair in enumerate(pairs):
-                case = pair.case
+        for rep in range(max(reps, max_reps or 0)):
+            todo = range(len(pairs)) if rep < reps else [i for i in range(len(pairs)) if more(i, rep)]
+            if not todo:
+                break
+            for i in todo:
+                case = pairs[i].case
                 sides = ("hand", "ipcbench") if rep % 2 == 0 else ("ipcbench", "hand")
                 record: dict = {"rep": rep, "first": sides[0]}
                 for side in sides:
