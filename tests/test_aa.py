@@ -158,6 +158,13 @@ def test_aa_save_keeps_the_estimate_in_the_machine_file_and_runs_record_it(tmp_p
     from ipcbench.commands.run import _between_run
 
     assert _between_run(me)["latency_p50"] == kept["latency_p50"] and _between_run("other-machine") is None
+    # the same pair again, under other names: refused, the estimate unchanged
+    import shutil
+
+    shutil.copy(pc, tmp_path / "c3.json")
+    assert cli.main(["aa", str(tmp_path / "c3.json"), str(pd_), "--save"]) == 2
+    assert "this pair of runs is kept already" in capsys.readouterr().err
+    assert json.loads(mf.read_text())["between_run"] == kept and len(kept["pairs"][1]["runs"]) == 2
     other = f.write(tmp_path / "c.json", run(53))                     # machine "vm", not this one
     assert cli.main(["aa", str(pa), str(other), "--save"]) == 2
     assert "--save keeps the estimate for this machine" in capsys.readouterr().err

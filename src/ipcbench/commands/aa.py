@@ -88,9 +88,14 @@ def _save(sides, res) -> str:
     data = {k: v for k, v in me.items() if k not in ("path", "saved")}
     old = data.get("between_run") if isinstance(data.get("between_run"), dict) else {}
     pairs = [p for p in old.get("pairs") or () if isinstance(p, dict)]
+    runs = [run_identity(rs) for side in sides for rs in side.sets]
+    for p in pairs:
+        if p.get("runs") == runs:
+            raise UserError(f"--save: this pair of runs is kept already (saved {p.get('measured_at')}); a pair "
+                            "counts once in the machine's estimate")
     pairs.append({**{m: round(float(v), 6) for m, v in res.run_sd.items()}, "measured_at": machine_file.now(),
-                  "files": [str(s.label) for s in sides], "cases": int(res.per_metric["coverable"].max()),
-                  "ipcbench_version": __version__})
+                  "files": [str(s.label) for s in sides], "runs": runs,
+                  "cases": int(res.per_metric["coverable"].max()), "ipcbench_version": __version__})
     pairs = pairs[-KEEP_PAIRS:]
     data["between_run"] = {**pooled_between(pairs), "pairs": pairs}
     path = machine_file.save(data)
@@ -102,6 +107,17 @@ def _save(sides, res) -> str:
 
 
 KEEP_PAIRS = 10     # the machine file keeps the last this many pairs' estimates
+
+
+def run_identity(rs: dict) -> str:
+    """What tells one run from another, whatever its file is called or wherever it was read from: a digest
+    of its start and its cases (every round's values)."""
+    import hashlib
+    import json
+
+    run = rs.get("run") if isinstance(rs.get("run"), dict) else {}
+    text = json.dumps([run.get("started"), rs.get("cases")], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def pooled_between(pairs: list[dict]) -> dict[str, float]:
