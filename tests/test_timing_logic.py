@@ -287,6 +287,44 @@ def test_the_stream_window_opens_after_the_minimum_warm_up_time():
     assert patterns.steady_skip_s(quick_like, fill_first=True) == 0.0
 
 
+def _feed(items):
+    """recv and clock for tagged_window: item k arrives at time 10 * (k + 1)."""
+    it = iter(items)
+    now = [0]
+
+    def clock():
+        now[0] += 10
+        return now[0]
+
+    return (lambda: next(it)), clock
+
+
+def test_a_fan_in_window_ends_at_the_first_producer_s_end():
+    """Two producers: once the window is open (t_steady 25), the first sentinel ends it; the messages
+    after it (the other producer alone) are neither kept nor counted. A sentinel before the window opens
+    does not; with one producer, its sentinel ends the loop as a stream's does."""
+    opened = []
+    msgs = [(0, b"x"), (1, b"x"), (0, b"x"), (1, b"x"), (0, b"x"), None, (1, b"x"), (1, b"x"), None]
+    recv, clock = _feed(msgs)
+    times = [[], []]
+    ended, counted = patterns.tagged_window(recv, clock, times, 2, 0, 25, 10**9, 10**9, 1,
+                                            lambda: opened.append(1))
+    assert (ended, counted) == (1, 3) and times == [[10, 30, 50], [20, 40]] and opened == [1]
+    # a sentinel before t_steady: producer 0 ran out while the channel filled; the window goes on
+    recv, clock = _feed([(0, b"x"), None, (1, b"x"), (1, b"x"), None])
+    times = [[], []]
+    assert patterns.tagged_window(recv, clock, times, 2, 0, 25, 10**9, 10**9, 1, lambda: None) == (2, 2)
+    assert times == [[10], [30, 40]]
+    # soft deadline (t >= 40) with min_messages counted ends it before any sentinel
+    recv, clock = _feed([(0, b"x"), (1, b"x"), (0, b"x"), (1, b"x"), (0, b"x"), None, None])
+    times = [[], []]
+    assert patterns.tagged_window(recv, clock, times, 2, 0, 15, 40, 10**9, 2, lambda: None) == (0, 3)
+    # one producer (fan-in with 1 worker): its sentinel is the end
+    recv, clock = _feed([(0, b"x"), (0, b"x"), None])
+    times = [[]]
+    assert patterns.tagged_window(recv, clock, times, 1, 0, 0, 10**9, 10**9, 1, lambda: None) == (1, 2)
+
+
 @pytest.mark.parametrize("stride, sends", [(1, 49 + 10), (4, 20 + 4)])
 def test_a_producer_counts_its_max_messages_from_the_window_on(stride, sends):
     """With a ``counting`` flag the producer's max_messages (10 here) count only what it sends once the

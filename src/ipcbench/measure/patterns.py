@@ -359,8 +359,14 @@ def steady_skip_s(spec, fill_first: bool) -> float:
 
 # An unbounded queue's producers put references as fast as they can, far ahead of delivery; whatever is
 # left when the window closes is drained before the round ends. Per round they put at most this many
-# bytes in all (and max_messages): 4 messages at 16 MiB, the max_messages of a preset at 1 KiB.
-UNBOUNDED_BYTES = 64 * 1024**2
+# bytes in all (and twice max_messages; at least 4 messages): 8 at 16 MiB, 128 at 1 MiB, a preset's
+# 2 x max_messages at 1 KiB. It was 64 MiB: at 1 MiB a fill of 64 messages, whose first half went to the
+# drain's warm-up, left a window of ~20-30 messages, and a drain that short read fast in the warm malloc
+# state (queue fan-in 1 MiB w2: 1.27x the selfcheck's hand loop, CI 1.03-1.56; a hand loop of ~40
+# messages read as fast, one of ~300 did not); with 256 MiB, 1.09 (1.02-1.16), a window of ~65 messages,
+# which 128 MiB also leaves after the warm-up's 0.05 s. The cost: a cold 1 MiB drain (~400/s) of 128
+# messages takes ~0.3 s a round, most of it drained untimed.
+UNBOUNDED_BYTES = 128 * 1024**2
 
 # What a stream/fanin latency sample is: [bounded channel, unbounded queue].
 BACKLOG_LATENCY = ("time in the channel behind a full backlog (send call -> receipt)",
@@ -496,25 +502,16 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if ended == producers:
         pass                        # every producer ended while the pipe's messages were received
     elif tagged:
-        while True:
-            msg = recv()
-            t = clock()
-            if msg is None:
-                ended += 1
-                if ended == producers:
-                    break
-                continue
-            times[msg[0]].append(t)
-            if t >= t_steady:
-                if cpu0 is None:
-                    cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
-                    if counting is not None:
-                        counting.value = 1
-                counted += 1
-                if t >= hard or (t >= soft and counted >= min_messages):
-                    break
-            elif t >= hard:
-                break
+        opened: dict = {}
+
+        def on_open() -> None:
+            opened["cpu0"] = rnd.cpu_snapshot()     # once, at the first counted receipt
+            if counting is not None:
+                counting.value = 1
+
+        ended, counted = tagged_window(recv, clock, times, producers, ended, t_steady, soft, hard, min_messages,
+                                       on_open)
+        cpu0 = opened.get("cpu0")
     else:
         append = times[0].append
         while True:
@@ -535,7 +532,7 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
             elif t >= hard:
                 break
     cpu1 = rnd.cpu_snapshot()
-    exhausted = ended == producers  # every producer sent max_messages before the window closed
+    exhausted = ended > 0           # a producer sent all its messages before the window closed
     rnd.stopping()                  # before the flag: a producer may see it and exit at once
     stop.value = 1
     placement = rnd.placement()
@@ -577,13 +574,46 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params)
 
 
+def tagged_window(recv, clock, times: list, producers: int, ended: int, t_steady: int, soft: int, hard: int,
+                  min_messages: int, on_open: Callable[[], None]) -> tuple[int, int]:
+    """The consumer's loop of a fan-in: receive tagged messages ``(producer, payload)``, keeping each receipt
+    time in ``times[producer]``, until ``hard``, or ``soft`` with ``min_messages`` counted, or the producers'
+    sentinels: all of them, or, once the window has opened (``t_steady``), the first (see ``fanin``).
+    ``on_open()`` runs at the first counted receipt. Returns ``(producers ended, receipts counted)``."""
+    counted = 0
+    while True:
+        msg = recv()
+        t = clock()
+        if msg is None:
+            ended += 1
+            if ended == producers or (producers > 1 and t >= t_steady):
+                break
+            continue
+        times[msg[0]].append(t)
+        if t >= t_steady:
+            if not counted:
+                on_open()
+            counted += 1
+            if t >= hard or (t >= soft and counted >= min_messages):
+                break
+        elif t >= hard:
+            break
+    return ended, counted
+
+
 def stream(rnd: Round, mech: Makers) -> RoundResult:
     """One producer streams to the consumer; latency per message is one-way (send call -> recv return)."""
     return _one_way(rnd, mech, producers=1, tagged=False)
 
 
 def fanin(rnd: Round, mech: Makers) -> RoundResult:
-    """N = workers producers share one channel to one consumer; messages are tagged (producer, payload)."""
+    """N = workers producers share one channel to one consumer; messages are tagged (producer, payload).
+
+    The counted window ends at the first producer's end (its sentinel) if that comes first, not the last:
+    after it fewer producers share the channel, and the rest of the drain is another exchange. On an
+    unbounded queue at 1 MiB (a fill of 64 messages, a window of the last ~31) in the warm malloc state,
+    the drain's tail with one producer left ran 2-3 times the two-producer rate, and the window read 1.22x
+    (1.11-1.34) the selfcheck's hand loop, whose producers all still send when its N-th message arrives."""
     return _one_way(rnd, mech, producers=rnd.case.workers, tagged=True)
 
 
