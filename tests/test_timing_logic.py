@@ -362,6 +362,36 @@ def test_a_producer_counts_its_max_messages_from_the_window_on(stride, sends):
     assert len(plain.sent) == 12 + 1                            # no flag: counted from the go
 
 
+@pytest.mark.parametrize("costs_us, stride", [([500] + [2] * 9, 8), ([30] * 10, 1), ([2] * 10, 8), ([], 8)])
+def test_a_producer_stamps_every_message_only_where_its_median_warm_up_send_is_slow(monkeypatch, costs_us,
+                                                                                   stride):
+    """The stamp stride gives way (to 1) where a send costs 20 us or more anyway, judged by the median of the
+    warm-up sends: a channel's first send (a Queue's feeder thread starting: 500 us here) does not count."""
+    import threading
+
+    from itertools import accumulate, chain, count
+
+    # the clock: the warm-up's reads (before, then after each send), then steady 1 us steps
+    ticks = chain(accumulate([10**6] + [c * 1000 for c in costs_us]), count(10**9, 1000))
+    monkeypatch.setattr(patterns, "perf_counter_ns", lambda: next(ticks))
+
+    class Sink:
+        def send(self, msg):
+            pass
+
+        def send_bytes(self, data):
+            self.report = array("q", data)
+
+        def close(self):
+            pass
+
+    go, result = threading.Event(), Sink()
+    go.set()
+    patterns.producer_peer(Sink(), "bytes", 8, None, False, len(costs_us), go, SimpleNamespace(value=0), result,
+                           16, 0.01, False, 8, None, None)
+    assert result.report[0] == stride
+
+
 def test_a_peer_without_its_go_says_what_to_do():
     """600 fan-in producers on 2 vCPUs: the first waited past the round's timeout while the rest were still
     being started; its error says so and what to change."""

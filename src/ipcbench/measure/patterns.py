@@ -62,6 +62,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from statistics import median
 from time import perf_counter_ns
 from typing import Protocol
 
@@ -171,10 +172,13 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
     send = end.send
-    t0 = perf_counter_ns()
+    costs, t0 = [], perf_counter_ns()
     for _ in range(warmup):
         send(msg)
-    if (perf_counter_ns() - t0) / max(1, warmup) >= STRIDE_BELOW_NS:
+        t1 = perf_counter_ns()
+        costs.append(t1 - t0)
+        t0 = t1
+    if costs and median(costs) >= STRIDE_BELOW_NS:
         stride = 1
     if not go.wait(timeout):
         raise TimeoutError(f"producer: no start signal from the consumer within {timeout:g} s ({NO_GO_HINT})")
@@ -272,8 +276,6 @@ def paced_plan(rate: float, spec) -> tuple[int, int]:
 def _paced_phase(rnd: Round, recv, conn, pace: Pace, rate: float) -> dict:
     """The stream's paced phase (the channel drained, the producer waiting on ``pace.go``): its
     ``params``, the round's median one-way latency among them."""
-    from statistics import median
-
     interval, count = paced_plan(rate, rnd.spec)
     pace.interval_ns.value, pace.count.value = interval, count
     receipts: list[int] = []
@@ -308,7 +310,10 @@ FILLED = b"F"      # a fill_first producer has put all its messages
 # consumer's delivered rate showed; latency samples are those messages'.
 STAMP_STRIDE = 8
 STRIDE_BYTES = 64 * 1024
-STRIDE_BELOW_NS = 20_000     # a producer whose warm-up sends took longer each stamps every message
+STRIDE_BELOW_NS = 20_000     # a producer whose median warm-up send took longer stamps every message
+# (the median: a channel's first send pays for its set-up, e.g. a Queue's feeder thread starting, and the
+# mean of 10 warm-up sends was over 20 us for nearly every stream and fan-in of 8 B .. 64 KiB in a quick
+# run of 2026-12-03, so they stamped every message, at the 8-12 % cost the stride is there to avoid)
 
 
 def stamp_stride(size: int) -> int:
