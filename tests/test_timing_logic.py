@@ -368,7 +368,6 @@ def test_a_producer_stamps_every_message_only_where_its_median_warm_up_send_is_s
     """The stamp stride gives way (to 1) where a send costs 20 us or more anyway, judged by the median of the
     warm-up sends: a channel's first send (a Queue's feeder thread starting: 500 us here) does not count."""
     import threading
-
     from itertools import accumulate, chain, count
 
     # the clock: the warm-up's reads (before, then after each send), then steady 1 us steps
