@@ -66,7 +66,7 @@ def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
     p = tmp_path / "v1.json"
     p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 1, "cases": [rec]}))
     data = load_result(p)
-    assert data["schema_version"] == SCHEMA_VERSION == 5
+    assert data["schema_version"] == SCHEMA_VERSION == 6
     got = data["cases"][0]
     assert got["case"]["placement"] == "os"             # version 3: rounds before it were not pinned
     assert got["metrics"]["latency_p50"]["value"] == pytest.approx(2e-6)          # geometric mean of rounds
@@ -113,6 +113,23 @@ def test_version_4_bounded_queue_streams_and_stamped_locks_keep_names_of_their_o
              rec("joinable_queue", "stream"), rec("lock", "contention"), rec("pipe_simplex", "stream")]
     p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 4, "cases": cases}))
     data = load_result(p)
-    assert data["schema_version"] == 5
+    assert data["schema_version"] == SCHEMA_VERSION
     assert [c["case"]["mechanism"] for c in data["cases"]] == [
         "queue_bounded", "queue", "thread_queue_bounded", "joinable_queue_bounded", "lock_stamped", "pipe_simplex"]
+
+
+def test_version_5_locks_stamped_every_32_cycles_keep_a_name_of_their_own(tmp_path):
+    """Until version 5 a lock client read the clock every 32 cycles (1.2-1.7x the plain loop's rate)."""
+    import json
+
+    def rec(mech, pattern):
+        return {"case": {"mechanism": mech, "pattern": pattern, "payload_kind": "bytes", "payload_bytes": 8,
+                         "workers": 2, "start_method": "fork", "placement": "spread"}, "status": "ok",
+                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
+
+    p = tmp_path / "v5.json"
+    cases = [rec("lock", "contention"), rec("queue", "stream"), rec("lock_stamped", "contention")]
+    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 5, "cases": cases}))
+    data = load_result(p)
+    assert data["schema_version"] == 6
+    assert [c["case"]["mechanism"] for c in data["cases"]] == ["lock_batch32", "queue", "lock_stamped"]

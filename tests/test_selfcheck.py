@@ -199,6 +199,20 @@ def test_fresh_rounds_reaches_the_rounds_and_the_record(flag, fresh, tmp_path, m
     assert doc["status"] == "interrupted" and doc["settings"]["fresh_rounds"] is fresh
 
 
+def test_the_hand_lock_loop_counts_the_cycles_while_every_client_ran():
+    """Two clients of 4,096 cycles (a stamp every 1,024): client B ends at 10.0 s; client A, started
+    at 1.0, had stamped 3 batches by then and ran its last alone. The rate is 7,168 / 9 s; the plain
+    figure 8,192 / 11 s; the tail holds 1,024 of 8,192 cycles."""
+    spans = [(1.0, 12.0), (2.0, 10.0)]
+    stamps = [[3.0, 6.0, 9.0, 11.0], [4.0, 6.0, 8.0, 10.0]]
+    got = user_loops.contended_cycles(spans, stamps, 4096, stamp=1024)
+    assert got["ops"] == 3 * 1024 + 4096
+    assert got["elapsed_s"] == pytest.approx(9.0)
+    assert got["rate"] == pytest.approx(7168 / 9)
+    assert got["plain_rate"] == pytest.approx(8192 / 11)
+    assert got["tail_share"] == pytest.approx(1024 / 8192)
+
+
 def test_needs_more_only_while_inconclusive():
     noisy_out = [_rep(1000.0, r) for r in (1000.0, 1400.0, 1300.0)]    # ~1.22, CI reaching into the band
     assert sc.compare_reps(noisy_out, p50=False, tolerance=TOL)["verdict"] == INCONCLUSIVE

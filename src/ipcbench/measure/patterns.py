@@ -668,10 +668,12 @@ def rpc_client(proxy, key, warmup, go, stop, counts, index, result_conn, max_ops
 
 
 # Cycles of acquire + release a contention client times as one sample. One cycle of an uncontended
-# multiprocessing.Lock takes ~0.2 us; stamping each (two clock reads, two appends, a store to its counter
-# and a read of the stop flag) took longer than the cycle: ipcbench reported 0.21-0.44x the rate of the
-# user's plain loop (docs/selfcheck.md). A batch's sample is its time / LOCK_BATCH.
-LOCK_BATCH = 32
+# multiprocessing.Lock takes ~0.04 us here, two contending clients ~0.2 us a cycle between them, and their
+# rate moves with any other work between cycles (why, in the kernel's hand-offs, is not worked out):
+# stamping every cycle, or every 32, made the pair 1.2-1.7x as fast as the user's plain loop while both
+# ran; every 1,024, as fast (tools/lock_tail.py, docs/measurement.md "Contention"). A batch's sample is
+# its time / LOCK_BATCH.
+LOCK_BATCH = 1024
 
 
 def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, timeout):
@@ -702,15 +704,20 @@ def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, tim
 
 
 def counted_ops(client_times, t_stop: int, per_sample: int = 1) -> tuple[list[int], int, int]:
-    """The ops of all clients that ended by ``t_stop``: ``(latency samples, ops, end of the last one)``.
-    ``client_times`` holds each client's ``(starts, ends)``, one pair per ``per_sample`` ops (a sample
-    is then the pair's time / ``per_sample``); an op still running at ``t_stop`` is not counted, and the
-    window ends at the last counted op, not at the parent's poll."""
+    """The ops of all clients that ended while every client was still running: ``(latency samples, ops,
+    end of the last one)``. ``client_times`` holds each client's ``(starts, ends)``, one pair per
+    ``per_sample`` ops (a sample is then the pair's time / ``per_sample``). The counted window ends at the
+    stop, or earlier at the last op of a client that stopped before it (its safety cap, ``max_ops``): from
+    there the others would run with one contender fewer (an uncontended lock cycle is ~5x a contended one
+    here). An op still running then is not counted, and the window ends at the last counted op, not at the
+    parent's poll."""
+    ended = [ends[-1] for _, ends in client_times if len(ends)]
+    t_end = min([t_stop, *ended])
     samples: list[int] = []
     last = 0
     for starts, ends in client_times:
         for t0, t1 in zip(starts, ends):
-            if t1 > t_stop:
+            if t1 > t_end:
                 break               # a client's ops are in time order
             samples.append((t1 - t0) // per_sample)
             last = max(last, t1)
@@ -731,7 +738,7 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: i
         r, w = ctx.Pipe(duplex=False)
         conns.append(r)
         rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i * COUNT_STRIDE, w,
-                       spec.max_messages, spec.timeout_s, name=f"client-{i}")
+                       spec.max_messages * per_sample, spec.timeout_s, name=f"client-{i}")
         w.close()
     first_calls = []
     for conn in conns:              # every client started and warmed up: start-up stays off the clock
@@ -747,7 +754,7 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: i
         time.sleep(min(0.01, spec.budget_s / 10))
         now = perf_counter_ns()
         done = sum(counts[i] for i in slots)
-        if done >= spec.max_messages or now >= hard or (now >= soft and done >= spec.min_messages):
+        if done >= spec.max_messages * per_sample or now >= hard or (now >= soft and done >= spec.min_messages):
             break
     t_stop = perf_counter_ns()
     cpu1 = rnd.cpu_snapshot()

@@ -57,8 +57,9 @@ pool_imap                       dispatch    ``for r in pool.imap(f, [p] * 64)`` 
 process_pool_executor           dispatch    ``ProcessPoolExecutor``: submit all N, then ``result()`` each
 process_pool_executor_map       dispatch    ``list(ex.map(f, [p] * N))`` (chunksize 1)
 lock                            contention  N processes, each ``lock.acquire(); lock.release()`` N times,
-                                            started together at a barrier; total ops / (last end - first
-                                            start)
+                                            started together at a barrier, a clock read every 1,024; the
+                                            cycles while all ran / (first end - first start)
+                                            (``contended_cycles``)
 =============================== =========== ===============================================================
 
 For stream and fan-in the producers are told how many messages to send: ``warmup_msgs`` first (the
@@ -777,19 +778,49 @@ def _rpc_client(d, key, barrier, n, timed, conn) -> None:
     conn.close()
 
 
-def _lock_client(lock, barrier, n, timed, conn) -> None:
+# The lock clients read the clock every LOCK_STAMP cycles (as ipcbench's do, ``patterns.LOCK_BATCH``), so
+# the span where every client runs can be told from the tail where the last ones run alone: with N cycles
+# each, one client ends first, and the others' rest runs uncontended, ~5x as fast (1-14 % of a 2-client
+# loop's cycles here, tools/lock_tail.py). The plain figure (all cycles / whole span) is reported as well.
+LOCK_STAMP = 1024
+
+
+def _lock_client(lock, barrier, n, conn) -> None:
     acquire, release = lock.acquire, lock.release
     for _ in range(CLIENT_WARMUP):
         acquire()
         release()
+    stamps, clock, batch = array("d"), perf_counter, range(LOCK_STAMP)
     barrier.wait(JOIN_S * 6)
-    t0 = perf_counter()
-    for _ in range(n):
+    t0 = clock()
+    for _ in range(n // LOCK_STAMP):
+        for _ in batch:
+            acquire()
+            release()
+        stamps.append(clock())
+    for _ in range(n % LOCK_STAMP):
         acquire()
         release()
-    t1 = perf_counter()
+    t1 = clock()
     conn.send((t0, t1))
+    conn.send_bytes(stamps.tobytes())
     conn.close()
+
+
+def contended_cycles(spans: list[tuple[float, float]], stamps: list, n: int, stamp: int = LOCK_STAMP) -> dict:
+    """Rate of N lock clients while all of them ran: ``spans`` each client's (start, end) of its ``n``
+    cycles, ``stamps`` its clock reads after every ``stamp`` cycles. The window runs from the first start
+    to the first end; a client's cycles in it are those up to its last stamp inside it (all ``n`` for the
+    client that ended first). Also the plain figure over the whole span, and the tail's share of cycles."""
+    first = min(s[0] for s in spans)
+    t_end = min(s[1] for s in spans)
+    both = 0
+    for (_, t1), st in zip(spans, stamps):
+        both += n if t1 <= t_end else stamp * sum(1 for x in st if x <= t_end)
+    last = max(s[1] for s in spans)
+    total = n * len(spans)
+    return {"ops": both, "elapsed_s": t_end - first, "rate": both / (t_end - first),
+            "plain_rate": total / (last - first), "plain_ops": total, "tail_share": 1 - both / total}
 
 
 def _p50_samples(one, n: int) -> array:
@@ -852,11 +883,29 @@ def rpc_manager_list(ctx, payload, workers, target_s):
     return _rpc_manager(ctx, payload, workers, target_s, lambda m, p, n: m.list([p] * n))
 
 
+def _lock_clients(ctx, lock, count: int, n: int) -> dict:
+    """``count`` lock clients, ``n`` cycles each, started together at a barrier (``contended_cycles``)."""
+    barrier = ctx.Barrier(count)
+    conns, procs = [], []
+    for i in range(count):
+        r, w = ctx.Pipe(duplex=False)
+        conns.append(r)
+        procs.append(_start(ctx, _lock_client, lock, barrier, n, w, name=f"client-{i}"))
+        w.close()
+    spans, stamps = [], []
+    for c in conns:
+        spans.append(c.recv())
+        st = array("d")
+        st.frombytes(c.recv_bytes())
+        stamps.append(st)
+    _join(*procs)
+    return {**contended_cycles(spans, stamps, n), "clients": count}
+
+
 def ct_lock(ctx, payload, workers, target_s):
     lock = ctx.Lock()
     count = max(1, workers)
-    return _scaled(lambda n: _clients(ctx, _lock_client, lambda i: (lock,), count, n, False), 2000, target_s,
-                   MAX_OPS, per=count)
+    return _scaled(lambda n: _lock_clients(ctx, lock, count, n), 2000, target_s, MAX_OPS, per=count)
 
 
 # -- dispatch -------------------------------------------------------------------------------------------

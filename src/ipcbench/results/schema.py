@@ -34,6 +34,11 @@ Format history (``schema_version``):
       version change (readers take a missing key as its default): ``run.allocator`` (missing: "fresh")
       and ``run.adaptive.rounds_floor`` (missing: null, every case's minimum rounds ran; with a number,
       a case may have stopped with "run budget" below ``rounds_min``, at no fewer rounds than it).
+  6 - a ``lock`` contention sample is a batch of 1,024 cycles' mean (``params.cycles_per_sample``), and
+      the counted window of rpc and contention ends at the first client's last op where a client
+      stopped before the parent (its cap); with 32 cycles a stamp the pair of clients ran 1.2-1.7x as fast
+      as the user's plain loop (docs/measurement.md, "Contention"). Version 5's lock cases load as
+      ``lock_batch32`` (``RENAMED_IN_6``), never beside the new ones.
 
 Never pickle: a result file must be safe to open from a stranger.
 """
@@ -48,7 +53,7 @@ from ..errors import UserError
 from .io import read_json
 
 SCHEMA = "ipcbench-result"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
 # one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
@@ -172,8 +177,24 @@ def _v4_to_v5(data: dict) -> dict:
     return data
 
 
+# Until version 5 a lock client read the clock every 32 cycles, which changed how the clients contended.
+RENAMED_IN_6 = {("lock", "contention"): "lock_batch32"}
+
+
+def _v5_to_v6(data: dict) -> dict:
+    """Version 5's lock cases (a stamp every 32 cycles) get the name ``RENAMED_IN_6``."""
+    for rec in data.get("cases") or ():
+        case = rec.get("case") if isinstance(rec, dict) else None
+        if isinstance(case, dict):
+            new = RENAMED_IN_6.get((case.get("mechanism"), case.get("pattern")))
+            if new:
+                case["mechanism"] = new
+    data["schema_version"] = 6
+    return data
+
+
 # version -> function turning a dict of that version into version + 1
-MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def check(data: object, source: str) -> dict:
