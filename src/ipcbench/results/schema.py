@@ -165,16 +165,21 @@ RENAMED_IN_5 = {("queue", "stream"): "queue_bounded", ("queue", "fanin"): "queue
                 ("lock", "contention"): "lock_stamped"}
 
 
-def _v4_to_v5(data: dict) -> dict:
-    """Version 4's bounded-queue streams and per-cycle lock cases get the names ``RENAMED_IN_5``."""
+def _rename(data: dict, renamed: dict, version: int) -> dict:
+    """Cases whose (mechanism, pattern) is in ``renamed`` get its name; the file becomes ``version``."""
     for rec in data.get("cases") or ():
         case = rec.get("case") if isinstance(rec, dict) else None
         if isinstance(case, dict):
-            new = RENAMED_IN_5.get((case.get("mechanism"), case.get("pattern")))
+            new = renamed.get((case.get("mechanism"), case.get("pattern")))
             if new:
                 case["mechanism"] = new
-    data["schema_version"] = 5
+    data["schema_version"] = version
     return data
+
+
+def _v4_to_v5(data: dict) -> dict:
+    """Version 4's bounded-queue streams and per-cycle lock cases get the names ``RENAMED_IN_5``."""
+    return _rename(data, RENAMED_IN_5, 5)
 
 
 # Until version 5 a lock client read the clock every 32 cycles, which changed how the clients contended.
@@ -183,14 +188,7 @@ RENAMED_IN_6 = {("lock", "contention"): "lock_batch32"}
 
 def _v5_to_v6(data: dict) -> dict:
     """Version 5's lock cases (a stamp every 32 cycles) get the name ``RENAMED_IN_6``."""
-    for rec in data.get("cases") or ():
-        case = rec.get("case") if isinstance(rec, dict) else None
-        if isinstance(case, dict):
-            new = RENAMED_IN_6.get((case.get("mechanism"), case.get("pattern")))
-            if new:
-                case["mechanism"] = new
-    data["schema_version"] = 6
-    return data
+    return _rename(data, RENAMED_IN_6, 6)
 
 
 # version -> function turning a dict of that version into version + 1
