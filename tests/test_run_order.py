@@ -369,8 +369,8 @@ class RecordingProgress(QuietProgress):
     def __init__(self):
         self.events = []
 
-    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
-        super().start(cases, round_weights, min_rounds, max_rounds)
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None, run_budget_s=None, floor_rounds=None):
+        super().start(cases, round_weights, min_rounds, max_rounds, run_budget_s, floor_rounds)
         self.events.append(("start", len(cases), min_rounds, max_rounds))
 
     def round_done(self, i):
@@ -671,6 +671,35 @@ def test_forecast_with_fixed_rounds_is_exact():
     f.case_done(0)
     f.case_done(1)
     assert f.eta(9.0) == 0 and f.rounds_expected() == f.rounds_done() == 6
+
+
+def test_forecast_with_a_run_budget_expects_the_budget_or_the_rounds_still_owed():
+    """quick's 240 s: rounds beyond the minimum fit the budget, and with a floor the minimum gives way too,
+    so the run takes about max(budget, rounds it must run), not the adaptive rounds' expectation."""
+    f = Forecast([1.0] * 10, min_rounds=5, max_rounds=30, run_budget_s=100.0, floor_rounds=3)
+    assert f.expected_weight() == 100 and f.max_weight() == 100          # uncapped: 175 and 300
+    assert f.rounds_expected() == 100 and f.rounds_max() == 100
+    # a budget below the floor's rounds: those rounds (10 cases x 3) are the least the run does
+    assert Forecast([1.0] * 10, 5, 30, run_budget_s=20.0, floor_rounds=3).expected_weight() == 30
+    assert Forecast([1.0] * 10, 5, 30, run_budget_s=20.0).expected_weight() == 50     # no floor: 5 each
+    # once rounds ran, the budget is in real seconds: 10 rounds took 20 s (2 s per estimated second)
+    for i in range(10):
+        f.round_done(i)
+    assert f.scale(20.0) == 2.0
+    assert f.eta(20.0) == pytest.approx(80.0)                           # the 100 s budget less 20 s
+    assert f.eta_max(20.0) == pytest.approx(80.0)
+    # without a budget the same run expects its adaptive rounds
+    g = Forecast([1.0] * 10, min_rounds=5, max_rounds=30)
+    for i in range(10):
+        g.round_done(i)
+    assert g.eta(20.0) == pytest.approx(2.0 * (175 - 10))
+
+
+def test_line_progress_says_the_run_budget():
+    out = io.StringIO()
+    LineProgress(out).start(_cases(3), [1.0, 1.0, 1.0], 5, 25, 6.0, 3)
+    assert out.getvalue().splitlines()[0] == ("ipcbench: 3 cases x 5-25 rounds, a run budget of 0m06s for rounds "
+                                              "beyond the minimum, estimated 0m09s (at most 0m09s)")
 
 
 def test_line_progress_counts_rounds_and_reports_each_finished_case():

@@ -28,12 +28,21 @@ PRIOR_CASES = 2
 
 
 class Forecast:
-    """Expected and maximum work of a run with adaptive rounds, in estimated seconds. Pure bookkeeping."""
+    """Expected and maximum work of a run with adaptive rounds, in estimated seconds. Pure bookkeeping.
 
-    def __init__(self, round_weights, min_rounds: int, max_rounds: int | None = None):
+    With a run budget (``run_budget_s``; quick's 240 s) the runner adds rounds beyond a case's minimum
+    only while they fit what is left of it, and with ``floor_rounds`` it lowers the minimum itself down to
+    that floor: the run then takes about the larger of the budget and the rounds it still must run, and
+    the expected and most work are capped there. ``scale`` (real seconds per estimated second, known
+    once rounds have run) turns the budget into the weights' units."""
+
+    def __init__(self, round_weights, min_rounds: int, max_rounds: int | None = None,
+                 run_budget_s: float | None = None, floor_rounds: int | None = None):
         self.w = [float(x) for x in round_weights]
         self.min = int(min_rounds)
         self.max = max(self.min, int(max_rounds or min_rounds))
+        self.budget = run_budget_s
+        self.floor = self.min if floor_rounds is None else min(self.min, int(floor_rounds))
         self.done = [0] * len(self.w)
         self.final: list[int | None] = [None] * len(self.w)
         self._extra_sum = 0
@@ -64,32 +73,53 @@ class Forecast:
     def max_rounds(self, i: int) -> int:
         return self.final[i] if self.final[i] is not None else self.max
 
+    def required_rounds(self, i: int) -> int:
+        """Rounds case ``i`` gets whatever the budget: its final count, else at least the floor."""
+        return self.final[i] if self.final[i] is not None else max(self.done[i], self.floor)
+
+    def _capped(self, weight: float, scale: float) -> float:
+        if self.budget is None:
+            return weight
+        required = sum(w * self.required_rounds(i) for i, w in enumerate(self.w))
+        return min(weight, max(self.budget / scale, required))
+
     def done_weight(self) -> float:
         return sum(w * d for w, d in zip(self.w, self.done))
 
-    def expected_weight(self) -> float:
-        return sum(w * self.expected_rounds(i) for i, w in enumerate(self.w))
+    def expected_weight(self, scale: float = 1.0) -> float:
+        return self._capped(sum(w * self.expected_rounds(i) for i, w in enumerate(self.w)), scale)
 
-    def max_weight(self) -> float:
-        return sum(w * self.max_rounds(i) for i, w in enumerate(self.w))
+    def max_weight(self, scale: float = 1.0) -> float:
+        return self._capped(sum(w * self.max_rounds(i) for i, w in enumerate(self.w)), scale)
 
     def rounds_done(self) -> int:
         return sum(self.done)
 
-    def rounds_expected(self) -> int:
-        return round(sum(self.expected_rounds(i) for i in range(len(self.w))))
+    def rounds_expected(self, scale: float = 1.0) -> int:
+        base = sum(w * self.expected_rounds(i) for i, w in enumerate(self.w))
+        share = self.expected_weight(scale) / base if base else 1.0
+        return round(sum(self.expected_rounds(i) for i in range(len(self.w))) * share)
 
-    def rounds_max(self) -> int:
-        return sum(self.max_rounds(i) for i in range(len(self.w)))
+    def rounds_max(self, scale: float = 1.0) -> int:
+        base = sum(w * self.max_rounds(i) for i, w in enumerate(self.w))
+        share = self.max_weight(scale) / base if base else 1.0
+        return round(sum(self.max_rounds(i) for i in range(len(self.w))) * share)
+
+    def scale(self, elapsed_s: float) -> float:
+        """Real seconds per estimated second so far (1 before any round)."""
+        done = self.done_weight()
+        return elapsed_s / done if done and elapsed_s > 0 else 1.0
 
     def eta(self, elapsed_s: float) -> float:
         """Seconds left: elapsed time scaled by expected work left over work done (0 before any)."""
         done = self.done_weight()
-        return elapsed_s / done * max(0.0, self.expected_weight() - done) if done else 0.0
+        scale = self.scale(elapsed_s)
+        return scale * max(0.0, self.expected_weight(scale) - done) if done else 0.0
 
     def eta_max(self, elapsed_s: float) -> float:
         done = self.done_weight()
-        return elapsed_s / done * max(0.0, self.max_weight() - done) if done else 0.0
+        scale = self.scale(elapsed_s)
+        return scale * max(0.0, self.max_weight(scale) - done) if done else 0.0
 
 
 def _headline(record: dict) -> str:
@@ -127,9 +157,9 @@ def _rounds_text(min_rounds: int, max_rounds: int) -> str:
 class _Base:
     """What every progress display keeps: the cases, the forecast, the clock."""
 
-    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None, run_budget_s=None, floor_rounds=None):
         self.cases = list(cases)
-        self.forecast = Forecast(round_weights, min_rounds, max_rounds)
+        self.forecast = Forecast(round_weights, min_rounds, max_rounds, run_budget_s, floor_rounds)
         self.n, self.i = len(self.cases), 0
         self.t0 = time.monotonic()
 
@@ -157,19 +187,21 @@ class LineProgress(_Base):
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
 
-    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
-        super().start(cases, round_weights, min_rounds, max_rounds)
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None, run_budget_s=None, floor_rounds=None):
+        super().start(cases, round_weights, min_rounds, max_rounds, run_budget_s, floor_rounds)
         f = self.forecast
         most = "" if f.max == f.min else f" (at most {_clock(f.max_weight())})"
-        print(f"ipcbench: {self.n} cases x {_rounds_text(f.min, f.max)}, estimated {_clock(f.expected_weight())}"
-              f"{most}", file=self.stream, flush=True)
+        budget = "" if run_budget_s is None else f", a run budget of {_clock(run_budget_s)} for rounds beyond the minimum"
+        print(f"ipcbench: {self.n} cases x {_rounds_text(f.min, f.max)}{budget}, estimated "
+              f"{_clock(f.expected_weight())}{most}", file=self.stream, flush=True)
 
     def case_done(self, i, record):
         super().case_done(i, record)
         f = self.forecast
         width = len(str(self.n))
-        rounds = (f"round {f.rounds_done()}/{f.rounds_max()}" if f.max == f.min else
-                  f"round {f.rounds_done()} of ~{f.rounds_expected()}, at most {f.rounds_max()}")
+        scale = f.scale(self.elapsed())
+        rounds = (f"round {f.rounds_done()}/{f.rounds_max(scale)}" if f.max == f.min else
+                  f"round {f.rounds_done()} of ~{f.rounds_expected(scale)}, at most {f.rounds_max(scale)}")
         print(f"[{self.i:>{width}}/{self.n}] {self.cases[i].label():<44} {_headline(record)}  "
               f"({rounds}, ETA {_clock(self.eta())})", file=self.stream, flush=True)
 
@@ -180,10 +212,10 @@ class RichProgress(_Base):
 
         self.console = Console(stderr=True)
 
-    def start(self, cases, round_weights, min_rounds=1, max_rounds=None):
+    def start(self, cases, round_weights, min_rounds=1, max_rounds=None, run_budget_s=None, floor_rounds=None):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        super().start(cases, round_weights, min_rounds, max_rounds)
+        super().start(cases, round_weights, min_rounds, max_rounds, run_budget_s, floor_rounds)
         self.progress = Progress(TextColumn("{task.description:<52}"), BarColumn(), TextColumn("{task.fields[count]}"),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                                  console=self.console, transient=False)
@@ -192,7 +224,7 @@ class RichProgress(_Base):
 
     def _count(self) -> str:
         f = self.forecast
-        return f"{self.i}/{self.n} cases, {f.rounds_done()}/~{f.rounds_expected()} rounds"
+        return f"{self.i}/{self.n} cases, {f.rounds_done()}/~{f.rounds_expected(f.scale(self.elapsed()))} rounds"
 
     def round_started(self, i, round_index):
         self.progress.update(self.task, description=f"{self.cases[i].label()} round {round_index + 1}")
@@ -203,7 +235,8 @@ class RichProgress(_Base):
 
     def _refresh(self):
         f = self.forecast
-        self.progress.update(self.task, total=f.expected_weight(), completed=f.done_weight(), count=self._count())
+        scale = f.scale(self.elapsed())
+        self.progress.update(self.task, total=f.expected_weight(scale), completed=f.done_weight(), count=self._count())
 
     def case_done(self, i, record):
         super().case_done(i, record)

@@ -785,7 +785,7 @@ def run_cases(cases: list[Case], opts: RunOptions, writer: ResultWriter, progres
         writer.data["run"]["resumed"][-1].update(order=order_info(seed, opts.block_cases),
                                                   run_budget_s=opts.run_budget_s)
         writer.update_run()
-    progress.start(cases, weights, rule.min_rounds, rule.max_rounds)
+    progress.start(cases, weights, rule.min_rounds, rule.max_rounds, opts.run_budget_s, rule.floor_rounds)
     launcher = None
     t0 = time.monotonic() - clock_start
 
