@@ -427,3 +427,44 @@ def test_a_peer_without_its_go_says_what_to_do():
     assert len(sink.sent) == 3                    # its warm-up was sent first
     with pytest.raises(TimeoutError, match=r"client: no start signal within 0.01 s \(.*--timeout\)"):
         patterns.lock_client(threading.Lock(), 2, go, None, None, 0, Sink(), 10, 0.01)
+
+
+def test_the_callback_form_waits_for_the_kth_callback_from_another_thread_and_fails_on_a_failed_task():
+    """submit_all_callback: K submissions, then one wait until K callbacks (or error callbacks) came, as
+    the pool's result thread delivers them, in any order."""
+    import threading
+
+    pending = []
+
+    def apply_async(fn, args, callback, error_callback):
+        pending.append((fn(*args), callback, error_callback))
+
+    def deliver(fail_at=None):
+        for i, (value, callback, error_callback) in enumerate(reversed(pending)):   # out of order
+            if i == fail_at:
+                error_callback(ValueError("worker raised"))
+            else:
+                callback(value)
+
+    def run(fail_at=None):
+        pending.clear()
+        out = {}
+
+        def caller():
+            try:
+                out["got"] = patterns.submit_all_callback(apply_async, b"abcd", 5)
+            except RoundFailed as e:
+                out["error"] = str(e)
+
+        t = threading.Thread(target=caller)
+        t.start()
+        while len(pending) < 5:
+            threading.Event().wait(0.001)
+        assert t.is_alive()                 # waiting: nothing delivered yet
+        deliver(fail_at)
+        t.join(5)
+        assert not t.is_alive()
+        return out
+
+    assert run() == {"got": [b"abcd"] * 5}
+    assert run(fail_at=2) == {"error": "1 of 5 tasks failed: ValueError('worker raised')"}

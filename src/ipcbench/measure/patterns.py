@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import os
 import queue as queue_mod
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -962,11 +963,24 @@ def submit_all_get(apply_async, payload, k: int) -> list:
 
 
 def submit_all_callback(apply_async, payload, k: int) -> list:
-    """Submit K tasks with a callback that collects each result, then wait for all of them."""
+    """Submit K tasks with a callback that collects each result, then wait for the K-th callback: one
+    Event, as users write it (waiting on each of the K results in turn took the GIL and a lock K times
+    while the pool's result thread ran the callbacks). A task that fails ends the wait too
+    (``error_callback``) and fails the round."""
     got: list = []
-    results = [apply_async(echo_task, (payload,), callback=got.append) for _ in range(k)]
-    for r in results:
-        r.wait()              # the callback runs before the result is marked ready (Pool's ApplyResult._set)
+    failed: list = []
+    done = threading.Event()
+
+    def collect(result, into=got.append):           # runs in the pool's result thread, one at a time
+        into(result)
+        if len(got) + len(failed) == k:
+            done.set()
+
+    for _ in range(k):
+        apply_async(echo_task, (payload,), callback=collect, error_callback=partial(collect, into=failed.append))
+    done.wait()             # bounded by the round's timeout, as every blocking call of a round
+    if failed:
+        raise RoundFailed(f"{len(failed)} of {k} tasks failed: {failed[0]!r}")
     return got
 
 

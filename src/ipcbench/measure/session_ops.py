@@ -22,8 +22,9 @@ from .harness import Round, RoundFailed
 from .mechanisms import Mechanism
 from .mechanisms import get as get_mechanism
 
-# Other clients (rpc, contention) record two timestamps per op until told to stop; this caps their memory
-# (32 MB each). A client that reaches it stops early, which ``extra()`` reports.
+# Other clients (rpc, contention) record two timestamps per op (a lock client per batch of
+# ``patterns.LOCK_BATCH`` cycles) until told to stop; this many stamps caps their memory (32 MB each). A
+# client that reaches it stops early, which ``extra()`` reports.
 BACKGROUND_MAX_OPS = 2_000_000
 # Untimed calls after warm-up that estimate the duration of one call (sessions.Session.warmup); the
 # stream builder sizes its producers' budget with it.
@@ -122,9 +123,11 @@ def fanin_op(rnd: Round, mech: Mechanism) -> Op:
     return _one_way(rnd, mech, producers=rnd.case.workers, tagged=True)
 
 
-def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[], int], Callable[[], None],
-                                                                    Callable[[], dict]]:
-    """Start the engine's client loop in one process per target; return (ops so far, finish, extra)."""
+def _background_clients(rnd: Round, client, targets: list, per_stamp: int = 1) -> tuple[
+        Callable[[], int], Callable[[], None], Callable[[], dict]]:
+    """Start the engine's client loop in one process per target (``per_stamp`` ops to a stamp); return
+    (ops so far, finish, extra)."""
+    cap = BACKGROUND_MAX_OPS * per_stamp
     spec, ctx = rnd.spec, rnd.ctx
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
     stride = patterns.COUNT_STRIDE             # each client's counter on a cache line of its own
@@ -133,7 +136,7 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
     for i, args in enumerate(targets):
         r, w = ctx.Pipe(duplex=False)
         conns.append(r)
-        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i * stride, w, BACKGROUND_MAX_OPS,
+        rnd.start_peer(client, *args, max(1, spec.warmup), go, stop, counts, i * stride, w, cap,
                        spec.timeout_s, name=f"client-{i + 1}")
         w.close()
     go.set()
@@ -158,7 +161,7 @@ def _background_clients(rnd: Round, client, targets: list) -> tuple[Callable[[],
 
     def extra() -> dict:
         return {"other_clients": n,
-                "other_clients_stopped_early": sum(1 for i in slots if counts[i] >= BACKGROUND_MAX_OPS)}
+                "other_clients_stopped_early": sum(1 for i in slots if counts[i] >= cap)}
 
     return other_ops, finish, extra
 
@@ -176,7 +179,8 @@ def rpc_op(rnd: Round, mech: Mechanism) -> Op:
 def contention_op(rnd: Round, mech: Mechanism) -> Op:
     n = rnd.case.workers
     lock = mech.make_lock(rnd.ctx)
-    other_ops, finish, extra = _background_clients(rnd, patterns.lock_client, [(lock,)] * (n - 1))
+    other_ops, finish, extra = _background_clients(rnd, patterns.lock_client, [(lock,)] * (n - 1),
+                                                   per_stamp=patterns.LOCK_BATCH)
     acquire, release = lock.acquire, lock.release
 
     def call():
