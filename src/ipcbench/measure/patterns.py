@@ -727,9 +727,11 @@ def counted_ops(client_times, t_stop: int, per_sample: int = 1) -> tuple[list[in
 
 def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: int = 1) -> RoundResult:
     """Run one client process per target argument tuple, all started on one ``go`` and all stopped by one
-    flag (none has a cap of its own that would let the others run on uncontended; ``max_messages`` caps
-    their sum, checked by the parent). Ops that end by the stop count; the window runs from ``go`` to the
-    end of the last counted op; CPU is read at the stop, before the flag is set."""
+    flag. ``max_messages`` samples (each ``per_sample`` ops) cap their sum, checked by the parent every
+    poll, and each client's own count, a safety net: where a client stops on it first, the counted window
+    ends at its last op (``counted_ops``), so the others never count ops run with fewer contenders. Ops
+    that end by the stop count; the window runs from ``go`` to the end of the last counted op; CPU is read
+    at the stop, before the flag is set."""
     spec, ctx = rnd.spec, rnd.ctx
     n = len(targets)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
