@@ -105,6 +105,25 @@ def test_deadline_through_the_launcher_gets_the_stack_and_kills_the_group(tmp_pa
         assert launcher.starts == 1
 
 
+def test_a_dead_launcher_is_seen_even_while_another_process_holds_its_pipe_open():
+    """The launcher's stdout can outlive it (its resource tracker, a round child before it took over its
+    fds, inherit the pipe): its death is seen by reaping it, not only at the end of the pipe."""
+    launcher = Launcher()
+    # a stand-in launcher: it says one line, leaves a child holding its stdout for 30 s, and exits
+    launcher._proc = subprocess.Popen(["sh", "-c", "echo ready; sleep 30 & exit 0"], stdout=subprocess.PIPE,
+                                      start_new_session=True, bufsize=0)
+    try:
+        assert launcher._read_line(time.monotonic() + 10) == "ready"
+        t0 = time.monotonic()
+        with pytest.raises(LauncherDied, match=r"the round launcher died \(status 0\)"):
+            launcher._read_line(time.monotonic() + 20)
+        assert time.monotonic() - t0 < 5          # not the 20 s deadline, nor the 30 s of the child
+    finally:
+        os.killpg(launcher._proc.pid, signal.SIGKILL)
+        launcher._proc.wait()
+        launcher._proc.stdout.close()
+
+
 def test_a_launcher_that_dies_fails_the_round_and_a_new_one_takes_over(tmp_path, plugin_env, no_leftovers):
     with Launcher() as launcher:
         launcher.start()

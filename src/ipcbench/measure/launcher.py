@@ -65,6 +65,7 @@ LAUNCHER = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
 WARM, FRESH = "warm-fork", "fresh-interpreter"
 READY_TIMEOUT_S = 60.0      # the launcher's imports (a cold disk cache, a loaded machine)
 REPLY_TIMEOUT_S = 10.0      # "started PID" after a request: one fork
+DEATH_CHECK_S = 0.2         # how often a wait for the launcher's next line checks that it still lives
 
 
 class LauncherDied(RuntimeError):
@@ -232,12 +233,20 @@ class Launcher:
         return int(parts[2])
 
     def _read_line(self, deadline: float | None) -> str:
-        """One line from the launcher; '' at end of file (it died); TimeoutExpired past the deadline."""
+        """One line from the launcher; LauncherDied when it is gone; TimeoutExpired past the deadline.
+
+        The launcher's death is seen by reaping it (every ``DEATH_CHECK_S``), not only by the end of its
+        pipe: a process it started (multiprocessing's resource tracker, a round child before it took over
+        its fds) holds the pipe's write end open after the launcher has died, for seconds on a busy
+        machine (a CI run waited 10 s for the end of file and failed)."""
         fd = self._proc.stdout.fileno()
         while b"\n" not in self._buf:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([fd], [], [], left)
+            wait = DEATH_CHECK_S if left is None else min(left, DEATH_CHECK_S)
+            ready, _, _ = select.select([fd], [], [], wait)
             if not ready:
+                if self._proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
+                    raise LauncherDied(self._died_reason())      # dead, and nothing more it wrote
                 if left is not None and time.monotonic() >= deadline:
                     raise subprocess.TimeoutExpired("round launcher", 0)
                 continue
