@@ -65,7 +65,8 @@ LAUNCHER = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
 WARM, FRESH = "warm-fork", "fresh-interpreter"
 READY_TIMEOUT_S = 60.0      # the launcher's imports (a cold disk cache, a loaded machine)
 REPLY_TIMEOUT_S = 10.0      # "started PID" after a request: one fork
-DEATH_CHECK_S = 0.2         # how often a wait for the launcher's next line checks that it still lives
+DEATH_CHECK_S = 1.0         # how often a wait for the launcher's next line checks that it still lives (a wake-up
+                            # of the runner during a round: rare, so as not to disturb the round)
 
 
 class LauncherDied(RuntimeError):
