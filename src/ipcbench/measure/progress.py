@@ -77,33 +77,38 @@ class Forecast:
         """Rounds case ``i`` gets whatever the budget: its final count, else at least the floor."""
         return self.final[i] if self.final[i] is not None else max(self.done[i], self.floor)
 
+    def _work(self, rounds_of) -> float:
+        """Estimated seconds of every case's ``rounds_of(i)`` rounds."""
+        return sum(w * rounds_of(i) for i, w in enumerate(self.w))
+
     def _capped(self, weight: float, scale: float) -> float:
         if self.budget is None:
             return weight
-        required = sum(w * self.required_rounds(i) for i, w in enumerate(self.w))
-        return min(weight, max(self.budget / scale, required))
+        return min(weight, max(self.budget / scale, self._work(self.required_rounds)))
+
+    def _rounds(self, rounds_of, scale: float) -> int:
+        """Every case's ``rounds_of(i)`` rounds, scaled down as their work is by the budget."""
+        base = self._work(rounds_of)
+        share = self._capped(base, scale) / base if base else 1.0
+        return round(sum(rounds_of(i) for i in range(len(self.w))) * share)
 
     def done_weight(self) -> float:
         return sum(w * d for w, d in zip(self.w, self.done))
 
     def expected_weight(self, scale: float = 1.0) -> float:
-        return self._capped(sum(w * self.expected_rounds(i) for i, w in enumerate(self.w)), scale)
+        return self._capped(self._work(self.expected_rounds), scale)
 
     def max_weight(self, scale: float = 1.0) -> float:
-        return self._capped(sum(w * self.max_rounds(i) for i, w in enumerate(self.w)), scale)
+        return self._capped(self._work(self.max_rounds), scale)
 
     def rounds_done(self) -> int:
         return sum(self.done)
 
     def rounds_expected(self, scale: float = 1.0) -> int:
-        base = sum(w * self.expected_rounds(i) for i, w in enumerate(self.w))
-        share = self.expected_weight(scale) / base if base else 1.0
-        return round(sum(self.expected_rounds(i) for i in range(len(self.w))) * share)
+        return self._rounds(self.expected_rounds, scale)
 
     def rounds_max(self, scale: float = 1.0) -> int:
-        base = sum(w * self.max_rounds(i) for i, w in enumerate(self.w))
-        share = self.max_weight(scale) / base if base else 1.0
-        return round(sum(self.max_rounds(i) for i in range(len(self.w))) * share)
+        return self._rounds(self.max_rounds, scale)
 
     def scale(self, elapsed_s: float) -> float:
         """Real seconds per estimated second so far (1 before any round)."""
