@@ -5,12 +5,13 @@ second of the two (millions), one figure per fresh pair of clients, the forms in
 
 * ``plain``: N cycles each (the user's loop); all cycles / (last end - first start). One client ends
   first and the other runs its rest alone, uncontended and ~5x as fast: ``tail`` is that rest's share of
-  the cycles (read from a clock read every 1,024 cycles), ``both`` the rate while both ran;
+  the cycles (read from a clock read every 1,024 cycles), ``both`` the rate while both ran, both counted
+  by ``user_loops.contended_cycles``, as the selfcheck's hand loop counts them;
 * ``stampK``: the clients loop until a stop flag the parent sets after 0.1 s, reading the clock after
   every K cycles (as ``patterns.lock_client`` does with ``LOCK_BATCH``) and storing their count to a
   slot of their own; cycles / (last end - first start).
 
-    python tools/lock_tail.py [reps]
+    PYTHONPATH=src python tools/lock_tail.py [reps]
 
 docs/measurement.md ("Contention") has what it showed: the rate of two contending clients moves with
 a few hundred nanoseconds of other work every K cycles (K = 1 and K = 32 read ~1.2-1.3x the plain
@@ -24,6 +25,8 @@ import sys
 import time
 from array import array
 from time import perf_counter
+
+from ipcbench.measure.user_loops import contended_cycles
 
 N = 500_000
 STAMP = 1024
@@ -98,9 +101,8 @@ def run(form: str) -> str:
     rate = total / (last - first) / 1e6
     if form != "plain":
         return f"{rate:.2f}"
-    t_end = min(s[1] for s in spans)
-    both = sum(STAMP * sum(1 for x in st if x <= t_end) for st in stamps)
-    return f"{rate:.2f} (both {both / (t_end - first) / 1e6:.2f}, tail {1 - both / total:.0%})"
+    got = contended_cycles([s[:2] for s in spans], stamps, N // STAMP * STAMP, STAMP)   # as the selfcheck counts
+    return f"{rate:.2f} (both {got['rate'] / 1e6:.2f}, tail {got['tail_share']:.0%})"
 
 
 def main(argv: list[str]) -> int:
