@@ -66,7 +66,7 @@ def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
     p = tmp_path / "v1.json"
     p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 1, "cases": [rec]}))
     data = load_result(p)
-    assert data["schema_version"] == SCHEMA_VERSION == 6
+    assert data["schema_version"] == SCHEMA_VERSION == 7
     got = data["cases"][0]
     assert got["case"]["placement"] == "os"             # version 3: rounds before it were not pinned
     assert got["metrics"]["latency_p50"]["value"] == pytest.approx(2e-6)          # geometric mean of rounds
@@ -131,5 +131,26 @@ def test_version_5_locks_stamped_every_32_cycles_keep_a_name_of_their_own(tmp_pa
     cases = [rec("lock", "contention"), rec("queue", "stream"), rec("lock_stamped", "contention")]
     p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 5, "cases": cases}))
     data = load_result(p)
-    assert data["schema_version"] == 6
+    assert data["schema_version"] == SCHEMA_VERSION
     assert [c["case"]["mechanism"] for c in data["cases"]] == ["lock_batch32", "queue", "lock_stamped"]
+
+
+def test_version_6_submit_all_jobs_of_256_keep_names_of_their_own(tmp_path):
+    """Until version 6 the submit-all dispatch forms submitted jobs of 256 tasks (now 1,024)."""
+    import json
+
+    def rec(mech, pattern):
+        return {"case": {"mechanism": mech, "pattern": pattern, "payload_kind": "bytes", "payload_bytes": 8,
+                         "workers": 1, "start_method": "fork", "placement": "spread"}, "status": "ok",
+                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
+
+    p = tmp_path / "v6.json"
+    cases = [rec("pool_apply_async", "dispatch"), rec("pool_apply_async_callback", "dispatch"),
+             rec("process_pool_executor", "dispatch"), rec("pool_apply_async_window", "dispatch"),
+             rec("pool_map", "dispatch"), rec("lock", "contention")]
+    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 6, "cases": cases}))
+    data = load_result(p)
+    assert data["schema_version"] == 7
+    assert [c["case"]["mechanism"] for c in data["cases"]] == [
+        "pool_apply_async_batch256", "pool_apply_async_callback_batch256", "process_pool_executor_batch256",
+        "pool_apply_async_window", "pool_map", "lock"]

@@ -198,8 +198,18 @@ def test_in_flight_window():
     assert patterns.in_flight_window(2, 8) == 2                 # one task per worker
     assert patterns.in_flight_window(16, 64 * 1024**2) == 2     # 2 x 64 MiB x 2 directions = 256 MiB
     assert patterns.in_flight_window(1, 1024**3) == 1
-    assert patterns.tasks_per_call(8, patterns.BATCH_TASKS) == 256
+    assert patterns.tasks_per_call(8, patterns.BATCH_TASKS) == 1024
     assert patterns.tasks_per_call(1024**2, patterns.BATCH_TASKS) == 16   # <= 32 MiB both ways
+
+
+def test_the_submit_all_hand_loops_run_jobs_of_the_cases_k():
+    """The selfcheck's hand loops for apply_async, its callback form and executor.submit run N tasks as
+    jobs of ipcbench's K (the rate moves with K), as the map loops make ipcbench's calls of 64."""
+    from ipcbench.measure import user_loops
+
+    assert user_loops._job_tasks(b"x" * 8) == 1024
+    assert user_loops._job_tasks(b"x" * 1024**2) == 16
+    assert user_loops._calls(2500, 1024) == [1024, 1024, 452]
 
 
 def test_counted_ops_end_at_the_last_op_that_finished_by_the_stop():

@@ -943,7 +943,12 @@ def dispatch_window(rnd: Round, executor: bool = False) -> RoundResult:
 
 
 CALL_BYTES = 32 * 1024**2
-BATCH_TASKS = 256
+# Tasks of one submit-all job. "Submit K tasks, then collect them" runs at a rate that moves with K (pinned,
+# 8 B, one worker, `python tools/job_size.py`: ~65k tasks/s at K = 256, ~82k at 1,024, ~75k at 4,096,
+# ~61-77k at 20,000): each job ends with the pool drained, and a long backlog costs too. 1,024 amortizes
+# the drain (~15 ms a job at 8 B) and keeps a round of at least 5 jobs short; the hand loops of the
+# selfcheck run jobs of the same K (schema 7; until then 256).
+BATCH_TASKS = 1024
 
 
 def tasks_per_call(size: int, most: int = 64) -> int:
@@ -978,8 +983,9 @@ def submit_all_callback(apply_async, payload, k: int) -> list:
         if len(got) + len(failed) == k:
             done.set()
 
+    on_error = partial(collect, into=failed.append)
     for _ in range(k):
-        apply_async(echo_task, (payload,), callback=collect, error_callback=partial(collect, into=failed.append))
+        apply_async(echo_task, (payload,), callback=collect, error_callback=on_error)
     done.wait()             # bounded by the round's timeout, as every blocking call of a round
     if failed:
         raise RoundFailed(f"{len(failed)} of {k} tasks failed: {failed[0]!r}")
@@ -1041,7 +1047,7 @@ def check_batch(replies, k: int, size: int) -> None:
 def dispatch_batches(rnd: Round, style: str, chunksize: int | None) -> RoundResult:
     """Batches of K echo tasks, again and again: ``Pool.map``, ``Pool.imap`` or ``ProcessPoolExecutor.map``
     of K tasks per call (``tasks_per_call``: 64), or K tasks submitted with ``apply_async`` (or
-    ``executor.submit``) and then collected, as users submit (``BATCH_TASKS``: 256). One op is one task
+    ``executor.submit``) and then collected, as users submit (``BATCH_TASKS``: 1,024). One op is one task
     (throughput = tasks / window); one latency sample is one whole batch (from the call to its last result:
     a user of map sees nothing sooner; a task's own latency in a backlog of K is mostly waiting, so it is
     not a latency to set beside ``pool_apply``'s: that is the windowed form's). ``params`` records the

@@ -48,14 +48,14 @@ manager_dict, manager_list      rpc         ``d = Manager().dict({0: p})``; ``d[
                                             N clients: a process each, each its own key, started together
                                             at a barrier)
 pool_apply                      dispatch    ``pool.apply(f, (p,))`` one at a time
-pool_apply_async                dispatch    submit all N: ``[pool.apply_async(f, (p,)) ...]``, then ``get()``
-                                            each
-pool_apply_async_callback       dispatch    submit all N with ``callback=``; wait for the N-th callback
+pool_apply_async                dispatch    jobs of K = 1,024: ``[pool.apply_async(f, (p,)) ...]``, then
+                                            ``get()`` each; again and again (the K the cases measure)
+pool_apply_async_callback       dispatch    jobs of K with ``callback=``; wait for the K-th callback
 pool_map / pool_map_chunksize1  dispatch    ``pool.map(f, [p] * 64)`` again and again (default chunksize /
                                             chunksize=1): the calls of K = 64 tasks the cases measure
 pool_imap                       dispatch    ``for r in pool.imap(f, [p] * 64)`` (chunksize 1), again and again
-process_pool_executor           dispatch    ``ProcessPoolExecutor``: submit all N, then ``result()`` each
-process_pool_executor_map       dispatch    ``list(ex.map(f, [p] * N))`` (chunksize 1)
+process_pool_executor           dispatch    ``ProcessPoolExecutor``: jobs of K: submit K, then ``result()`` each
+process_pool_executor_map       dispatch    ``list(ex.map(f, [p] * 64))`` (chunksize 1), again and again
 lock                            contention  N processes, each ``lock.acquire(); lock.release()`` N times,
                                             started together at a barrier, a clock read every 1,024; the
                                             cycles while all ran / (first end - first start)
@@ -930,24 +930,28 @@ def ds_pool_apply(ctx, payload, workers, target_s):
 
 
 def ds_pool_apply_async(ctx, payload, workers, target_s):
+    k = _job_tasks(payload)
     with ctx.Pool(workers) as pool:
         submit = pool.apply_async
 
         def run(n: int) -> float:
+            jobs = _calls(n, k)
             t0 = perf_counter()
-            results = [submit(echo, (payload,)) for _ in range(n)]
-            for r in results:
-                r.get()
+            for size in jobs:
+                results = [submit(echo, (payload,)) for _ in range(size)]
+                for r in results:
+                    r.get()
             return perf_counter() - t0
 
         return _measure(run, target_s, _held(len(payload)))
 
 
 def ds_pool_apply_async_callback(ctx, payload, workers, target_s):
+    k = _job_tasks(payload)
     with ctx.Pool(workers) as pool:
         submit = pool.apply_async
 
-        def run(n: int) -> float:
+        def job(n: int) -> None:
             done = threading.Event()
             got = []
 
@@ -956,11 +960,16 @@ def ds_pool_apply_async_callback(ctx, payload, workers, target_s):
                 if len(got) == n:
                     done.set()
 
-            t0 = perf_counter()
             for _ in range(n):
                 submit(echo, (payload,), callback=callback)
             if not done.wait(HAND_TIMEOUT_S):
                 raise RuntimeError(f"only {len(got)} of {n} callbacks came")
+
+        def run(n: int) -> float:
+            jobs = _calls(n, k)
+            t0 = perf_counter()
+            for size in jobs:
+                job(size)
             return perf_counter() - t0
 
         return _measure(run, target_s, _held(len(payload)))
@@ -980,6 +989,17 @@ def _map_calls(payload) -> int:
     from .patterns import tasks_per_call
 
     return tasks_per_call(len(payload))
+
+
+def _job_tasks(payload) -> int:
+    """Tasks per submit-all job: ipcbench's (``patterns.BATCH_TASKS``: 1,024, fewer for large payloads).
+    The rate of "submit K tasks, then collect them" moves with K (pinned, 8 B, one worker: ~65k tasks/s
+    at K = 256, ~82k at 1,024, ~61-77k at 20,000; ``tools/job_size.py``): each job ends with the pool
+    drained, and a long backlog costs too. So the hand loop runs N tasks as jobs of ipcbench's K, the
+    workload the cases are labelled with, as the map loops make ipcbench's calls of 64."""
+    from .patterns import BATCH_TASKS, tasks_per_call
+
+    return tasks_per_call(len(payload), BATCH_TASKS)
 
 
 def _pool_map(ctx, payload, workers, target_s, chunksize=None):
@@ -1024,14 +1044,17 @@ def _executor(ctx, workers):
 
 
 def ds_process_pool_executor(ctx, payload, workers, target_s):
+    k = _job_tasks(payload)
     with _executor(ctx, workers) as ex:
         submit = ex.submit
 
         def run(n: int) -> float:
+            jobs = _calls(n, k)
             t0 = perf_counter()
-            futures = [submit(echo, payload) for _ in range(n)]
-            for f in futures:
-                f.result()
+            for size in jobs:
+                futures = [submit(echo, payload) for _ in range(size)]
+                for f in futures:
+                    f.result()
             return perf_counter() - t0
 
         return _measure(run, target_s, _held(len(payload)))
@@ -1081,13 +1104,14 @@ def _loops() -> dict[tuple[str, str], UserLoop]:
         ("manager_dict", "rpc", True, "Manager().dict(): d[key] (N clients: a process each)", rpc_manager_dict),
         ("manager_list", "rpc", True, "Manager().list(): l[index] (N clients: a process each)", rpc_manager_list),
         ("pool_apply", "dispatch", True, "pool.apply(f, (p,)) one at a time", ds_pool_apply),
-        ("pool_apply_async", "dispatch", False, "submit all N apply_async, then get() each", ds_pool_apply_async),
-        ("pool_apply_async_callback", "dispatch", False, "submit all N apply_async with a callback, wait for "
-         "the last", ds_pool_apply_async_callback),
+        ("pool_apply_async", "dispatch", False, "jobs of K: submit K apply_async, then get() each",
+         ds_pool_apply_async),
+        ("pool_apply_async_callback", "dispatch", False, "jobs of K: submit K apply_async with a callback, "
+         "wait for the K-th", ds_pool_apply_async_callback),
         ("pool_map", "dispatch", False, "pool.map(f, [p] * 64) again and again, default chunksize", ds_pool_map),
         ("pool_map_chunksize1", "dispatch", False, "pool.map(f, [p] * 64, chunksize=1) again and again", ds_pool_map_chunksize1),
         ("pool_imap", "dispatch", False, "for r in pool.imap(f, [p] * 64) (chunksize 1), again and again", ds_pool_imap),
-        ("process_pool_executor", "dispatch", False, "ProcessPoolExecutor: submit all N, then result() each",
+        ("process_pool_executor", "dispatch", False, "jobs of K: submit K futures, then result() each",
          ds_process_pool_executor),
         ("process_pool_executor_map", "dispatch", False, "list(ex.map(f, [p] * 64)) (chunksize 1), again and again",
          ds_process_pool_executor_map),

@@ -50,12 +50,15 @@ MECHANISM_ORDER = [
     "queue_bounded", "joinable_queue_bounded", "thread_queue_bounded", "lock_stamped",
     # schema 5: a lock client stamping every 32 cycles
     "lock_batch32",
+    # schema 6: the submit-all dispatch forms submitted jobs of 256 tasks
+    "pool_apply_async_batch256", "pool_apply_async_callback_batch256", "process_pool_executor_batch256",
 ]
 _PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
     "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
     "#756bb1", "#636363", "#9c9ede", "#6b6ecf", "#b5cf6b", "#e7ba52", "#fd8d3c", "#74c476", "#9e9ac8",
     "#c49c94", "#f7b6d2", "#dbdb8d", "#8ca252", "#bd9e39", "#ad494a", "#a55194", "#6baed6", "#fdae6b",
+    "#5254a3", "#cedb9c", "#e7969c",
 ]
 LINESTYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v"]

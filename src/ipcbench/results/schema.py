@@ -39,6 +39,11 @@ Format history (``schema_version``):
       stopped before the parent (its cap); with 32 cycles a stamp the pair of clients ran 1.2-1.7x as fast
       as the user's plain loop (docs/measurement.md, "Contention"). Version 5's lock cases load as
       ``lock_batch32`` (``RENAMED_IN_6``), never beside the new ones.
+  7 - the submit-all dispatch forms (``pool_apply_async``, ``pool_apply_async_callback``,
+      ``process_pool_executor``) submit jobs of K = 1,024 tasks (``params.tasks_per_call``), where they
+      submitted 256: the rate of "submit K, then collect" moves with K (pinned, 8 B, one worker: ~65k
+      tasks/s at 256, ~82k at 1,024; ``tools/job_size.py``). Version 6's cases of these three load as
+      ``<mechanism>_batch256`` (``RENAMED_IN_7``), never beside the new ones.
 
 Never pickle: a result file must be safe to open from a stranger.
 """
@@ -53,7 +58,7 @@ from ..errors import UserError
 from .io import read_json
 
 SCHEMA = "ipcbench-result"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The tidy export's columns: a public interface (add columns, never rename). CASE_COLUMNS name one case of
 # one result set; TIDY_COLUMNS are what `ipcbench export --format csv` writes first (then ``flags``).
@@ -191,8 +196,19 @@ def _v5_to_v6(data: dict) -> dict:
     return _rename(data, RENAMED_IN_6, 6)
 
 
+# Until version 6 the submit-all dispatch forms submitted jobs of 256 tasks (now 1,024): another workload.
+RENAMED_IN_7 = {("pool_apply_async", "dispatch"): "pool_apply_async_batch256",
+                ("pool_apply_async_callback", "dispatch"): "pool_apply_async_callback_batch256",
+                ("process_pool_executor", "dispatch"): "process_pool_executor_batch256"}
+
+
+def _v6_to_v7(data: dict) -> dict:
+    """Version 6's submit-all dispatch cases (jobs of 256 tasks) get the names ``RENAMED_IN_7``."""
+    return _rename(data, RENAMED_IN_7, 7)
+
+
 # version -> function turning a dict of that version into version + 1
-MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
+MIGRATIONS: dict = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}
 
 
 def check(data: object, source: str) -> dict:

@@ -7,7 +7,7 @@ from . import Mechanism
 
 MECHANISMS = [
     Mechanism("process_pool_executor", "executor",
-              "ProcessPoolExecutor.submit as users write it: K futures (256, <= 32 MiB), then result() each; "
+              "ProcessPoolExecutor.submit as users write it: K futures (1,024, <= 32 MiB), then result() each; "
               "latency = one batch", patterns=("dispatch",), dispatch="executor_submit"),
     Mechanism("process_pool_executor_window", "executor",
               "ProcessPoolExecutor.submit keeping one future per worker in flight; latency = one task",

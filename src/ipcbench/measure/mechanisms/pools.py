@@ -13,7 +13,7 @@ MECHANISMS = [
     Mechanism("pool_apply", "pool", "Pool.apply: one task at a time, the caller waits for each result",
               patterns=("dispatch",), dispatch="apply"),
     Mechanism("pool_apply_async", "pool",
-              "Pool.apply_async as users write it: submit K tasks (256, <= 32 MiB), then get() each; "
+              "Pool.apply_async as users write it: submit K tasks (1,024, <= 32 MiB), then get() each; "
               "latency = one batch", patterns=("dispatch",), dispatch="apply_async"),
     Mechanism("pool_apply_async_callback", "pool",
               "Pool.apply_async(callback=...): submit K tasks, collect by callback, wait for all; "
