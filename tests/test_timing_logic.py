@@ -236,6 +236,24 @@ def test_counted_ops_end_where_the_first_client_stopped_before_the_stop():
     assert ops == 4 and last == 340
 
 
+def test_the_cpu_of_a_round_is_omitted_where_the_others_ran_on_after_a_capped_client():
+    """rpc and contention read CPU at the stop: where a client stopped on its cap earlier while another
+    ran on, that CPU holds uncounted ops, so the round reports none and says why; where every client ran
+    to the stop (its last op ends after it), or one client alone stopped on its cap and waited, it is the
+    CPU of the counted ops (within one op)."""
+    capped = (array("q", [100, 200]), array("q", [190, 290]))            # stopped at 290
+    running = (array("q", [100, 180, 250, 300, 350]), array("q", [170, 240, 290, 340, 420]))
+    why = patterns.cpu_omitted([capped, running], t_stop=400)
+    assert why == ("a client stopped on its cap 0.0 ms before the stop; the CPU read there holds the "
+                   "others' uncounted ops")
+    assert patterns.cpu_omitted([capped, running], t_stop=3_000_290).startswith(
+        "a client stopped on its cap 3.0 ms before")
+    assert patterns.cpu_omitted([running], t_stop=400) is None                  # ran to the stop
+    assert patterns.cpu_omitted([capped], t_stop=400) is None                   # alone: idle after its cap
+    assert patterns.cpu_omitted([running, (array("q"), array("q"))], t_stop=400) is None
+    assert patterns.cpu_omitted([(array("q"), array("q"))], t_stop=400) is None
+
+
 def test_a_contention_sample_is_a_batch_of_cycles_divided_by_its_size():
     """contention: each (start, end) pair is LOCK_BATCH cycles (stamping each cycle cost more than one);
     a sample is the batch's time / the batch size, and every cycle of a counted batch is an op."""

@@ -704,6 +704,25 @@ def lock_client(lock, warmup, go, stop, counts, index, result_conn, max_ops, tim
     _send_client_times(result_conn, starts, ends, stop, timeout)
 
 
+def counted_end(client_times, t_stop: int) -> int:
+    """Where the counted window of ``counted_ops`` ends: the stop, or the last op of a client that ended
+    before it. A client still running at the stop records the op (or batch) it was in after the stop, so
+    only a client that stopped early (its cap, ``max_ops``) ends before it."""
+    ended = [ends[-1] for _, ends in client_times if len(ends)]
+    return min([t_stop, *ended])
+
+
+def cpu_omitted(client_times, t_stop: int) -> str | None:
+    """Why the CPU read at the stop is not the CPU of the counted ops, or None: a client stopped (its cap)
+    before the stop while others ran on, uncounted (``counted_end``)."""
+    t_end = counted_end(client_times, t_stop)
+    last = max((ends[-1] for _, ends in client_times if len(ends)), default=t_end)
+    if t_end < t_stop and last > t_end:
+        return (f"a client stopped on its cap {(t_stop - t_end) / 1e6:.1f} ms before the stop; the CPU read "
+                "there holds the others' uncounted ops")
+    return None
+
+
 def counted_ops(client_times, t_stop: int, per_sample: int = 1) -> tuple[list[int], int, int]:
     """The ops of all clients that ended while every client was still running: ``(latency samples, ops,
     end of the last one)``. ``client_times`` holds each client's ``(starts, ends)``, one pair per
@@ -712,8 +731,7 @@ def counted_ops(client_times, t_stop: int, per_sample: int = 1) -> tuple[list[in
     there the others would run with one contender fewer (an uncontended lock cycle is ~5x a contended one
     here). An op still running then is not counted, and the window ends at the last counted op, not at the
     parent's poll."""
-    ended = [ends[-1] for _, ends in client_times if len(ends)]
-    t_end = min([t_stop, *ended])
+    t_end = counted_end(client_times, t_stop)
     samples: list[int] = []
     last = 0
     for starts, ends in client_times:
@@ -731,7 +749,10 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: i
     poll, and each client's own count, a safety net: where a client stops on it first, the counted window
     ends at its last op (``counted_ops``), so the others never count ops run with fewer contenders. Ops
     that end by the stop count; the window runs from ``go`` to the end of the last counted op; CPU is read
-    at the stop, before the flag is set."""
+    at the stop, before the flag is set (the counted ops end within one op of it). Where a client stopped
+    on its cap first while others ran on, the CPU read at the stop also holds their uncounted ops: the
+    round then reports no CPU (``params.cpu_omitted``) rather than a CPU per op of other ops (one client
+    alone that stops on its cap waits for the stop, idle)."""
     spec, ctx = rnd.spec, rnd.ctx
     n = len(targets)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
@@ -774,11 +795,16 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: i
     if ops == 0:
         raise RoundFailed("no operation completed in the timed window")
     params = {"first_call_ns": first_calls} if first_calls else {}
+    cpu_s = rnd.cpu_delta(cpu0, cpu1)
+    omitted = cpu_omitted(client_times, t_stop)
+    if omitted:
+        cpu_s = None
+        params["cpu_omitted"] = omitted
     if per_sample > 1:
         params["latency_is"] = f"acquire + release, the mean of a batch of {per_sample} cycles by one client"
         params["cycles_per_sample"] = per_sample
     return RoundResult(samples, ops=ops, window_ns=last - t_go, bytes_per_op=bytes_per_op,
-                       cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params or None)
+                       cpu_s=cpu_s, placement=placement, params=params or None)
 
 
 def rpc(rnd: Round, mech: Makers) -> RoundResult:
