@@ -289,6 +289,31 @@ def test_a_stream_s_latency_samples_are_its_stamped_messages():
     assert patterns.stamp_stride(8) == patterns.STAMP_STRIDE and patterns.stamp_stride(1024**2) == 1
 
 
+def test_a_stream_consumer_that_stamps_every_kth_receipt_matches_them_to_the_sends():
+    """The stream's consumer keeps the receipt of every ``every``-th message only (times[r] is message
+    r x every); a sample needs the message stamped on both sides, whatever the producer's stride."""
+    times = [100, 140, 180, 220]                  # messages 0, 4, 8, 12
+    sent = array("q", [5, 45, 85, 125])           # stride 4: messages 0, 4, 8, 12
+    assert patterns.one_way_samples(times, 1, sent, 4, every=4) == [95, 95, 95]
+    sent2 = array("q", [5, 85])                   # stride 8: messages 0, 8
+    assert patterns.one_way_samples(times, 0, sent2, 8, every=4) == [95, 95]
+    assert patterns.one_way_samples(times, 2, array("q", range(13)), 1, every=4) == [172, 208]  # stride 1
+    # the counted window needs `need` messages, counted as stamped receipts x every
+    assert patterns.counted_window([times], t_steady=150, exhausted=True, need=8, every=4) == (180, [2], False)
+    assert patterns.counted_window([times], t_steady=150, exhausted=True, need=9, every=4)[2] is True
+
+
+def test_the_prefix_of_a_drain_stamps_every_kth_message_counting_those_before():
+    """Untagged, ``_receive_prefix`` stamps message i (counting ``received`` before this call) when
+    i % every == 0, and counts every message; a producer's None ends it."""
+    msgs = iter([b"m"] * 10 + [None])
+    times = [array("q")]
+    ended, got = patterns._receive_prefix(lambda: next(msgs), 10, times, False, 1, every=4, received=2)
+    assert (ended, got) == (0, 10) and len(times[0]) == 2          # messages 4 and 8 of 2..11
+    ended, got = patterns._receive_prefix(lambda: next(msgs), 10, times, False, 1, every=4, received=12)
+    assert (ended, got) == (1, 0) and len(times[0]) == 2           # the None: the producer ended
+
+
 def test_the_paced_phase_runs_at_a_tenth_of_the_rate_and_counts_from_the_schedule():
     """Open loop: a sample is receipt - scheduled send time (t0 + k x interval), so a stall delays the
     messages behind it and they count; the schedule is a tenth of the delivered rate, lasts half the

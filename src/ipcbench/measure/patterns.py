@@ -321,11 +321,12 @@ def stamp_stride(size: int) -> int:
     return STAMP_STRIDE if size <= STRIDE_BYTES else 1
 
 
-def one_way_samples(times: list[int], start: int, sent, stride: int) -> list[int]:
+def one_way_samples(times, start: int, sent, stride: int, every: int = 1) -> list[int]:
     """Latency samples of one producer's counted receipts ``times[start:]``: receipt - send time of each
-    stamped message (every ``stride``-th from the first; ``sent`` holds their send times)."""
-    first = -(-start // stride) * stride            # the first stamped message at or after start
-    return [times[j] - sent[j // stride] for j in range(first, len(times), stride) if j // stride < len(sent)]
+    message stamped on both sides. ``times[r]`` is the receipt of message ``r * every`` (the consumer
+    stamps every ``every``-th message, from the first), ``sent[k]`` the send of message ``k * stride``."""
+    return [times[r] - sent[r * every // stride] for r in range(start, len(times))
+            if (r * every) % stride == 0 and r * every // stride < len(sent)]
 
 
 def start_producers(rnd: Round, consumer, producer_end, producers: int, tagged: bool, warmup: int, go, stop,
@@ -391,15 +392,16 @@ def steady_start(times: list, t_steady: int) -> tuple[int | None, list[int]]:
     return (min(firsts) if firsts else None), starts
 
 
-def counted_window(times: list, t_steady: int, exhausted: bool, need: int = 2
+def counted_window(times: list, t_steady: int, exhausted: bool, need: int = 2, every: int = 1
                    ) -> tuple[int | None, list[int], bool]:
     """``steady_start``, except where the producers sent all their ``max_messages`` so fast that fewer
     than ``need`` receipts came after ``t_steady`` (a fast channel, a small budget; ``need`` is twice the
     stamp stride, so that the window holds a stamped message): then the first ``STEADY_SKIP`` of the
     messages received are skipped instead. Returns ``(first, starts, whole)``; ``whole`` says the second
-    rule was used (the round's CPU window then spans the whole stream)."""
+    rule was used (the round's CPU window then spans the whole stream). ``times`` holds the receipts of
+    every ``every``-th message; ``need`` counts messages."""
     first, starts = steady_start(times, t_steady)
-    after = sum(len(t) - k for t, k in zip(times, starts))
+    after = sum(len(t) - k for t, k in zip(times, starts)) * every
     if not exhausted or after >= need:
         return first, starts, False
     received = sorted(t for ts in times for t in ts)
@@ -420,21 +422,28 @@ def _wait_filled(conns: list, timeout: float) -> None:
 
 
 def _receive_prefix(recv, n: int, times: list, tagged: bool, producers: int, ended: int = 0,
-                    seconds: float | None = None) -> tuple[int, int]:
+                    seconds: float | None = None, every: int = 1, received: int = 0) -> tuple[int, int]:
     """Receive up to ``n`` messages before the window (their receipt times kept in ``times``, since send
-    stamps are matched to receipts by position), or, with ``seconds``, only until that long has passed;
-    returns ``(producers ended by now, messages received)``."""
+    stamps are matched to receipts by position), or, with ``seconds``, only until that long has passed
+    (looked at when a receipt is stamped); returns ``(producers ended by now, messages received)``.
+    Untagged, only every ``every``-th message's receipt is stamped, counting the ``received`` before."""
     clock = perf_counter_ns
     stop = None if seconds is None else clock() + int(seconds * 1e9)
     got = 0
     while got < n and ended < producers:
         msg = recv()
-        t = clock()
         if msg is None:
             ended += 1
             continue
-        times[msg[0] if tagged else 0].append(t)
         got += 1
+        if tagged:
+            t = clock()
+            times[msg[0]].append(t)
+        elif (received + got - 1) % every == 0:
+            t = clock()
+            times[0].append(t)
+        else:
+            continue
         if stop is not None and t >= stop:
             break
     return ended, got
@@ -476,8 +485,12 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     result_conns = start_producers(rnd, consumer, producer_end, producers, tagged, warmup, go, stop, per_producer,
                                    fill_first, stride, pace, counting)
     recv = consumer.recv
-
-    times: list[list[int]] = [[] for _ in range(producers)]
+    # A stream's consumer stamps the receipt of every ``every``-th message only (the producer's stride):
+    # a clock read, an append and the window's checks per message cost a consumer-bound drain (8 B,
+    # JoinableQueue) ~8 %, and made a feeder-bound one (Queue) wait less and read faster
+    # (tools/drain_stamping.py, docs/measurement.md). A fan-in stamps every receipt (``tagged_window``).
+    every = 1 if tagged else stride
+    times = [array("q") for _ in range(producers)]
     ended = 0                      # producers whose sentinel has arrived
     clock = perf_counter_ns
     counted = 0                    # receipts in the counted window
@@ -493,10 +506,11 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
         # 20,000 8 B messages timed from there read 1.18-1.22x the selfcheck's hand loop, which drains ~90,000;
         # with it 1.04 (docs/measurement.md).
         buffered = buffered_messages(consumer, (0, rnd.payload) if tagged else rnd.payload)
-        ended, buffered = _receive_prefix(recv, buffered, times, tagged, producers)
+        ended, buffered = _receive_prefix(recv, buffered, times, tagged, producers, every=every)
         if spec.warmup_min_s:
             left = per_producer * producers - buffered
-            ended, drained = _receive_prefix(recv, left // 2, times, tagged, producers, ended, spec.warmup_min_s)
+            ended, drained = _receive_prefix(recv, left // 2, times, tagged, producers, ended, spec.warmup_min_s,
+                                             every, buffered)
     cpu_go = rnd.cpu_snapshot()    # for a round whose producers reach max_messages before the window opens
     t_go = clock()
     skip_s = steady_skip_s(spec, fill_first)
@@ -520,19 +534,25 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
         cpu0 = opened.get("cpu0")
     else:
         append = times[0].append
+        skip = (-(buffered + drained)) % every      # messages to receive before the next stamped one
+        last_skip = every - 1
         while True:
             msg = recv()
-            t = clock()
             if msg is None:
                 ended = 1
                 break
+            if skip:
+                skip -= 1
+                continue
+            skip = last_skip
+            t = clock()
             append(t)
             if t >= t_steady:
                 if cpu0 is None:
                     cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
                     if counting is not None:
                         counting.value = 1
-                counted += 1
+                counted += every
                 if t >= hard or (t >= soft and counted >= min_messages):
                     break
             elif t >= hard:
@@ -551,32 +571,35 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
         sent.frombytes(conn.recv_bytes())
         sents.append(sent)
     strides = [sent[0] for sent in sents]
-    first, starts, whole = counted_window(times, t_steady, exhausted, need=max(2, 2 * max(strides)))
+    first, starts, whole = counted_window(times, t_steady, exhausted, need=max(2, 2 * max(strides), 2 * every),
+                                          every=every)
     if whole:
         cpu0 = cpu_go               # the CPU window then spans the whole stream, a little more than counted
     samples: list[int] = []
     for i, sent in enumerate(sents):
-        samples.extend(one_way_samples(times[i], starts[i], sent[1:], sent[0]))
-    count = sum(len(t) - k for t, k in zip(times, starts))     # counted receipts
+        samples.extend(one_way_samples(times[i], starts[i], sent[1:], sent[0], every))
+    count = sum(len(t) - k for t, k in zip(times, starts))     # counted (stamped) receipts
     if count < 2 or first is None:
-        raise RoundFailed(f"only {count} message(s) delivered in the counted window (after the first "
-                          f"{skip_s * 1e3:.0f} ms, while the channel fills)")
+        raise RoundFailed(f"only {count} stamped message(s) delivered in the counted window (after the first "
+                          f"{skip_s * 1e3:.0f} ms, while the channel fills; every {every}th is stamped)")
     if not samples:
         raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {max(strides)}th is)")
-    # (count - 1) messages arrived after the first counted receipt: that is the delivered rate.
+    # (count - 1) x every messages arrived after the first counted receipt: that is the delivered rate.
+    ops = (count - 1) * every
     last = max(t[-1] for t in times if t)
     params: dict = {}
     if pace is not None:            # the paced phase, after the CPU window: the channel is drained
-        params = _paced_phase(rnd, recv, result_conns[0], pace, (count - 1) * 1e9 / max(1, last - first))
+        params = _paced_phase(rnd, recv, result_conns[0], pace, ops * 1e9 / max(1, last - first))
     params = {**params, "latency_is": BACKLOG_LATENCY[fill_first],
               "steady_after_ms": round(skip_s * 1e3, 3), "stamped_every": max(strides),
+              "receipts_stamped_every": every,
               **rnd.channel_params}
     if fill_first:
         params["window_starts"] = ("after the producers have put all their messages, the messages the "
                                    "queue's pipe held then were received, and the drain's first warmup_min_s")
         params["buffered_skipped"] = buffered
         params["drain_warmup_skipped"] = drained
-    return RoundResult(samples, ops=count - 1, window_ns=last - first, bytes_per_op=case.payload_bytes,
+    return RoundResult(samples, ops=ops, window_ns=last - first, bytes_per_op=case.payload_bytes,
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params)
 
 
