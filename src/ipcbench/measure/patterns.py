@@ -610,6 +610,7 @@ def tagged_window(recv, clock, times: list, producers: int, ended: int, t_steady
     sentinels: all of them, or, once the window has opened (``t_steady``), the first (see ``fanin``).
     ``on_open()`` runs at the first counted receipt. Returns ``(producers ended, receipts counted)``."""
     counted = 0
+    appends = [t.append for t in times]         # bound once: no attribute lookup per message
     while True:
         msg = recv()
         t = clock()
@@ -618,7 +619,7 @@ def tagged_window(recv, clock, times: list, producers: int, ended: int, t_steady
             if ended == producers or (producers > 1 and t >= t_steady):
                 break
             continue
-        times[msg[0]].append(t)
+        appends[msg[0]](t)
         if t >= t_steady:
             if not counted:
                 on_open()
