@@ -541,23 +541,6 @@ def test_decide_cuts_the_minimum_only_down_to_the_floor_and_only_with_one():
     assert decide(3, tight, tight, 0.6, rule, run_share_s=0.0, min_now=3).reason == "run budget"
 
 
-def test_while_the_minimum_gives_way_a_case_far_from_its_target_stops_at_the_floor():
-    """When the run budget cannot pay every case its minimum, a case at its floor whose rounds need more
-    than reach_factor x min_rounds rounds for the target stops "out of reach"; a quiet one goes on."""
-    rule = StopRule(0.05, 5, 30, None, reach_factor=2.0, floor_rounds=3)
-    wild = [50e-6 * f for f in (1.0, 1.25, 0.8)]                   # ~22 %: ~75 rounds needed
-    quiet = [50e-6 * f for f in (1.0, 1.03, 0.97)]                 # ~3 %: ~1.4 rounds needed
-    assert rounds_needed(wild, [], 0.05) > 10 > rounds_needed(quiet, quiet, 0.05)
-    d = decide(3, wild, [], 0.6, rule, run_share_s=0.0, min_now=4)
-    assert (d.more, d.reason) == (False, "out of reach")
-    assert decide(3, quiet, quiet, 0.6, rule, run_share_s=0.0, min_now=4).more
-    assert decide(2, wild[:2], [], 0.4, rule, run_share_s=0.0, min_now=4).more        # below the floor
-    assert decide(3, wild, [], 0.6, rule, run_share_s=0.0, min_now=5).more            # the budget pays 5
-    assert decide(3, wild, [], 0.6, rule, run_share_s=0.0, min_now=None).more         # no run budget
-    assert decide(3, wild, [], 0.6, StopRule(0.05, 5, 30, None, floor_rounds=3), run_share_s=0.0,
-                  min_now=4).more                                                      # no reach_factor
-
-
 def test_a_run_budget_with_a_floor_caps_the_minimum_rounds_on_a_fake_clock(tmp_path, monkeypatch, fake_machine):
     """Six noisy cases, 0.25 s a round, a minimum of 5 rounds (7.5 s in all), a 5 s run budget and a floor
     of 3: every case gets 3 or 4 rounds (the budget pays 3.33 a case), the run ends within its budget plus

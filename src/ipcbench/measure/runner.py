@@ -63,12 +63,7 @@ need it. Where the run budget cannot pay even every case's minimum rounds (a slo
 and the rule has a ``floor_rounds``, the minimum itself gives way: ``affordable_min`` finds the most rounds
 (between the floor and the minimum) that every unfinished case can still get within the budget at its
 mean round length, and a case that has that many stops with "run budget", below ``rounds_min`` (its
-record shows how many it got); without a floor the minimum rounds always run. While the minimum gives
-way, a case that has its floor and whose rounds vary so much that the target would take more than
-``reach_factor`` x ``rounds_min`` rounds stops "out of reach" at the floor: the rounds it would still
-have got go to the cases that can reach the target (at ``reach_factor`` 2 and a minimum of 5, a sd of
-the rounds' logs above ~8 %; with 2 degrees of freedom a case whose true sd is 4 % shows that with a
-chance of ~2 %). The decision is taken
+record shows how many it got); without a floor the minimum rounds always run. The decision is taken
 right after each round of the case, so a finished case is written at once. A failed round ends its case
 ("failed"); Ctrl-C ends the unfinished ones ("interrupted"). Each case record says ``rounds_min``,
 ``rounds_max``, ``target_ci``, ``ci_reached`` (the larger relative half-width of the two CIs; null below
@@ -230,16 +225,9 @@ def decide(rounds: int, p50s: Sequence[float], throughputs: Sequence[float], ela
     within that budget (``affordable_min``), None where the minimum always runs. See the module docstring."""
     ci = round_ci(p50s, throughputs)
     if rounds < rule.min_rounds:
-        if min_now is not None and rule.floor_rounds is not None:
-            if rounds >= max(min_now, rule.floor_rounds, 1):
-                return Decision(False, "run budget", ci)
-            # The budget cannot pay every case its minimum: a case at the floor whose rounds vary so much
-            # that its target would take more than reach_factor x the minimum rounds gives the rounds it
-            # would still get to cases that can reach theirs.
-            if min_now < rule.min_rounds and rule.reach_factor is not None and \
-                    rounds >= max(rule.floor_rounds, 2) and \
-                    rounds_needed(p50s, throughputs, rule.target_ci) > rule.reach_factor * rule.min_rounds:
-                return Decision(False, "out of reach", ci)
+        if min_now is not None and rule.floor_rounds is not None and \
+                rounds >= max(min_now, rule.floor_rounds, 1):
+            return Decision(False, "run budget", ci)
         return Decision(True, None, ci)
     if ci is not None and ci <= rule.target_ci:
         return Decision(False, "target met", ci)
