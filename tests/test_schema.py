@@ -81,38 +81,34 @@ def test_version_1_files_migrate_to_round_level_estimates(tmp_path):
     assert "median_ci_s" not in noise and not math.isnan(noise["target_ci"])
 
 
+def _old_record(mech: str, pattern: str = "dispatch", workers: int = 1) -> dict:
+    """A case record of an older schema, as far as the renaming migrations look at it."""
+    return {"case": {"mechanism": mech, "pattern": pattern, "payload_kind": "bytes", "payload_bytes": 8,
+                     "workers": workers, "start_method": "fork", "placement": "spread"}, "status": "ok",
+            "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
+
+
+def _load_old(tmp_path, version: int, cases: list[dict]) -> dict:
+    p = tmp_path / f"v{version}.json"
+    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": version, "cases": cases}))
+    return load_result(p)
+
+
 def test_version_3_windowed_apply_async_and_executor_cases_keep_a_name_of_their_own(tmp_path):
     """Until version 3 pool_apply_async kept 4 tasks per worker in flight; now that name submits a batch and
     collects it, so old cases must not be set beside new ones under the same name."""
-    import json
-
-    def rec(mech):
-        return {"case": {"mechanism": mech, "pattern": "dispatch", "payload_kind": "bytes", "payload_bytes": 8,
-                         "workers": 1, "start_method": "fork", "placement": "spread"}, "status": "ok",
-                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
-
-    p = tmp_path / "v3.json"
-    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 3,
-                             "cases": [rec("pool_apply_async"), rec("process_pool_executor"), rec("pool_apply")]}))
-    data = load_result(p)
+    data = _load_old(tmp_path, 3, [_old_record("pool_apply_async"), _old_record("process_pool_executor"),
+                                   _old_record("pool_apply")])
     assert [c["case"]["mechanism"] for c in data["cases"]] == [
         "pool_apply_async_window4", "process_pool_executor_window4", "pool_apply"]
 
 
 def test_version_4_bounded_queue_streams_and_stamped_locks_keep_names_of_their_own(tmp_path):
     """Until version 4 the queues' one-way cases ran on Queue(maxsize) and lock clients stamped every cycle."""
-    import json
-
-    def rec(mech, pattern):
-        return {"case": {"mechanism": mech, "pattern": pattern, "payload_kind": "bytes", "payload_bytes": 8,
-                         "workers": 1, "start_method": "fork", "placement": "spread"}, "status": "ok",
-                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
-
-    p = tmp_path / "v4.json"
-    cases = [rec("queue", "stream"), rec("queue", "roundtrip"), rec("thread_queue", "fanin"),
-             rec("joinable_queue", "stream"), rec("lock", "contention"), rec("pipe_simplex", "stream")]
-    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 4, "cases": cases}))
-    data = load_result(p)
+    cases = [_old_record("queue", "stream"), _old_record("queue", "roundtrip"), _old_record("thread_queue", "fanin"),
+             _old_record("joinable_queue", "stream"), _old_record("lock", "contention"),
+             _old_record("pipe_simplex", "stream")]
+    data = _load_old(tmp_path, 4, cases)
     assert data["schema_version"] == SCHEMA_VERSION
     assert [c["case"]["mechanism"] for c in data["cases"]] == [
         "queue_bounded", "queue", "thread_queue_bounded", "joinable_queue_bounded", "lock_stamped", "pipe_simplex"]
@@ -120,36 +116,19 @@ def test_version_4_bounded_queue_streams_and_stamped_locks_keep_names_of_their_o
 
 def test_version_5_locks_stamped_every_32_cycles_keep_a_name_of_their_own(tmp_path):
     """Until version 5 a lock client read the clock every 32 cycles (1.2-1.7x the plain loop's rate)."""
-    import json
-
-    def rec(mech, pattern):
-        return {"case": {"mechanism": mech, "pattern": pattern, "payload_kind": "bytes", "payload_bytes": 8,
-                         "workers": 2, "start_method": "fork", "placement": "spread"}, "status": "ok",
-                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
-
-    p = tmp_path / "v5.json"
-    cases = [rec("lock", "contention"), rec("queue", "stream"), rec("lock_stamped", "contention")]
-    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 5, "cases": cases}))
-    data = load_result(p)
+    cases = [_old_record("lock", "contention", 2), _old_record("queue", "stream", 2),
+             _old_record("lock_stamped", "contention", 2)]
+    data = _load_old(tmp_path, 5, cases)
     assert data["schema_version"] == SCHEMA_VERSION
     assert [c["case"]["mechanism"] for c in data["cases"]] == ["lock_batch32", "queue", "lock_stamped"]
 
 
 def test_version_6_submit_all_jobs_of_256_keep_names_of_their_own(tmp_path):
     """Until version 6 the submit-all dispatch forms submitted jobs of 256 tasks (now 1,024)."""
-    import json
-
-    def rec(mech, pattern):
-        return {"case": {"mechanism": mech, "pattern": pattern, "payload_kind": "bytes", "payload_bytes": 8,
-                         "workers": 1, "start_method": "fork", "placement": "spread"}, "status": "ok",
-                "error": None, "metrics": {}, "noise": {}, "rounds": [], "wall_s": 1.0}
-
-    p = tmp_path / "v6.json"
-    cases = [rec("pool_apply_async", "dispatch"), rec("pool_apply_async_callback", "dispatch"),
-             rec("process_pool_executor", "dispatch"), rec("pool_apply_async_window", "dispatch"),
-             rec("pool_map", "dispatch"), rec("lock", "contention")]
-    p.write_text(json.dumps({"schema": "ipcbench-result", "schema_version": 6, "cases": cases}))
-    data = load_result(p)
+    cases = [_old_record("pool_apply_async"), _old_record("pool_apply_async_callback"),
+             _old_record("process_pool_executor"), _old_record("pool_apply_async_window"),
+             _old_record("pool_map"), _old_record("lock", "contention")]
+    data = _load_old(tmp_path, 6, cases)
     assert data["schema_version"] == 7
     assert [c["case"]["mechanism"] for c in data["cases"]] == [
         "pool_apply_async_batch256", "pool_apply_async_callback_batch256", "process_pool_executor_batch256",
