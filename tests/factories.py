@@ -74,6 +74,7 @@ def result_set(cases: list[dict], machine_id="test-machine", python_version="3.1
         "machine": {"machine_id": machine_id, "hostname": "testhost", "cpu_model": cpu_model,
                     "logical_cores": logical_cores, "usable_cpus": logical_cores, "affinity": [0, 1],
                     "cgroup_cpu_quota": None, "virtualization": "kvm", "cpu_governor": None,
+                    "cpu_idle": {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": 0},
                     "memory_bytes": 1 << 34, "os": "Linux", "kernel": "6.1.0", "platform": "Linux-6.1",
                     "arch": "x86_64", "load_average": [0.1, 0.1, 0.1]},
         "python": {"python_version": python_version, "implementation": "CPython", "build": ["main", ""],

@@ -363,7 +363,7 @@ def assert_inert(html: str, own_scripts: int) -> None:
 REPORT_FIELDS = {
     ("machine_id",): True, ("machine", "machine_id"): False, ("machine", "hostname"): False,
     ("machine", "cpu_model"): True, ("machine", "description"): True, ("machine", "virtualization"): True,
-    ("machine", "cpu_governor"): True, ("machine", "os"): True, ("machine", "kernel"): True,
+    ("machine", "cpu_governor"): True, ("machine", "cpu_idle", "driver"): True, ("machine", "os"): True, ("machine", "kernel"): True,
     ("machine", "platform"): False, ("machine", "arch"): True,
     ("python", "python_version"): True, ("python", "implementation"): True, ("python", "compiler"): True,
     ("python", "executable"): False, ("python", "git_commit"): True, ("python", "default_start_method"): True,

@@ -5,6 +5,7 @@ particular to each (the raw framing, task_done, spawn peers)."""
 import json
 import multiprocessing as mp
 import os
+import pickle
 import socket
 import threading
 
@@ -222,6 +223,9 @@ def test_out_of_band_pickles_send_an_array_s_buffer_apart_and_receive_it_writabl
         t.join()
         assert isinstance(got[0], np.ndarray) and np.array_equal(got[0], arr) and got[0].flags.writeable
         assert got[1:] == [b"xy", None]
+        # bytes has no out-of-band buffer: one message, a zero count and the pickle, as the PEP's loop sends
+        sender.send(b"xy")
+        assert cb.recv_bytes() == bytes(4) + pickle.dumps(b"xy", protocol=5)
         copy = OutOfBand.__new__(OutOfBand)
         copy.__setstate__(receiver.__getstate__())
         assert copy.conn is cb

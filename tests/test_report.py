@@ -332,7 +332,9 @@ def test_system_check_warnings_are_shown(tmp_path):
         {"check": "CPU scaling governor", "state": "warning", "message": "powersave <not performance>",
          "source": "pyperf"},
         {"check": "ASLR", "state": "ok", "message": "Full randomization", "source": "pyperf"}]
+    data["machine"]["cpu_idle"] = {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": 0}
     page = build_report(load_sets([write(tmp_path / "r.json", data)]), tmp_path / "site").read_text()
+    assert "driver haltpoll, governor haltpoll, guest_halt_poll_ns 0" in page
     assert "system check warnings" in page
     assert "CPU scaling governor: powersave &lt;not performance&gt;" in page
     assert "Full randomization" not in page

@@ -53,9 +53,45 @@ def test_virtualization_is_recorded_as_info_and_bare_metal_is_not():
     assert "Virtualization" not in by_name(cpu_checks(2, None, None, "none"))
 
 
+def test_cpu_idle_reads_driver_governor_and_the_guest_halt_poll_window(tmp_path):
+    from ipcbench.measure.environment import cpu_idle
+
+    idle, poll = tmp_path / "cpuidle", tmp_path / "haltpoll"
+    idle.mkdir()
+    poll.mkdir()
+    (idle / "current_driver").write_text("haltpoll\n")
+    (idle / "current_governor_ro").write_text("haltpoll\n")
+    (poll / "guest_halt_poll_ns").write_text("0\n")
+    assert cpu_idle(str(idle), str(poll)) == {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": 0}
+    (idle / "current_governor").write_text("menu\n")          # a writable governor file wins
+    (poll / "guest_halt_poll_ns").write_text("200000\n")
+    assert cpu_idle(str(idle), str(poll)) == {"driver": "haltpoll", "governor": "menu", "guest_halt_poll_ns": 200000}
+    missing = str(tmp_path / "none")
+    assert cpu_idle(missing, missing) == {"driver": None, "governor": None, "guest_halt_poll_ns": None}
+
+
+def test_idle_vcpus_that_halt_without_polling_are_a_warning_that_says_what_it_means():
+    idle = {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": 0}
+    c = by_name(cpu_checks(2, None, None, "kvm", idle))["CPU idle"]
+    assert c["state"] == "warning"
+    assert c["message"].startswith("cpuidle driver haltpoll, governor haltpoll, guest_halt_poll_ns 0: idle vCPUs "
+                                   "halt without polling")
+    assert "tools/wake_work.py" in c["message"]
+    polling = by_name(cpu_checks(2, None, None, "kvm", dict(idle, guest_halt_poll_ns=200000)))["CPU idle"]
+    assert (polling["state"], polling["message"]) == (
+        "info", "cpuidle driver haltpoll, governor haltpoll, guest_halt_poll_ns 200000")
+    metal = by_name(cpu_checks(2, None, None, "none", {"driver": "intel_idle", "governor": "menu",
+                                                       "guest_halt_poll_ns": None}))["CPU idle"]
+    assert (metal["state"], metal["message"]) == ("info", "cpuidle driver intel_idle, governor menu")
+    assert "CPU idle" not in by_name(cpu_checks(2, None, None, None))
+    assert "CPU idle" not in by_name(cpu_checks(2, None, None, None, {"driver": None}))
+
+
 def test_checks_from_machine_metadata_do_not_read_again():
-    machine = {"usable_cpus": 8, "cgroup_cpu_quota": 2.0, "load_average": [7.5, 1, 1], "virtualization": "none"}
+    machine = {"usable_cpus": 8, "cgroup_cpu_quota": 2.0, "load_average": [7.5, 1, 1], "virtualization": "none",
+               "cpu_idle": {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": 0}}
     checks = by_name(system_checks.ipcbench_checks(machine))
+    assert checks["CPU idle"]["state"] == "warning"
     assert checks["cgroup CPU quota"]["state"] == "warning"
     assert checks["System load"]["state"] == "warning"
     assert "7.50 on 8 usable CPUs" in checks["System load"]["message"]
@@ -178,6 +214,7 @@ def test_machine_metadata_carries_checks_and_pyperf_metadata():
     assert all(set(c) == {"check", "state", "message", "source"} for c in m["system_checks"])
     assert m["pyperf"]["perf_version"] == pyperf.__version__
     assert m["pyperf"]["cpu_count"] == os.cpu_count()
+    assert set(m["cpu_idle"]) == {"driver", "governor", "guest_halt_poll_ns"}
     assert "system_checks" not in machine_metadata("test-id", with_checks=False)
 
 

@@ -74,6 +74,24 @@ def cpu_governor() -> str | None:
     return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 
 
+CPUIDLE_ROOT = "/sys/devices/system/cpu/cpuidle"
+HALTPOLL_ROOT = "/sys/module/haltpoll/parameters"
+
+
+def cpu_idle(cpuidle_root: str = CPUIDLE_ROOT, haltpoll_root: str = HALTPOLL_ROOT) -> dict:
+    """How an idle CPU waits: the ``cpuidle`` driver and governor, and the guest halt-polling window of the
+    ``haltpoll`` driver (a VM's; 0: an idle vCPU halts at once and the host must wake it). Where idle CPUs
+    do not poll, a cross-CPU round trip is mostly a wake-up, and it moves with the work either side does
+    per message (``tools/wake_work.py``; docs/measurement.md)."""
+    root = Path(cpuidle_root)
+    poll = _read(f"{haltpoll_root}/guest_halt_poll_ns")
+    return {
+        "driver": _read(str(root / "current_driver")),
+        "governor": _read(str(root / "current_governor")) or _read(str(root / "current_governor_ro")),
+        "guest_halt_poll_ns": int(poll) if poll and poll.isdigit() else None,
+    }
+
+
 def git_commit(cwd: str | None = None) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -124,6 +142,7 @@ def machine_metadata(machine_id: str | None = None, with_checks: bool = True) ->
         "topology": topology(),
         "virtualization": virtualization(),
         "cpu_governor": cpu_governor(),
+        "cpu_idle": cpu_idle(),
         "memory_bytes": mem,
         "os": platform.system(),
         "kernel": platform.release(),

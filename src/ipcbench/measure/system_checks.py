@@ -111,8 +111,10 @@ def pyperf_checks(system_factory: Callable | None = None) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 # ipcbench's own
 # --------------------------------------------------------------------------------------------------
-def cpu_checks(usable: int, quota: float | None, load1: float | None, virtualization: str | None) -> list[dict]:
-    """Checks from values already read (so they are testable without touching the machine)."""
+def cpu_checks(usable: int, quota: float | None, load1: float | None, virtualization: str | None,
+               idle: dict | None = None) -> list[dict]:
+    """Checks from values already read (so they are testable without touching the machine); ``idle``:
+    ``environment.cpu_idle()``."""
     out = []
     if usable < 2:
         out.append(check("Usable CPUs", "warning",
@@ -138,7 +140,26 @@ def cpu_checks(usable: int, quota: float | None, load1: float | None, virtualiza
         out.append(check("Virtualization", "info",
                          f"running under {virtualization}: where two vCPUs land on the host decides round-trip "
                          f"latency, so results can be bimodal; compare rounds (each in fresh processes) and watch for the bimodal flag"))
+    out += idle_checks(idle)
     return out
+
+
+def idle_checks(idle: dict | None) -> list[dict]:
+    """A VM whose idle vCPUs halt without polling (``haltpoll`` with ``guest_halt_poll_ns`` 0): a round
+    trip there is mostly the host waking a halted vCPU, and it is not even monotonic in the work done
+    per message (on the 2-vCPU reference VM 2-5 µs of busy work per receipt made a Pipe round trip
+    25-45 % faster: ``tools/wake_work.py``)."""
+    if not idle or not idle.get("driver"):
+        return []
+    driver, governor, poll = idle["driver"], idle.get("governor"), idle.get("guest_halt_poll_ns")
+    where = f"cpuidle driver {driver}" + (f", governor {governor}" if governor else "")
+    if driver == "haltpoll" and poll == 0:
+        return [check("CPU idle", "warning",
+                      f"{where}, guest_halt_poll_ns 0: idle vCPUs halt without polling, so a cross-CPU round "
+                      f"trip is mostly the host waking a vCPU, and its time moves with the work each side does "
+                      f"per message (tools/wake_work.py); compare round trips between mechanisms of this machine "
+                      f"with care, and across machines not at all")]
+    return [check("CPU idle", "info", where + (f", guest_halt_poll_ns {poll}" if poll is not None else ""))]
 
 
 def ipcbench_checks(machine: dict) -> list[dict]:
@@ -146,7 +167,7 @@ def ipcbench_checks(machine: dict) -> list[dict]:
     try:
         load = machine.get("load_average")
         return cpu_checks(machine.get("usable_cpus") or 1, machine.get("cgroup_cpu_quota"),
-                          load[0] if load else None, machine.get("virtualization"))
+                          load[0] if load else None, machine.get("virtualization"), machine.get("cpu_idle"))
     except Exception as exc:  # noqa: BLE001 - metadata is best effort
         return [check("ipcbench checks", "unavailable", f"{type(exc).__name__}: {exc}")]
 

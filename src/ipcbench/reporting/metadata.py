@@ -39,6 +39,7 @@ def metadata_rows(sets: list[dict]) -> tuple[list[str], list[tuple[str, list[str
         ("cgroup CPU quota", lambda s: s["machine"].get("cgroup_cpu_quota")),
         ("virtualization", lambda s: s["machine"].get("virtualization")),
         ("CPU governor", lambda s: s["machine"].get("cpu_governor")),
+        ("CPU idle", lambda s: s["machine"].get("cpu_idle")),
         ("memory", lambda s: format_size(s["machine"]["memory_bytes"]) if s["machine"].get("memory_bytes") else None),
         ("OS / kernel", lambda s: f"{s['machine'].get('os')} {s['machine'].get('kernel')}"),
         ("architecture", lambda s: s["machine"].get("arch")),
