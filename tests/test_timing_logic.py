@@ -212,6 +212,24 @@ def test_the_submit_all_hand_loops_run_jobs_of_the_cases_k():
     assert user_loops._calls(2500, 1024) == [1024, 1024, 452]
 
 
+def test_the_hand_loops_take_the_round_s_cap_on_k(monkeypatch):
+    """A round makes calls and jobs of at most max_messages / min_messages tasks (smoke: 32); the hand loops
+    the selfcheck holds against it get the same cap (``run_pairs`` passes ``patterns.tasks_cap``)."""
+    from ipcbench.measure import user_loops
+    from ipcbench.plan.presets import PRESETS
+
+    smoke, quick = PRESETS["smoke"].spec, PRESETS["quick"].spec
+    assert patterns.tasks_cap(smoke) == 32
+    assert patterns.round_tasks(8, True, smoke) == patterns.round_tasks(8, False, smoke) == 32
+    assert (patterns.round_tasks(8, True, quick), patterns.round_tasks(8, False, quick)) == (1024, 64)
+    assert patterns.round_tasks(1024**2, True, quick) == 16
+    monkeypatch.setattr(user_loops, "TASKS_CAP", 32)
+    assert (user_loops._job_tasks(b"x" * 8), user_loops._map_calls(b"x" * 8)) == (32, 32)
+    assert user_loops._job_tasks(b"x" * 1024**2) == 16
+    monkeypatch.setattr(user_loops, "TASKS_CAP", None)
+    assert (user_loops._job_tasks(b"x" * 8), user_loops._map_calls(b"x" * 8)) == (1024, 64)
+
+
 def test_counted_ops_end_at_the_last_op_that_finished_by_the_stop():
     """contention and rpc: an op still running at the stop is not counted, and the window ends at the last
     counted op (not at the parent's poll, which would add idle time to every round)."""

@@ -1007,6 +1007,18 @@ def tasks_per_call(size: int, most: int = 64) -> int:
     return max(1, min(most, CALL_BYTES // max(1, 2 * size)))
 
 
+def tasks_cap(spec) -> int:
+    """Most tasks in one call or job of a round of ``spec``: ``max_messages / min_messages``, so that a round
+    can time its ``min_messages`` calls (the smoke preset's 96 / 3: 32; quick's and full's are above K)."""
+    return max(1, spec.max_messages // max(1, spec.min_messages))
+
+
+def round_tasks(size: int, submit_all: bool, spec) -> int:
+    """K, the tasks of one call (``map``/``imap``) or submit-all job of a round of ``spec``: ``tasks_per_call``
+    within ``tasks_cap``. The selfcheck's hand loops make calls and jobs of the same K."""
+    return min(tasks_per_call(size, BATCH_TASKS if submit_all else 64), tasks_cap(spec))
+
+
 def default_chunksize(tasks: int, workers: int) -> int:
     """What ``Pool.map`` picks when no chunksize is given (CPython's Pool._map_async): ceil(tasks / (4 w))."""
     chunksize, extra = divmod(tasks, workers * 4)
@@ -1065,10 +1077,8 @@ def batch_call(rnd: Round, style: str, chunksize: int | None) -> tuple[Callable[
     (``imap`` consumed in full, executor ``map``) of K echo tasks, or submits K tasks and collects them
     (``SUBMIT_ALL`` styles, chunksize None), and returns their results. K is ``tasks_per_call``, and at
     most ``max_messages / min_messages`` so that a round can time its ``min_messages`` calls."""
-    size, workers, spec = rnd.case.payload_bytes, rnd.case.workers, rnd.spec
-    # at most max_messages / min_messages tasks a call, so that a round can time min_messages calls
-    k = min(tasks_per_call(size, BATCH_TASKS if style in SUBMIT_ALL else 64),
-            max(1, spec.max_messages // max(1, spec.min_messages)))
+    size, workers = rnd.case.payload_bytes, rnd.case.workers
+    k = round_tasks(size, style in SUBMIT_ALL, rnd.spec)
     args = [rnd.payload] * k
     if style.startswith("executor"):
         ex = rnd.executor(workers)

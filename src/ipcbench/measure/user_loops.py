@@ -113,6 +113,9 @@ OBJECT_BYTES = 100             # ... counting each result's object and list slot
 STREAM_BYTES = 4 * 1024**3     # bytes one stream/fanin run may move
 HAND_TIMEOUT_S = 60.0
 JOIN_S = 10.0
+# Most tasks per map call or submit-all job: the ipcbench round's cap (``patterns.round_tasks``), set by
+# ``hand_loop`` for the loop it runs (its own interpreter); None: ``tasks_per_call``'s K alone.
+TASKS_CAP: int | None = None
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 HAND = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
@@ -1005,7 +1008,7 @@ def _map_calls(payload) -> int:
     pickled lists, docs/selfcheck.md)."""
     from .patterns import tasks_per_call
 
-    return tasks_per_call(len(payload))
+    return min(tasks_per_call(len(payload)), TASKS_CAP or MAX_OPS)
 
 
 def _job_tasks(payload) -> int:
@@ -1016,7 +1019,7 @@ def _job_tasks(payload) -> int:
     workload the cases are labelled with, as the map loops make ipcbench's calls of 64."""
     from .patterns import BATCH_TASKS, tasks_per_call
 
-    return tasks_per_call(len(payload), BATCH_TASKS)
+    return min(tasks_per_call(len(payload), BATCH_TASKS), TASKS_CAP or MAX_OPS)
 
 
 def _pool_map(ctx, payload, workers, target_s, chunksize=None):
@@ -1142,15 +1145,21 @@ LOOPS: dict[tuple[str, str], UserLoop] = _loops()
 
 
 def hand_loop(mechanism: str, pattern: str, size: int, workers: int = 1, start_method: str | None = None,
-              target_s: float = HAND_TARGET_S) -> dict:
+              target_s: float = HAND_TARGET_S, tasks_cap: int | None = None) -> dict:
     """Run the user loop of (mechanism, pattern) in *this* process: ``{"ops", "elapsed_s", "rate"}`` (ops/s)
-    and, for loops that time single ops, ``"p50_s"`` and ``"timed_ops"``."""
+    and, for loops that time single ops, ``"p50_s"`` and ``"timed_ops"``. ``tasks_cap``: the ipcbench
+    round's most tasks per call or job (``patterns.round_tasks``), for the Pool and executor loops."""
     import multiprocessing as mp
 
+    global TASKS_CAP
     loop = LOOPS[(mechanism, pattern)]
     ctx = mp.get_context(start_method)
     payload = make_payload("bytes", size)
-    out = loop.run(ctx, payload, workers, target_s)
+    TASKS_CAP = tasks_cap
+    try:
+        out = loop.run(ctx, payload, workers, target_s)
+    finally:
+        TASKS_CAP = None
     out["start_method"] = ctx.get_start_method()
     return out
 
@@ -1204,7 +1213,7 @@ def place_hand_loop(placement: str) -> dict | None:
 
 def hand_main(argv: list[str]) -> int:
     """Entry of the interpreter ``run_hand`` starts: one JSON argument (mechanism, pattern, size,
-    workers, start_method, target_s, placement); prints the figures as one JSON line."""
+    workers, start_method, target_s, placement, tasks_cap); prints the figures as one JSON line."""
     _die_with_parent()
 
     def on_term(signum, frame):
@@ -1215,7 +1224,7 @@ def hand_main(argv: list[str]) -> int:
     job = json.loads(argv[0])
     assigned = place_hand_loop(job.get("placement", "os"))
     out = hand_loop(job["mechanism"], job["pattern"], int(job["size"]), int(job["workers"]),
-                    job.get("start_method"), float(job.get("target_s", HAND_TARGET_S)))
+                    job.get("start_method"), float(job.get("target_s", HAND_TARGET_S)), job.get("tasks_cap"))
     if assigned is not None:
         out["placed"] = {str(pid): where["cpus"] for pid, where in assigned.items()}
     out["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") and k.endswith("_")}
@@ -1276,14 +1285,15 @@ def _group_gone(pgid: int, wait_s: float) -> bool:
 
 def run_hand(mechanism: str, pattern: str, size: int, workers: int = 1, start_method: str | None = None,
              target_s: float = HAND_TARGET_S, timeout_s: float = HAND_TIMEOUT_S, placement: str = "os",
-             env: dict | None = None) -> dict:
+             env: dict | None = None, tasks_cap: int | None = None) -> dict:
     """The user loop in a fresh interpreter (a session of its own), its processes placed as ``placement``
     (``place_hand_loop``): ``{"ok": True, **figures}`` or ``{"ok": False, "error"}``. Reaped on success,
-    failure, timeout and Ctrl-C."""
+    failure, timeout and Ctrl-C. ``tasks_cap``: as ``hand_loop``'s."""
     from .shm_cleanup import clean_shm, shm_names
 
     job = json.dumps({"mechanism": mechanism, "pattern": pattern, "size": size, "workers": workers,
-                      "start_method": start_method, "target_s": target_s, "placement": placement})
+                      "start_method": start_method, "target_s": target_s, "placement": placement,
+                      "tasks_cap": tasks_cap})
     before = shm_names()
     proc = subprocess.Popen([sys.executable, "-c", HAND, PACKAGE_PARENT, job], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True,
@@ -1359,9 +1369,11 @@ def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_
     import tempfile
 
     from . import allocator as allocator_mod
+    from .patterns import tasks_cap
     from .runner import open_launcher
 
     env = allocator_mod.environment(allocator)
+    cap = tasks_cap(spec)
     results: list[list[dict]] = [[] for _ in pairs]
     with tempfile.TemporaryDirectory(prefix="ipcbench-selfcheck-") as workdir, \
             open_launcher(fresh_rounds, [p.case for p in pairs], env=env) as launcher:
@@ -1377,7 +1389,7 @@ def run_pairs(pairs: Sequence[Pair], reps: int, spec, *, target_s: float = HAND_
                     t = time.monotonic()
                     if side == "hand":
                         got = run_hand(case.mechanism, case.pattern, case.payload_bytes, case.workers,
-                                       case.start_method, target_s, hand_timeout_s, case.placement, env)
+                                       case.start_method, target_s, hand_timeout_s, case.placement, env, cap)
                     else:
                         got = ipcbench_round(case, spec, round_timeout_s, workdir, launcher, env)
                     got["wall_s"] = round(time.monotonic() - t, 3)
