@@ -148,7 +148,7 @@ def idle_checks(idle: dict | None) -> list[dict]:
     """A VM whose idle vCPUs halt without polling (``haltpoll`` with ``guest_halt_poll_ns`` 0): a round
     trip there is mostly the host waking a halted vCPU, and it is not even monotonic in the work done
     per message (on the 2-vCPU reference VM 2-5 µs of busy work per receipt made a Pipe round trip
-    25-45 % faster: ``tools/wake_work.py``)."""
+    25-70 % faster: ``tools/wake_work.py``)."""
     if not idle or not idle.get("driver"):
         return []
     driver, governor, poll = idle["driver"], idle.get("governor"), idle.get("guest_halt_poll_ns")
