@@ -236,8 +236,11 @@ def test_inconclusive_pairs_get_more_reps_up_to_max_reps(tmp_path, monkeypatch, 
     swing = {"os_pipe": [1.0, 1.45, 1.2, 0.95, 1.5, 1.1, 1.35], "socketpair": [1.0] * 7, "pipe_duplex": [0.5] * 7}
     calls = []
 
-    def hand(mech, pattern, size, workers, method, target_s, timeout, placement, env):
+    caps = set()
+
+    def hand(mech, pattern, size, workers, method, target_s, timeout, placement, env, tasks_cap):
         calls.append((mech, "hand"))
+        caps.add(tasks_cap)
         return {"ok": True, "rate": 1000.0, "p50_s": 1e-3}
 
     def round_(case, spec, timeout, workdir, launcher, env):
@@ -262,6 +265,7 @@ def test_inconclusive_pairs_get_more_reps_up_to_max_reps(tmp_path, monkeypatch, 
     assert got["socketpair"]["verdict"] == PASS and got["pipe_duplex"]["verdict"] == FAIL
     assert doc["settings"]["reps"] == 3 and doc["settings"]["max_reps"] == 7
     assert sum(1 for m, _ in calls if m == "os_pipe") == 14 and len(calls) == 14 + 6 + 6
+    assert caps == {20_000 // 5}            # the quick preset's cap on K (patterns.tasks_cap), to every loop
     stdout, err = capsys.readouterr()
     assert "3 paired reps (up to 7 while INCONCLUSIVE)" in stdout
     row = next(line for line in stdout.splitlines() if line.startswith("os_pipe"))
