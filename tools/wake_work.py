@@ -12,6 +12,7 @@ round trips ~15 % *faster*, which is why a hand loop and ipcbench must do the sa
 their round trips to be compared (``channels.OutOfBand``'s short path for ``bytes``).
 """
 
+import argparse
 import math
 import multiprocessing as mp
 import os
@@ -76,8 +77,19 @@ def rep(us: float, warmup_s: float = 0.05, window_s: float = 0.2) -> float:
 
 
 def main() -> None:
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 12
-    spins = [float(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "0,0.5,1,2,5,10").split(",")]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reps", nargs="?", type=int, default=12, help="reps of each spin (default 12)")
+    parser.add_argument("spins", nargs="?", default="0,0.5,1,2,5,10",
+                        help="comma list of µs to busy-wait after every receipt (default 0,0.5,1,2,5,10)")
+    args = parser.parse_args()
+    try:
+        spins = [float(s) for s in args.spins.split(",")]
+    except ValueError:
+        parser.error(f"spins: a comma list of numbers, not {args.spins!r}")
+    if args.reps < 2 or min(spins) < 0:
+        parser.error("reps: at least 2; spins: not negative")
+    reps = args.reps
     if 0.0 not in spins:
         spins.insert(0, 0.0)
     if len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):
