@@ -250,6 +250,26 @@ def test_round_ci_is_the_wider_of_the_two_round_level_cis_as_summary_computes_it
     assert round_ci(p50s, tputs) == pytest.approx(max(noise["ci_rel"].values()), rel=1e-3)
 
 
+def test_ctrl_c_between_a_case_s_last_round_and_its_decision_ends_it_as_max_rounds():
+    """The signal can land after a round's result is kept and before the decision on it: a case that then
+    has all its rounds is finished ("max rounds", not resumed); one with fewer, or a failure, is not."""
+    from ipcbench.plan.cases import Case
+
+    case = Case("pipe_duplex", "roundtrip", "bytes", 8, 1, "fork")
+    rule = StopRule(0.05, 2, 2, None)
+    full, short, failed = (runner._CaseRun(case, rule) for _ in range(3))
+    full.results = [{}, {}]
+    short.results = [{}]
+    failed.results, failed.failure = [{}, {}], {"ok": False}
+    for st in (full, short, failed):
+        st.interrupt()
+    assert (full.stop_reason, short.stop_reason, failed.stop_reason) == ("max rounds", "interrupted", "interrupted")
+    done = runner._CaseRun(case, rule)
+    done.stop_reason = "target met"
+    done.interrupt()
+    assert done.stop_reason == "target met"
+
+
 def test_decide_below_min_rounds_always_goes_on():
     rule = StopRule(target_ci=0.05, min_rounds=5, max_rounds=10, budget_s=1.0)
     tight = [50e-6] * 4

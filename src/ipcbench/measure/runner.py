@@ -489,8 +489,12 @@ class _CaseRun:
             self.stop_reason = d.reason
 
     def interrupt(self) -> None:
+        """Ctrl-C: an unfinished case ends "interrupted". One whose last round came back before the signal
+        but not the decision on it (the signal can land in between) and that has all its rounds ended
+        there: "max rounds", not to be resumed."""
         if self.stop_reason is None:
-            self.stop_reason = "interrupted"
+            full = not self.failure and len(self.results) >= self.rule.max_rounds
+            self.stop_reason = "max rounds" if full else "interrupted"
 
     def record(self, max_stored_samples: int) -> dict:
         """The case record of the result file, from the rounds run so far (all of them, normally)."""
