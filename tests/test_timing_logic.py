@@ -220,9 +220,10 @@ def test_the_hand_loops_take_the_round_s_cap_on_k(monkeypatch):
 
     smoke, quick = PRESETS["smoke"].spec, PRESETS["quick"].spec
     assert patterns.tasks_cap(smoke) == 32
-    assert patterns.round_tasks(8, True, smoke) == patterns.round_tasks(8, False, smoke) == 32
-    assert (patterns.round_tasks(8, True, quick), patterns.round_tasks(8, False, quick)) == (1024, 64)
-    assert patterns.round_tasks(1024**2, True, quick) == 16
+    small, large = patterns.tasks_cap(smoke), patterns.tasks_cap(quick)
+    assert patterns.round_tasks(8, True, small) == patterns.round_tasks(8, False, small) == 32
+    assert (patterns.round_tasks(8, True, large), patterns.round_tasks(8, False, large)) == (1024, 64)
+    assert patterns.round_tasks(1024**2, True, large) == 16
     monkeypatch.setattr(user_loops, "TASKS_CAP", 32)
     assert (user_loops._job_tasks(b"x" * 8), user_loops._map_calls(b"x" * 8)) == (32, 32)
     assert user_loops._job_tasks(b"x" * 1024**2) == 16

@@ -1015,10 +1015,10 @@ def tasks_cap(spec) -> int:
     return max(1, spec.max_messages // max(1, spec.min_messages))
 
 
-def round_tasks(size: int, submit_all: bool, spec) -> int:
-    """K, the tasks of one call (``map``/``imap``) or submit-all job of a round of ``spec``: ``tasks_per_call``
-    within ``tasks_cap``. The selfcheck's hand loops make calls and jobs of the same K."""
-    return min(tasks_per_call(size, BATCH_TASKS if submit_all else 64), tasks_cap(spec))
+def round_tasks(size: int, submit_all: bool, cap: int) -> int:
+    """K, the tasks of one call (``map``/``imap``) or submit-all job: ``tasks_per_call`` within ``cap`` (a
+    round's ``tasks_cap``). The selfcheck's hand loops make calls and jobs of the same K."""
+    return min(tasks_per_call(size, BATCH_TASKS if submit_all else 64), cap)
 
 
 def default_chunksize(tasks: int, workers: int) -> int:
@@ -1080,7 +1080,7 @@ def batch_call(rnd: Round, style: str, chunksize: int | None) -> tuple[Callable[
     (``SUBMIT_ALL`` styles, chunksize None), and returns their results. K is ``tasks_per_call``, and at
     most ``max_messages / min_messages`` so that a round can time its ``min_messages`` calls."""
     size, workers = rnd.case.payload_bytes, rnd.case.workers
-    k = round_tasks(size, style in SUBMIT_ALL, rnd.spec)
+    k = round_tasks(size, style in SUBMIT_ALL, tasks_cap(rnd.spec))
     args = [rnd.payload] * k
     if style.startswith("executor"):
         ex = rnd.executor(workers)

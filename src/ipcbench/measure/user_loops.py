@@ -1006,9 +1006,9 @@ def _map_calls(payload) -> int:
     The exchange these cases measure is many calls of that many tasks; one call over a list of millions
     of 8 B items is another workload (with its default chunksize, ~7M items/s on the reference VM: a few
     pickled lists, docs/selfcheck.md)."""
-    from .patterns import tasks_per_call
+    from .patterns import round_tasks
 
-    return min(tasks_per_call(len(payload)), TASKS_CAP or MAX_OPS)
+    return round_tasks(len(payload), False, TASKS_CAP or MAX_OPS)
 
 
 def _job_tasks(payload) -> int:
@@ -1017,9 +1017,9 @@ def _job_tasks(payload) -> int:
     at K = 256, ~82k at 1,024, ~61-77k at 20,000; ``tools/job_size.py``): each job ends with the pool
     drained, and a long backlog costs too. So the hand loop runs N tasks as jobs of ipcbench's K, the
     workload the cases are labelled with, as the map loops make ipcbench's calls of 64."""
-    from .patterns import BATCH_TASKS, tasks_per_call
+    from .patterns import round_tasks
 
-    return min(tasks_per_call(len(payload), BATCH_TASKS), TASKS_CAP or MAX_OPS)
+    return round_tasks(len(payload), True, TASKS_CAP or MAX_OPS)
 
 
 def _pool_map(ctx, payload, workers, target_s, chunksize=None):
