@@ -410,6 +410,36 @@ def test_a_fan_in_window_ends_at_the_first_producer_s_end():
     assert patterns.tagged_window(recv, clock, times, 1, 0, 0, 10**9, 10**9, 1, lambda: None) == (1, 2)
 
 
+def test_a_window_does_not_end_at_its_first_counted_receipt():
+    """A consumer that stalls past the soft deadline before its first counted receipt (a loaded CI runner)
+    goes on until ``min_messages`` are counted after that receipt: the delivered rate counts only those
+    (a window of one receipt failed a round with 'only 1 stamped message(s)')."""
+    # fan-in: t_steady 15, soft 15 (passed at the first counted receipt, time 20), min_messages 1
+    recv, clock = _feed([(0, b"x"), (1, b"x"), (0, b"x"), (1, b"x"), None, None])
+    times = [[], []]
+    assert patterns.tagged_window(recv, clock, times, 2, 0, 15, 15, 10**9, 1, lambda: None) == (0, 2)
+    assert times == [[10, 30], [20]]
+    # stream, every 4th receipt stamped: the second stamped receipt (4 counted after the first) ends it
+    it = iter([b"x"] * 12 + [None])
+    now = [0]
+
+    def clock4():
+        now[0] += 10
+        return now[0]
+
+    opened = []
+    stamps: list = []
+    ended, counted = patterns.stream_window(lambda: next(it), clock4, stamps, 0, 4, 15, 15, 10**9, 3,
+                                            lambda: opened.append(1))
+    assert (ended, counted, stamps, opened) == (0, 8, [10, 20, 30], [1])
+    # the sentinel before that ends the loop, which says so (the round then takes counted_window's rule)
+    it = iter([b"x"] * 5 + [None])
+    now[0] = 0
+    stamps = []
+    assert patterns.stream_window(lambda: next(it), clock4, stamps, 0, 4, 15, 15, 10**9, 3, lambda: None) == (1, 4)
+    assert stamps == [10, 20]
+
+
 @pytest.mark.parametrize("stride, sends", [(1, 49 + 10), (4, 20 + 4)])
 def test_a_producer_counts_its_max_messages_from_the_window_on(stride, sends):
     """With a ``counting`` flag the producer's max_messages (10 here) count only what it sends once the

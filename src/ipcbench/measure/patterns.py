@@ -496,7 +496,6 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     ended = 0                      # producers whose sentinel has arrived
     clock = perf_counter_ns
     counted = 0                    # receipts in the counted window
-    cpu0 = None
     buffered = drained = 0
     if fill_first:
         go.set()
@@ -521,44 +520,23 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     min_messages = spec.min_messages
     go.set()
     # Two copies of one loop: the untagged one (stream) saves a lookup per message on the consumer's side.
+    opened: dict = {}
+
+    def on_open() -> None:
+        opened["cpu0"] = rnd.cpu_snapshot()         # once, at the first counted receipt
+        if counting is not None:
+            counting.value = 1
+
     if ended == producers:
         pass                        # every producer ended while the pipe's messages were received
     elif tagged:
-        opened: dict = {}
-
-        def on_open() -> None:
-            opened["cpu0"] = rnd.cpu_snapshot()     # once, at the first counted receipt
-            if counting is not None:
-                counting.value = 1
-
         ended, counted = tagged_window(recv, clock, times, producers, ended, t_steady, soft, hard, min_messages,
                                        on_open)
-        cpu0 = opened.get("cpu0")
     else:
-        append = times[0].append
         skip = (-(buffered + drained)) % every      # messages to receive before the next stamped one
-        last_skip = every - 1
-        while True:
-            msg = recv()
-            if msg is None:
-                ended = 1
-                break
-            if skip:
-                skip -= 1
-                continue
-            skip = last_skip
-            t = clock()
-            append(t)
-            if t >= t_steady:
-                if cpu0 is None:
-                    cpu0 = rnd.cpu_snapshot()       # once, at the first counted receipt
-                    if counting is not None:
-                        counting.value = 1
-                counted += every
-                if t >= hard or (t >= soft and counted >= min_messages):
-                    break
-            elif t >= hard:
-                break
+        ended, counted = stream_window(recv, clock, times[0], skip, every, t_steady, soft, hard, min_messages,
+                                       on_open)
+    cpu0 = opened.get("cpu0")
     cpu1 = rnd.cpu_snapshot()
     exhausted = ended > 0           # a producer sent all its messages before the window closed
     rnd.stopping()                  # before the flag: a producer may see it and exit at once
@@ -605,11 +583,42 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
                        cpu_s=rnd.cpu_delta(cpu0, cpu1), placement=placement, params=params)
 
 
+def stream_window(recv, clock, times, skip: int, every: int, t_steady: int, soft: int, hard: int,
+                  min_messages: int, on_open: Callable[[], None]) -> tuple[int, int]:
+    """The consumer's loop of a stream: receive messages, appending the receipt time of every ``every``-th
+    (after ``skip`` more) to ``times``, until the sentinel, ``hard``, or ``soft`` with ``min_messages``
+    counted after the first counted receipt (the delivered rate counts those: a window that ended at its
+    first receipt, the consumer having stalled past ``soft``, would count none). ``on_open()`` runs at the
+    first receipt at or after ``t_steady``. Returns ``(producers ended (0 or 1), messages counted)``."""
+    counted = 0
+    append = times.append
+    last_skip = every - 1
+    while True:
+        msg = recv()
+        if msg is None:
+            return 1, counted
+        if skip:
+            skip -= 1
+            continue
+        skip = last_skip
+        t = clock()
+        append(t)
+        if t >= t_steady:
+            if not counted:
+                on_open()
+            counted += every
+            if t >= hard or (t >= soft and counted - every >= min_messages):
+                return 0, counted
+        elif t >= hard:
+            return 0, counted
+
+
 def tagged_window(recv, clock, times: list, producers: int, ended: int, t_steady: int, soft: int, hard: int,
                   min_messages: int, on_open: Callable[[], None]) -> tuple[int, int]:
     """The consumer's loop of a fan-in: receive tagged messages ``(producer, payload)``, keeping each receipt
-    time in ``times[producer]``, until ``hard``, or ``soft`` with ``min_messages`` counted, or the producers'
-    sentinels: all of them, or, once the window has opened (``t_steady``), the first (see ``fanin``).
+    time in ``times[producer]``, until ``hard``, or ``soft`` with ``min_messages`` counted after the first
+    counted receipt, or the producers' sentinels: all of them, or, once the window has opened
+    (``t_steady``), the first (see ``fanin``).
     ``on_open()`` runs at the first counted receipt. Returns ``(producers ended, receipts counted)``."""
     counted = 0
     appends = [t.append for t in times]         # bound once: no attribute lookup per message
@@ -626,7 +635,7 @@ def tagged_window(recv, clock, times: list, producers: int, ended: int, t_steady
             if not counted:
                 on_open()
             counted += 1
-            if t >= hard or (t >= soft and counted >= min_messages):
+            if t >= hard or (t >= soft and counted - 1 >= min_messages):
                 break
         elif t >= hard:
             break
