@@ -517,7 +517,10 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     skip_s = steady_skip_s(spec, fill_first)
     t_steady = t_go + int(skip_s * 1e9)
     soft, hard = t_steady + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
-    min_messages = spec.min_messages
+    # A fan-in's window counts every receipt, and its latency samples are each producer's stamped (every
+    # stride-th) messages: stride x producers receipts hold one of some producer (pigeonhole), so a window
+    # that a stall cut to its minimum still has a sample.
+    min_messages = max(spec.min_messages, stride * producers) if tagged else spec.min_messages
     go.set()
     # Two copies of one loop: the untagged one (stream) saves a lookup per message on the consumer's side.
     opened: dict = {}
