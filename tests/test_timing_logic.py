@@ -387,27 +387,57 @@ def _feed(items):
 def test_a_fan_in_window_ends_at_the_first_producer_s_end():
     """Two producers: once the window is open (t_steady 25), the first sentinel ends it; the messages
     after it (the other producer alone) are neither kept nor counted. A sentinel before the window opens
-    does not; with one producer, its sentinel ends the loop as a stream's does."""
+    does not; with one producer, its sentinel ends the loop as a stream's does. The count is of the
+    messages received after the first counted receipt; ``marks`` number each stamped receipt."""
     opened = []
     msgs = [(0, b"x"), (1, b"x"), (0, b"x"), (1, b"x"), (0, b"x"), None, (1, b"x"), (1, b"x"), None]
     recv, clock = _feed(msgs)
-    times = [[], []]
-    ended, counted = patterns.tagged_window(recv, clock, times, 2, 0, 25, 10**9, 10**9, 1,
+    times, marks = [[], []], [[], []]
+    ended, counted = patterns.tagged_window(recv, clock, times, marks, 2, 0, 25, 10**9, 10**9, 1,
                                             lambda: opened.append(1))
-    assert (ended, counted) == (1, 3) and times == [[10, 30, 50], [20, 40]] and opened == [1]
+    assert (ended, counted) == (1, 2) and times == [[10, 30, 50], [20, 40]] and opened == [1]
+    assert marks == [[1, 3, 5], [2, 4]]
     # a sentinel before t_steady: producer 0 ran out while the channel filled; the window goes on
     recv, clock = _feed([(0, b"x"), None, (1, b"x"), (1, b"x"), None])
-    times = [[], []]
-    assert patterns.tagged_window(recv, clock, times, 2, 0, 25, 10**9, 10**9, 1, lambda: None) == (2, 2)
-    assert times == [[10], [30, 40]]
+    times, marks = [[], []], [[], []]
+    assert patterns.tagged_window(recv, clock, times, marks, 2, 0, 25, 10**9, 10**9, 1, lambda: None) == (2, 1)
+    assert times == [[10], [30, 40]] and marks == [[1], [2, 3]]
     # soft deadline (t >= 40) with min_messages counted ends it before any sentinel
     recv, clock = _feed([(0, b"x"), (1, b"x"), (0, b"x"), (1, b"x"), (0, b"x"), None, None])
-    times = [[], []]
-    assert patterns.tagged_window(recv, clock, times, 2, 0, 15, 40, 10**9, 2, lambda: None) == (0, 3)
+    times, marks = [[], []], [[], []]
+    assert patterns.tagged_window(recv, clock, times, marks, 2, 0, 15, 40, 10**9, 2, lambda: None) == (0, 2)
     # one producer (fan-in with 1 worker): its sentinel is the end
     recv, clock = _feed([(0, b"x"), (0, b"x"), None])
-    times = [[]]
-    assert patterns.tagged_window(recv, clock, times, 1, 0, 0, 10**9, 10**9, 1, lambda: None) == (1, 2)
+    times, marks = [[]], [[]]
+    assert patterns.tagged_window(recv, clock, times, marks, 1, 0, 0, 10**9, 10**9, 1, lambda: None) == (1, 1)
+
+
+def test_a_fan_in_consumer_stamps_only_what_its_producers_stamped():
+    """Messages tagged ``index + UNSTAMPED`` were sent without a stamp: no clock read, no receipt kept,
+    but they are numbered (counted) all the same; ``window_messages`` counts from the marks. Numbering
+    goes on from the messages received before the loop (``received``)."""
+    u = patterns.UNSTAMPED
+    msgs = [(0, b"x"), (1 + u, b"x"), (1, b"x"), (0 + u, b"x"), (0 + u, b"x"), (0, b"x"), (1 + u, b"x"),
+            (1, b"x"), None, None]
+    recv, clock = _feed(msgs)           # the clock ticks only for stamped receipts: 10, 20, 30, 40
+    times, marks = [[], []], [[], []]
+    ended, counted = patterns.tagged_window(recv, clock, times, marks, 2, 0, 15, 10**9, 10**9, 1, lambda: None,
+                                            received=100)
+    assert times == [[10, 30], [20, 40]] and marks == [[101, 106], [103, 108]]
+    assert (ended, counted) == (1, 5)   # messages 104-108 after the first counted receipt (103)
+    starts = [1, 0]                     # producer 0's first counted receipt is its second, at 30
+    assert patterns.window_messages(marks, starts) == 108 - 103
+    # the producer's side: a stride of 4 sends the 1st of every 4 tagged with its index, the rest untagged
+    sent_tags = []
+
+    class End:
+        def send(self, msg):
+            sent_tags.append(None if msg is None else msg[0])
+
+    go, stop = SimpleNamespace(wait=lambda timeout: True), SimpleNamespace(value=1)
+    conn = SimpleNamespace(send_bytes=lambda b: None, close=lambda: None)
+    patterns.producer_peer(End(), "bytes", 8, 1, True, 2, go, stop, conn, 8, 1.0, fill_first=True, stride=4)
+    assert sent_tags == [1 + u, 1 + u, 1, 1 + u, 1 + u, 1 + u, 1, 1 + u, 1 + u, 1 + u, None]
 
 
 def test_a_window_does_not_end_at_its_first_counted_receipt():
@@ -416,8 +446,8 @@ def test_a_window_does_not_end_at_its_first_counted_receipt():
     (a window of one receipt failed a round with 'only 1 stamped message(s)')."""
     # fan-in: t_steady 15, soft 15 (passed at the first counted receipt, time 20), min_messages 1
     recv, clock = _feed([(0, b"x"), (1, b"x"), (0, b"x"), (1, b"x"), None, None])
-    times = [[], []]
-    assert patterns.tagged_window(recv, clock, times, 2, 0, 15, 15, 10**9, 1, lambda: None) == (0, 2)
+    times, marks = [[], []], [[], []]
+    assert patterns.tagged_window(recv, clock, times, marks, 2, 0, 15, 15, 10**9, 1, lambda: None) == (0, 1)
     assert times == [[10, 30], [20]]
     # stream, every 4th receipt stamped: the second stamped receipt (4 counted after the first) ends it
     it = iter([b"x"] * 12 + [None])

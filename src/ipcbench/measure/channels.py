@@ -68,6 +68,11 @@ def bounded_size(payload_bytes: int) -> int:
     return max(2, min(1000, (64 * 1024**2) // max(1, payload_bytes)))
 
 
+# A fan-in's messages are ``(tag, payload)``: the tag is the producer's index where the producer stamped the
+# send, index + UNSTAMPED where not (patterns.producer_peer), so the consumer reads the clock only for
+# stamped ones; still a one-byte int in a pickle for up to 128 producers. A link that routes by producer
+# (mechanisms.shared.TaggedShmLink) takes ``tag % UNSTAMPED``.
+UNSTAMPED = 128
 PIPE_DEFAULT = 64 * 1024      # Linux's pipe capacity unless changed (F_SETPIPE_SZ)
 
 

@@ -67,7 +67,7 @@ from statistics import median
 from time import perf_counter_ns
 from typing import Protocol
 
-from .channels import buffered_messages
+from .channels import UNSTAMPED, buffered_messages
 from .child import light_main, started_child
 from .harness import Round, RoundFailed, RoundResult
 from .payloads import make_payload, payload_size
@@ -169,18 +169,23 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
     the window opens ``warmup_min_s`` after the go, and a fast channel must not have run out by then. With
     ``fill_first`` (an unbounded queue) it puts all ``max_messages`` without looking at ``stop``, says so
     with one byte on ``result_conn``, then puts ``None``. With ``pace`` (``Pace``: stream) it then waits
-    for the paced phase and sends on its schedule (``paced_send``)."""
+    for the paced phase and sends on its schedule (``paced_send``). A fan-in's messages are tagged
+    ``(index, payload)`` where the send was stamped and ``(index + UNSTAMPED, payload)`` where not (the
+    warm-up's too), so that the consumer reads the clock for the stamped ones only (``tagged_window``)."""
     payload = make_payload(kind, size)
     msg = (index, payload) if tagged else payload
+    plain = (index + UNSTAMPED, payload) if tagged else msg     # a fan-in's messages sent without a stamp
     send = end.send
     costs, t0 = [], perf_counter_ns()
     for _ in range(warmup):
-        send(msg)
+        send(plain)
         t1 = perf_counter_ns()
         costs.append(t1 - t0)
         t0 = t1
     if costs and median(costs) >= STRIDE_BELOW_NS:
         stride = 1
+    if stride == 1:
+        plain = msg
     if not go.wait(timeout):
         raise TimeoutError(f"producer: no start signal from the consumer within {timeout:g} s ({NO_GO_HINT})")
     sent = array("q", [stride])            # the stride first, then the stamps
@@ -190,7 +195,9 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
         for i in range(max_messages):
             if i % stride == 0:
                 append(clock())
-            send(msg)
+                send(msg)
+            else:
+                send(plain)
         result_conn.send_bytes(FILLED)
     elif stride == 1:
         while n < max_messages and not stop.value:
@@ -204,7 +211,7 @@ def producer_peer(end, kind, size, index, tagged, warmup, go, stop, result_conn,
             append(clock())
             send(msg)
             for _ in rest:
-                send(msg)
+                send(plain)
             if counting is None or counting.value:
                 n += stride
     send(None)
@@ -422,11 +429,14 @@ def _wait_filled(conns: list, timeout: float) -> None:
 
 
 def _receive_prefix(recv, n: int, times: list, tagged: bool, producers: int, ended: int = 0,
-                    seconds: float | None = None, every: int = 1, received: int = 0) -> tuple[int, int]:
+                    seconds: float | None = None, every: int = 1, received: int = 0,
+                    marks: list | None = None) -> tuple[int, int]:
     """Receive up to ``n`` messages before the window (their receipt times kept in ``times``, since send
     stamps are matched to receipts by position), or, with ``seconds``, only until that long has passed
     (looked at when a receipt is stamped); returns ``(producers ended by now, messages received)``.
-    Untagged, only every ``every``-th message's receipt is stamped, counting the ``received`` before."""
+    Untagged, only every ``every``-th message's receipt is stamped, counting the ``received`` before;
+    tagged, the messages their producer stamped (tag below ``UNSTAMPED``), with the message's number
+    (``received`` + its place here, from 1) in ``marks``."""
     clock = perf_counter_ns
     stop = None if seconds is None else clock() + int(seconds * 1e9)
     got = 0
@@ -437,8 +447,12 @@ def _receive_prefix(recv, n: int, times: list, tagged: bool, producers: int, end
             continue
         got += 1
         if tagged:
+            tag = msg[0]
+            if tag >= UNSTAMPED:
+                continue
             t = clock()
-            times[msg[0]].append(t)
+            times[tag].append(t)
+            marks[tag].append(received + got)
         elif (received + got - 1) % every == 0:
             t = clock()
             times[0].append(t)
@@ -469,6 +483,8 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     the puts measures a mixture of two rates; a user's consumer loop, like the selfcheck's, times the
     drain."""
     spec, case = rnd.spec, rnd.case
+    if tagged and producers > UNSTAMPED:
+        raise RoundFailed(f"a fan-in takes at most {UNSTAMPED} producers (its messages' tags), not {producers}")
     ctx = rnd.ctx
     consumer, producer_end = mech.make_channel(rnd, bounded=True)
     go, stop = ctx.Event(), ctx.RawValue("b", 0)
@@ -490,9 +506,12 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     # A stream's consumer stamps the receipt of every ``every``-th message only (the producer's stride):
     # a clock read, an append and the window's checks per message cost a consumer-bound drain (8 B,
     # JoinableQueue) ~8 %, and made a feeder-bound one (Queue) wait less and read faster
-    # (tools/drain_stamping.py, docs/measurement.md). A fan-in stamps every receipt (``tagged_window``).
+    # (tools/drain_stamping.py, docs/measurement.md). A fan-in's consumer stamps the messages their
+    # producer stamped, which say so in their tag (``tagged_window``; stamping every receipt cost an 8 B
+    # Queue() fan-in drain ~7 %, tools/fanin_stamping.py), and numbers them (``marks``) to count the window.
     every = 1 if tagged else stride
     times = [array("q") for _ in range(producers)]
+    marks = [array("q") for _ in range(producers)]          # tagged: the number of each stamped receipt
     ended = 0                      # producers whose sentinel has arrived
     clock = perf_counter_ns
     counted = 0                    # receipts in the counted window
@@ -507,20 +526,17 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
         # 20,000 8 B messages timed from there read 1.18-1.22x the selfcheck's hand loop, which drains ~90,000;
         # with it 1.04 (docs/measurement.md).
         buffered = buffered_messages(consumer, (0, rnd.payload) if tagged else rnd.payload)
-        ended, buffered = _receive_prefix(recv, buffered, times, tagged, producers, every=every)
+        ended, buffered = _receive_prefix(recv, buffered, times, tagged, producers, every=every, marks=marks)
         if spec.warmup_min_s:
             left = per_producer * producers - buffered
             ended, drained = _receive_prefix(recv, left // 2, times, tagged, producers, ended, spec.warmup_min_s,
-                                             every, buffered)
+                                             every, buffered, marks)
     cpu_go = rnd.cpu_snapshot()    # for a round whose producers reach max_messages before the window opens
     t_go = clock()
     skip_s = steady_skip_s(spec, fill_first)
     t_steady = t_go + int(skip_s * 1e9)
     soft, hard = t_steady + int(spec.budget_s * 1e9), t_go + int(spec.max_window_s * 1e9)
-    # A fan-in's window counts every receipt, and its latency samples are each producer's stamped (every
-    # stride-th) messages: stride x producers receipts hold one of some producer (pigeonhole), so a window
-    # that a stall cut to its minimum still has a sample.
-    min_messages = max(spec.min_messages, stride * producers) if tagged else spec.min_messages
+    min_messages = spec.min_messages
     go.set()
     # Two copies of one loop: the untagged one (stream) saves a lookup per message on the consumer's side.
     opened: dict = {}
@@ -533,8 +549,8 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if ended == producers:
         pass                        # every producer ended while the pipe's messages were received
     elif tagged:
-        ended, counted = tagged_window(recv, clock, times, producers, ended, t_steady, soft, hard, min_messages,
-                                       on_open)
+        ended, counted = tagged_window(recv, clock, times, marks, producers, ended, t_steady, soft, hard,
+                                       min_messages, on_open, buffered + drained)
     else:
         skip = (-(buffered + drained)) % every      # messages to receive before the next stamped one
         ended, counted = stream_window(recv, clock, times[0], skip, every, t_steady, soft, hard, min_messages,
@@ -554,28 +570,35 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
         sent.frombytes(conn.recv_bytes())
         sents.append(sent)
     strides = [sent[0] for sent in sents]
+    # tagged, times[i] holds producer i's stamped messages only, one receipt per stamp, in order
+    spacing = max(strides) if tagged else every
     first, starts, whole = counted_window(times, t_steady, exhausted, need=max(2, 2 * max(strides), 2 * every),
-                                          every=every)
+                                          every=spacing)
     if whole:
         cpu0 = cpu_go               # the CPU window then spans the whole stream, a little more than counted
     samples: list[int] = []
     for i, sent in enumerate(sents):
-        samples.extend(one_way_samples(times[i], starts[i], sent[1:], sent[0], every))
+        if tagged:
+            samples.extend(one_way_samples(times[i], starts[i], sent[1:], 1))
+        else:
+            samples.extend(one_way_samples(times[i], starts[i], sent[1:], sent[0], every))
     count = sum(len(t) - k for t, k in zip(times, starts))     # counted (stamped) receipts
     if count < 2 or first is None:
         raise RoundFailed(f"only {count} stamped message(s) delivered in the counted window (after the first "
-                          f"{skip_s * 1e3:.0f} ms, while the channel fills; every {every}th is stamped)")
+                          f"{skip_s * 1e3:.0f} ms, while the channel fills; every {spacing}th is stamped)")
     if not samples:
         raise RoundFailed(f"none of the {count} messages of the counted window was stamped (every {max(strides)}th is)")
-    # (count - 1) x every messages arrived after the first counted receipt: that is the delivered rate.
-    ops = (count - 1) * every
     last = max(t[-1] for t in times if t)
+    if tagged:      # the messages received after the first counted stamped receipt, up to the last
+        ops = window_messages(marks, starts)
+    else:           # (count - 1) x every messages arrived after the first counted receipt
+        ops = (count - 1) * every
     params: dict = {}
     if pace is not None:            # the paced phase, after the CPU window: the channel is drained
         params = _paced_phase(rnd, recv, result_conns[0], pace, ops * 1e9 / max(1, last - first))
     params = {**params, "latency_is": BACKLOG_LATENCY[fill_first],
               "steady_after_ms": round(skip_s * 1e3, 3), "stamped_every": max(strides),
-              "receipts_stamped_every": every,
+              "receipts_stamped_every": every if not tagged else "the producers' stamped messages",
               **rnd.channel_params}
     if fill_first:
         params["window_starts"] = ("after the producers have put all their messages, the messages the "
@@ -616,33 +639,52 @@ def stream_window(recv, clock, times, skip: int, every: int, t_steady: int, soft
             return 0, counted
 
 
-def tagged_window(recv, clock, times: list, producers: int, ended: int, t_steady: int, soft: int, hard: int,
-                  min_messages: int, on_open: Callable[[], None]) -> tuple[int, int]:
-    """The consumer's loop of a fan-in: receive tagged messages ``(producer, payload)``, keeping each receipt
-    time in ``times[producer]``, until ``hard``, or ``soft`` with ``min_messages`` counted after the first
-    counted receipt, or the producers' sentinels: all of them, or, once the window has opened
-    (``t_steady``), the first (see ``fanin``).
-    ``on_open()`` runs at the first counted receipt. Returns ``(producers ended, receipts counted)``."""
-    counted = 0
+def tagged_window(recv, clock, times: list, marks: list, producers: int, ended: int, t_steady: int, soft: int,
+                  hard: int, min_messages: int, on_open: Callable[[], None], received: int = 0) -> tuple[int, int]:
+    """The consumer's loop of a fan-in: receive tagged messages ``(tag, payload)``; for a message its
+    producer stamped (``tag`` is the producer's index; ``index + UNSTAMPED`` where not) keep its receipt
+    time in ``times[index]`` and its number (``received`` before this loop, counted on from 1) in
+    ``marks[index]``. Until ``hard``, or ``soft`` with ``min_messages`` received after the first counted
+    stamped receipt (at or after ``t_steady``; the window closes at a stamped receipt), or the producers'
+    sentinels: all of them, or, once the window has opened, the first (see ``fanin``). ``on_open()``
+    runs at the first counted receipt. Returns ``(producers ended, messages received after the first
+    counted receipt)``."""
     appends = [t.append for t in times]         # bound once: no attribute lookup per message
+    numbers = [m.append for m in marks]
+    n = received
+    opened = 0                                  # the number of the first counted receipt
     while True:
         msg = recv()
-        t = clock()
         if msg is None:
             ended += 1
-            if ended == producers or (producers > 1 and t >= t_steady):
+            if ended == producers or (producers > 1 and (opened or clock() >= t_steady)):
                 break
             continue
-        appends[msg[0]](t)
+        n += 1
+        tag = msg[0]
+        if tag >= UNSTAMPED:
+            continue
+        t = clock()
+        appends[tag](t)
+        numbers[tag](n)
         if t >= t_steady:
-            if not counted:
+            if not opened:
+                opened = n
                 on_open()
-            counted += 1
-            if t >= hard or (t >= soft and counted - 1 >= min_messages):
+            if t >= hard or (t >= soft and n - opened >= min_messages):
                 break
         elif t >= hard:
             break
-    return ended, counted
+    return ended, (n - opened if opened else 0)
+
+
+def window_messages(marks: list, starts: list[int]) -> int:
+    """A fan-in window's count: the messages received after its first counted stamped receipt up to its
+    last, from the receipts' numbers (``marks[i]``, parallel to producer i's ``times``; ``starts[i]`` its
+    first counted receipt). Numbers rise with receipt order, as times do."""
+    n_first = min(m[k] for m, k in zip(marks, starts) if k < len(m))
+    n_last = max(m[-1] for m in marks if m)
+    return n_last - n_first
 
 
 def stream(rnd: Round, mech: Makers) -> RoundResult:

@@ -64,8 +64,9 @@ lock                            contention  N processes, each ``lock.acquire(); 
 
 For stream and fan-in the producers are told how many messages to send: ``warmup_msgs`` first (the
 consumer receives them before its clock starts, so the channel is in steady state, full, when timing
-starts), then the timed N (fan-in: each producer its share of N plus 25 %, so that every producer is
-normally still sending when the N-th timed message arrives; the rest is drained untimed). The number N of
+starts), then the timed N (fan-in: each producer the skipped quarter and all N, since the producers'
+feeders do not share the pipe evenly, so that every producer is still sending when the N-th timed message
+arrives, as in a round's window, which ends at the first producer's end; the rest is drained untimed). The number N of
 these multi-process loops is calibrated by one whole run with a small N first (fresh peers each time).
 
 Mechanism names here are what the loops are written for; ``ipcbench selfcheck`` looks each up in the
@@ -672,6 +673,7 @@ def _consume(recv, producers: list, warm: int, n: int, filled: list = (), skip: 
         else:
             skipped += 1
     got = 0
+    before = ended
     t0 = perf_counter()
     while got < n:
         if recv() is None:
@@ -683,11 +685,13 @@ def _consume(recv, producers: list, warm: int, n: int, filled: list = (), skip: 
     elapsed = perf_counter() - t0
     if got < n:
         raise RuntimeError(f"the producers ended after {got} of {n} timed messages")
+    ended_in_window = ended - before
     while ended < len(producers):
         if recv() is None:
             ended += 1
     _join(*producers)
-    return {"ops": n, "elapsed_s": elapsed, "rate": n / elapsed, "warmup_ops": warm, "drain_skipped": skipped}
+    return {"ops": n, "elapsed_s": elapsed, "rate": n / elapsed, "warmup_ops": warm, "drain_skipped": skipped,
+            "ended_in_window": ended_in_window}
 
 
 def _stream(ctx, size: int, target_s: float, make_channel, method: str, fill_first: bool = False) -> dict:
@@ -766,7 +770,12 @@ def fi_queue(ctx, payload, workers, target_s):
         q = ctx.Queue()
         try:
             skip = int(n * DRAIN_SKIP)
-            share = -(-(skip + n) * 5 // (4 * producers))  # ceil(1.25 (skip + n) / P)
+            # Each producer puts as many as the whole drain takes: their feeders do not share the pipe
+            # evenly (pinned 8 B, the one alone on its CPU delivered ~3/4 of the messages), and with shares
+            # of 1.25 (skip + n) / P one ran out inside the window in 7 of 8 drains (at 70-92 % of it),
+            # which then timed a one-producer tail too (tools/fanin_shares.py). ipcbench's window ends at
+            # the first producer's end; here none ends before the N-th timed message.
+            share = skip + n
             filled = [ctx.Event() for _ in range(producers)]     # put everything, then drain (see _stream)
             procs = [_start(ctx, _produce, q, "put", size, i, warm + share, filled[i], name=f"producer-{i}")
                      for i in range(producers)]

@@ -64,7 +64,7 @@ import struct
 import sys
 from multiprocessing import shared_memory
 
-from ..channels import Endpoint
+from ..channels import UNSTAMPED, Endpoint
 from . import Mechanism
 
 __all__ = ["KINDS", "ArrayLink", "NoFlowControl", "ShmLink", "TaggedShmLink", "stream_slots"]
@@ -171,9 +171,9 @@ class ShmLink(_Link):
 
 
 class TaggedShmLink(ShmLink):
-    """The fanin link: messages are ``(index, payload)``; producer ``index`` fills its own ``nslots`` slots
-    (from slot ``index * nslots``) and takes its own semaphore ``free[index]``; ``recv`` gives back
-    ``(index, payload)``."""
+    """The fanin link: messages are ``(tag, payload)``; producer ``index`` (``tag % UNSTAMPED``: the tag
+    also says whether the send was stamped, channels.UNSTAMPED) fills its own ``nslots`` slots (from slot
+    ``index * nslots``) and takes its own semaphore ``free[index]``; ``recv`` gives back ``(tag, payload)``."""
 
     __slots__ = ()
 
@@ -187,10 +187,11 @@ class TaggedShmLink(ShmLink):
         n = len(data)
         if n > self.slot:
             raise self._too_big(n)
-        self.free[tag].acquire()
+        producer = tag % UNSTAMPED          # the tag also says whether the send was stamped
+        self.free[producer].acquire()
         c = self.cursor
         self.cursor = c + 1 if c + 1 < self.nslots else 0
-        i = tag * self.nslots + c
+        i = producer * self.nslots + c
         off = i * self.slot
         self.buf[off:off + n] = data
         self.note_w.send_bytes(_NOTE.pack(i, tag, n))
@@ -200,7 +201,7 @@ class TaggedShmLink(ShmLink):
         if i < 0:
             return None
         data = _copy_out(self.buf, self.frombuffer, i * self.slot, n)
-        self.free[tag].release()
+        self.free[tag % UNSTAMPED].release()
         return tag, data
 
 
