@@ -773,7 +773,7 @@ def fi_queue(ctx, payload, workers, target_s):
             # Each producer puts as many as the whole drain takes: their feeders do not share the pipe
             # evenly (pinned 8 B, the one alone on its CPU delivered ~3/4 of the messages), and with shares
             # of 1.25 (skip + n) / P one ran out inside the window in 7 of 8 drains (at 70-92 % of it),
-            # which then timed a one-producer tail too (tools/fanin_shares.py). ipcbench's window ends at
+            # which then timed a one-producer tail too (tools/fanin_probe.py shares). ipcbench's window ends at
             # the first producer's end; here none ends before the N-th timed message.
             share = skip + n
             filled = [ctx.Event() for _ in range(producers)]     # put everything, then drain (see _stream)

@@ -1,0 +1,187 @@
+"""Two questions about the hand fan-in loop of ``ipcbench selfcheck`` (``user_loops.fi_queue``). Two
+producers (forked, pinned to CPU 1 and CPU 0, as the selfcheck's placement ``spread`` puts them) each put
+tagged 8 B messages into one ``Queue()``, then ``None``; the consumer (CPU 0) waits until both have put
+everything, receives a quarter of N untimed, then times N.
+
+``shares``: does every producer still send while the drain is timed? With shares of 1.25 (N/4 + N) / 2
+a producer (``--share``, default 0.625), as the hand loop had until 2026-12-03, printed for each drain:
+the rate, and where the first producer's ``None`` came, with the rates before and after it.
+
+``stamping``: what does stamping receipts cost the consumer? Each producer puts N/4 + N; three consumer
+loops, alternated: ``plain`` (``get()``, a None check, a count: the user's loop), ``every`` (a clock read
+and an append for every receipt, with the window's checks, as ``patterns.tagged_window`` did until
+2026-12-03) and ``tagged`` (the producers tag every 8th message with their index and the rest with index
++ 128; the consumer reads the clock and keeps a receipt for those only, as ``tagged_window`` does since).
+
+    python tools/fanin_probe.py shares [N] [DRAINS] [--share F]     # default 50,000 and 8 drains
+    python tools/fanin_probe.py stamping [N] [REPS]                 # default 50,000 and 6 reps of each
+
+On the 2-vCPU reference VM, 2026-12-03: ``shares`` (~16:40 UTC, 8 drains): a producer ended inside the
+timed window in 7 of 8, after 70-92 % of it (the feeder alone on its CPU delivered about 3/4 of the
+messages), and the one-producer tail ran 163-229k/s against 213-280k/s before it; the hand loop now gives
+each producer the quarter and all N (``--share 1.25``). ``stamping``: medians plain 236.6k/s, every
+220.7k/s (~16:45 UTC, 8 reps, plain and every only), then plain 283.2k/s, every 281.8k/s, tagged
+297.6k/s (~16:47 UTC, 8 reps): an effect of a few per cent at most, under the drain's own swings.
+"""
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import statistics
+import sys
+from array import array
+from time import perf_counter, perf_counter_ns
+
+WARM = 2000
+UNSTAMPED = 128
+FORMS = ("plain", "every", "tagged")
+
+
+def produce(q, i: int, count: int, filled, cpu: int, stride: int = 1) -> None:
+    os.sched_setaffinity(0, {cpu})
+    payload = b"x" * 8
+    stamped, plain = (i, payload), (i + (UNSTAMPED if stride > 1 else 0), payload)
+    for k in range(count):
+        q.put(stamped if k % stride == 0 else plain)
+    q.put(None)
+    filled.set()
+
+
+def with_filled_queue(ctx, counts: list[int], stride: int, drain) -> object:
+    """Start a producer per ``counts`` entry, wait until all have put everything, return ``drain(q.get)``
+    after receiving the rest; every process and the queue's thread are reaped."""
+    q = ctx.Queue()
+    filled = [ctx.Event() for _ in counts]
+    procs = [ctx.Process(target=produce, args=(q, i, n, filled[i], (i + 1) % 2, stride)) for i, n in enumerate(counts)]
+    try:
+        for p in procs:
+            p.start()
+        for e in filled:
+            if not e.wait(60):
+                raise RuntimeError("a producer did not finish putting")
+        result, ended = drain(q.get)
+        while ended < len(counts):
+            if q.get() is None:
+                ended += 1
+        return result
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        q.close()
+        q.join_thread()
+
+
+def shares_drain(n: int):
+    def drain(get):
+        for _ in range(n // 4):
+            get()
+        got, ends = 0, []
+        t0 = perf_counter()
+        while got < n:
+            if get() is None:
+                ends.append((got, perf_counter() - t0))
+                if len(ends) == 2:
+                    break
+            else:
+                got += 1
+        elapsed = perf_counter() - t0
+        return (got / elapsed, [(g, t / elapsed, g / t if t else 0.0, (got - g) / (elapsed - t)) for g, t in ends]), len(ends)
+    return drain
+
+
+def stamping_drain(n: int, form: str):
+    def drain(get):
+        ended = 0
+        for _ in range(n // 4):
+            if get() is None:
+                ended += 1
+        times = [array("q"), array("q")]
+        marks = [array("q"), array("q")]
+        appends, numbers, clock = [t.append for t in times], [m.append for m in marks], perf_counter_ns
+        soft = hard = 1 << 62
+        got = 0
+        t0 = perf_counter()
+        if form == "plain":
+            while got < n:
+                if get() is None:
+                    break
+                got += 1
+        elif form == "every":
+            while got < n:
+                msg = get()
+                t = clock()
+                if msg is None:
+                    break
+                appends[msg[0]](t)
+                got += 1
+                if t >= hard or (t >= soft and got - 1 >= 5):
+                    break
+        else:
+            while got < n:
+                msg = get()
+                if msg is None:
+                    break
+                got += 1
+                tag = msg[0]
+                if tag >= UNSTAMPED:
+                    continue
+                t = clock()
+                appends[tag](t)
+                numbers[tag](got)
+                if t >= hard or (t >= soft and got >= 5):
+                    break
+        rate = got / (perf_counter() - t0)
+        if got < n:
+            raise RuntimeError(f"a producer ended after {got} of {n} timed messages")
+        return rate, ended
+    return drain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("shares", "stamping"))
+    parser.add_argument("n", nargs="?", type=int, default=50_000, help="timed receipts a drain (default 50,000)")
+    parser.add_argument("reps", nargs="?", type=int, default=None,
+                        help="drains (shares, default 8) or drains of each loop (stamping, default 6)")
+    parser.add_argument("--share", type=float, default=1.25 / 2,
+                        help="shares: each producer puts this x (N/4 + N) (default 0.625)")
+    args = parser.parse_args()
+    reps = args.reps if args.reps is not None else (8 if args.what == "shares" else 6)
+    if args.n < 100 or reps < 1 or args.share <= 0:
+        parser.error("n: at least 100; reps: at least 1; --share: above 0")
+    if not {0, 1} <= os.sched_getaffinity(0):
+        sys.exit("fanin_probe: needs CPUs 0 and 1")
+    os.sched_setaffinity(0, {0})
+    ctx = mp.get_context("fork")
+    skip = args.n // 4
+    if args.what == "shares":
+        count = WARM + math.ceil((skip + args.n) * args.share)
+        for _ in range(reps):
+            rate, ends = with_filled_queue(ctx, [count, count], 1, shares_drain(args.n))
+            line = f"{rate / 1e3:6.1f}k/s"
+            for got, frac, before, after in ends[:1]:
+                line += (f"  first None after {got} of {args.n} timed ({frac:.0%} of the time): "
+                         f"{before / 1e3:.1f}k/s before, {after / 1e3:.1f}k/s after")
+            if not ends:
+                line += "  no producer ended inside the timed window"
+            print(line, flush=True)
+        return
+    rates: dict = {form: [] for form in FORMS}
+    for r in range(reps):
+        for form in (FORMS if r % 2 == 0 else FORMS[::-1]):
+            stride = 8 if form == "tagged" else 1
+            rates[form].append(with_filled_queue(ctx, [skip + args.n] * 2, stride, stamping_drain(args.n, form)))
+        print("  ".join(f"{form} {rates[form][-1] / 1e3:6.1f}k/s" for form in FORMS), flush=True)
+    print("medians: " + "  ".join(f"{form} {statistics.median(v) / 1e3:.1f}k/s" for form, v in rates.items()))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
