@@ -507,8 +507,10 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     # a clock read, an append and the window's checks per message cost a consumer-bound drain (8 B,
     # JoinableQueue) ~8 %, and made a feeder-bound one (Queue) wait less and read faster
     # (tools/drain_stamping.py, docs/measurement.md). A fan-in's consumer stamps the messages their
-    # producer stamped, which say so in their tag (``tagged_window``; stamping every receipt cost an 8 B
-    # Queue() fan-in drain ~7 %, tools/fanin_probe.py stamping), and numbers them (``marks``) to count the window.
+    # producer stamped, which say so in their tag (``tagged_window``), and numbers them (``marks``) to
+    # count the window: the consumer does per message what a user's loop does, give or take a compare
+    # (stamping every receipt cost an 8 B Queue() fan-in drain ~7 % in one run of
+    # tools/fanin_probe.py stamping, nothing measurable in two others).
     every = 1 if tagged else stride
     times = [array("q") for _ in range(producers)]
     marks = [array("q") for _ in range(producers)]          # tagged: the number of each stamped receipt
