@@ -97,3 +97,23 @@ def test_a_pooled_set_carries_the_machines_between_run_sd_if_any_of_its_files_re
     assert len(pooled) == 1 and between_run_of(pooled[0]) == {"latency_p50": 0.1, "throughput_msgs": 0.2,
                                                              "throughput_bytes": 0.2}
     assert between_run_of(pool_runs([old])[0]) == {}
+
+
+def test_runs_whose_idle_cpus_waited_differently_are_not_pooled():
+    """machine.cpu_idle: a set that recorded another idle setting is a setup of its own; a set from before
+    the setting was recorded pools with its machine's one recorded setting, and stays alone where the
+    machine's files recorded several (it cannot be told which it ran under)."""
+    polled = {"driver": "haltpoll", "governor": "haltpoll", "guest_halt_poll_ns": 200000}
+    halted = {**polled, "guest_halt_poll_ns": 0}
+
+    def run(name, idle=None, seed=1):
+        rs = _set(seed, name)
+        rs["machine"] = {k: v for k, v in rs["machine"].items() if k != "cpu_idle"}    # a file from before it
+        if idle is not None:
+            rs["machine"]["cpu_idle"] = idle
+        return rs
+
+    sets = [run("a.json", halted), run("b.json", polled, 2), run("c.json", halted, 3), run("old.json", seed=4)]
+    assert [p["_source"] for p in pool_runs(sets)] == ["a.json + c.json", "b.json", "old.json"]
+    assert [p["_source"] for p in pool_runs([run("old.json"), run("a.json", halted, 2)])] == ["old.json + a.json"]
+    assert [p["_source"] for p in pool_runs([run("x.json"), run("y.json", seed=2)])] == ["x.json + y.json"]

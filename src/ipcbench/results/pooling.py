@@ -14,14 +14,18 @@ into one set, case by case (a case is mechanism, pattern, payload, workers, star
 * a case that failed in one file and was measured in another counts as measured (``pooled_from`` names
   the files it was measured in); one that failed in every file stays failed, with each file's reason.
 
-Sets of different machines or Python versions are never pooled. A set pooled from several files is named
+Sets of different machines or Python versions are never pooled, nor sets of one machine whose idle CPUs
+waited differently (``machine.cpu_idle``: on the 2-vCPU reference VM, vCPUs that poll before they halt
+made 8 B round trips ~3x faster, docs/measurement.md "Idle vCPUs that poll"); a file from before that was
+recorded pools with its machine's other files where those recorded one setting only, and stays apart
+where they recorded several (it cannot be told which it ran under). A set pooled from several files is named
 ``a.json + b.json`` (``_source``) and carries ``run.pooled_from``; a setup with one file is left as it is.
 """
 
 from __future__ import annotations
 
 from ..plan import metrics as registry
-from .schema import CASE_COLUMNS, allocator_of, between_run_of, machine_id_of, python_version_of
+from .schema import CASE_COLUMNS, allocator_of, between_run_of, cpu_idle_of, machine_id_of, python_version_of
 from .summary import TARGET_CI, summarize
 
 CASE_FIELDS = CASE_COLUMNS[2:]          # a case within one machine and Python version
@@ -66,14 +70,32 @@ def _skips(rs: dict) -> list:
     return skipped if isinstance(skipped, list) else []
 
 
-def pool_runs(sets: list[dict]) -> list[dict]:
-    """Result sets -> one set per (machine, Python version, allocator state), in the order each setup first
-    appears. The pooled set's ``run.skipped_mechanisms`` lists every file's, each with its ``source``."""
+def setup_groups(sets: list[dict]) -> list[list[dict]]:
+    """Result sets -> the groups ``pool_runs`` pools, in the order each first appears: one per (machine,
+    Python version, allocator state, CPU idle setting); a set without a recorded idle setting joins its
+    setup's one recorded setting, or stays alone where its setup recorded several (module doc)."""
     groups: dict[tuple, list[dict]] = {}
     for rs in sets:
         groups.setdefault((machine_id_of(rs), python_version_of(rs), allocator_of(rs)), []).append(rs)
-    out = []
+    out: list[list[dict]] = []
     for group in groups.values():
+        recorded = list(dict.fromkeys(idle for rs in group if (idle := cpu_idle_of(rs)) is not None))
+        if len(recorded) <= 1:
+            out.append(group)
+            continue
+        by_idle: dict = {}
+        for rs in group:
+            idle = cpu_idle_of(rs)
+            by_idle.setdefault(idle if idle is not None else ("unknown", id(rs)), []).append(rs)
+        out.extend(by_idle.values())
+    return out
+
+
+def pool_runs(sets: list[dict]) -> list[dict]:
+    """Result sets -> one set per setup (``setup_groups``), in the order each setup first appears. The
+    pooled set's ``run.skipped_mechanisms`` lists every file's, each with its ``source``."""
+    out = []
+    for group in setup_groups(sets):
         if len(group) == 1:
             out.append(group[0])
             continue

@@ -101,6 +101,15 @@ def between_run_of(rs: dict) -> dict[str, float]:
     return out
 
 
+def cpu_idle_of(rs: dict) -> tuple | None:
+    """How the machine's idle CPUs waited during the run (``machine.cpu_idle``: driver, governor,
+    ``guest_halt_poll_ns``), as a tuple to compare; None for a file from before it was recorded."""
+    idle = (rs.get("machine") or {}).get("cpu_idle")
+    if not isinstance(idle, dict):
+        return None
+    return tuple(str(idle.get(k)) for k in ("driver", "governor", "guest_halt_poll_ns"))
+
+
 def python_version_of(rs: dict):
     return rs.get("python", {}).get("python_version")
 
