@@ -11,7 +11,8 @@ the rate, and where the first producer's ``None`` came, with the rates before an
 loops, alternated: ``plain`` (``get()``, a None check, a count: the user's loop), ``every`` (a clock read
 and an append for every receipt, with the window's checks, as ``patterns.tagged_window`` did until
 2026-12-03) and ``tagged`` (the producers tag every 8th message with their index and the rest with index
-+ 128; the consumer reads the clock and keeps a receipt for those only, as ``tagged_window`` does since).
++ 128; the consumer is ``patterns.tagged_window`` itself, which reads the clock and keeps a receipt for
+those only).
 
 ``window``: does where and how long the drain is timed, or how a producer waits once it has put
 everything, move the rate? Four drains, alternated: ``short`` as a quick round times it (20,000 a
@@ -20,9 +21,9 @@ producer, 12,500 received untimed, 11,000 timed), ``long`` as the hand loop does
 as ipcbench's do (``shortpoll``, ``longpoll``), instead of exiting; printed, each against ``long``
 (geometric mean of the paired ratios, +-2 standard errors). N is not used.
 
-    python tools/fanin_probe.py shares [N] [DRAINS] [--share F]     # default 50,000 and 8 drains
-    python tools/fanin_probe.py stamping [N] [REPS]                 # default 50,000 and 6 reps of each
-    python tools/fanin_probe.py window [N] [REPS]                   # default 16 reps of each
+    PYTHONPATH=src python tools/fanin_probe.py shares [N] [DRAINS] [--share F]     # default 50,000 and 8 drains
+    PYTHONPATH=src python tools/fanin_probe.py stamping [N] [REPS]                 # default 50,000 and 6 reps of each
+    PYTHONPATH=src python tools/fanin_probe.py window [N] [REPS]                   # default 16 reps of each
 
 On the 2-vCPU reference VM, 2026-12-03: ``shares`` (~16:40 UTC, 8 drains): a producer ended inside the
 timed window in 7 of 8, after 70-92 % of it (the feeder alone on its CPU delivered about 3/4 of the
@@ -45,8 +46,10 @@ import time
 from array import array
 from time import perf_counter, perf_counter_ns
 
+from ipcbench.measure.channels import UNSTAMPED
+from ipcbench.measure.patterns import tagged_window
+
 WARM = 2000
-UNSTAMPED = 128
 FORMS = ("plain", "every", "tagged")
 
 
@@ -126,7 +129,7 @@ def stamping_drain(n: int, form: str):
                 ended += 1
         times = [array("q"), array("q")]
         marks = [array("q"), array("q")]
-        appends, numbers, clock = [t.append for t in times], [m.append for m in marks], perf_counter_ns
+        appends, clock = [t.append for t in times], perf_counter_ns
         soft = hard = 1 << 62
         got = 0
         t0 = perf_counter()
@@ -145,20 +148,9 @@ def stamping_drain(n: int, form: str):
                 got += 1
                 if t >= hard or (t >= soft and got - 1 >= 5):
                     break
-        else:
-            while got < n:
-                msg = get()
-                if msg is None:
-                    break
-                got += 1
-                tag = msg[0]
-                if tag >= UNSTAMPED:
-                    continue
-                t = clock()
-                appends[tag](t)
-                numbers[tag](got)
-                if t >= hard or (t >= soft and got >= 5):
-                    break
+        else:           # ipcbench's own loop, its window open from the start, closing after n receipts
+            ended_early, _ = tagged_window(get, clock, times, marks, 2, 0, 0, 0, hard, n, lambda: None)
+            got = 0 if ended_early else max(m[-1] for m in marks if m)     # receipts, to its last stamped one
         rate = got / (perf_counter() - t0)
         if got < n:
             raise RuntimeError(f"a producer ended after {got} of {n} timed messages")

@@ -516,7 +516,6 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     marks = [array("q") for _ in range(producers)]          # tagged: the number of each stamped receipt
     ended = 0                      # producers whose sentinel has arrived
     clock = perf_counter_ns
-    counted = 0                    # receipts in the counted window
     buffered = drained = 0
     if fill_first:
         go.set()
@@ -551,12 +550,12 @@ def _one_way(rnd: Round, mech: Makers, producers: int, tagged: bool) -> RoundRes
     if ended == producers:
         pass                        # every producer ended while the pipe's messages were received
     elif tagged:
-        ended, counted = tagged_window(recv, clock, times, marks, producers, ended, t_steady, soft, hard,
-                                       min_messages, on_open, buffered + drained)
+        ended, _ = tagged_window(recv, clock, times, marks, producers, ended, t_steady, soft, hard,
+                                 min_messages, on_open, buffered + drained)
     else:
         skip = (-(buffered + drained)) % every      # messages to receive before the next stamped one
-        ended, counted = stream_window(recv, clock, times[0], skip, every, t_steady, soft, hard, min_messages,
-                                       on_open)
+        ended, _ = stream_window(recv, clock, times[0], skip, every, t_steady, soft, hard, min_messages,
+                                 on_open)
     cpu0 = opened.get("cpu0")
     cpu1 = rnd.cpu_snapshot()
     exhausted = ended > 0           # a producer sent all its messages before the window closed
