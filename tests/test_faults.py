@@ -250,3 +250,61 @@ def test_cleanup_after_a_failed_round_spares_names_another_process_still_uses():
         from multiprocessing import resource_tracker
 
         resource_tracker.unregister(f"/{orphan_name}", "shared_memory")
+
+
+def _sleeper(seconds: float, code: int) -> None:
+    time.sleep(seconds)
+    os._exit(code)
+
+
+def test_the_peer_monitor_never_waits_on_a_timer_and_still_sees_exits_and_close(monkeypatch):
+    """PeerMonitor sleeps until a peer exits or watch()/close() wake it: every wait it makes has no timeout
+    (a timed wait in the timing process sped round trips up by 6-10 % on the reference VM,
+    tools/timer_wakeups.py). It still reports a peer that dies, picks up a peer watched after it started,
+    leaves on close() and closes its wake-up pipe."""
+    import multiprocessing as mp
+    from multiprocessing import connection
+
+    from ipcbench.measure.harness import PeerMonitor
+
+    timeouts = []
+    real_wait = connection.wait
+
+    def recording_wait(objects, timeout=None):
+        timeouts.append(timeout)
+        return real_wait(objects, timeout)
+    monkeypatch.setattr(connection, "wait", recording_wait)
+    failures = []
+    mon = PeerMonitor(failures.append)
+    fds = (mon._wake_r, mon._wake_w)
+    mon.start()
+    ctx = mp.get_context("fork")
+    healthy = ctx.Process(target=_sleeper, args=(30, 0), name="healthy", daemon=True)
+    dying = ctx.Process(target=_sleeper, args=(0.3, 3), name="dying", daemon=True)
+    try:
+        healthy.start()
+        mon.watch(healthy)
+        time.sleep(0.1)                         # the monitor now blocks on the healthy peer alone
+        dying.start()
+        mon.watch(dying)                        # must be picked up without a timer
+        deadline = time.monotonic() + 10
+        while not failures and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert failures == ["peer process 'dying' exited with status 3 during the round"]
+        mon.join(5)                             # it returns after reporting
+        assert not mon.is_alive()
+    finally:
+        for p in (healthy, dying):
+            p.kill()
+            p.join()
+    assert timeouts and set(timeouts) == {None}
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+
+    quiet = PeerMonitor(failures.append)
+    quiet.start()
+    time.sleep(0.05)
+    quiet.close()                               # nothing watched: close() alone ends it
+    quiet.join(5)
+    assert not quiet.is_alive() and len(failures) == 1

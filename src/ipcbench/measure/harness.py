@@ -316,6 +316,12 @@ class PeerMonitor(threading.Thread):
 
     A peer may exit with status 0 once the pattern has called ``Round.stopping()``; any other exit (a
     crash, a signal, ``os._exit``) calls ``on_failure(reason)``.
+
+    The thread sleeps until a peer exits or ``watch()``/``close()`` write to its wake-up pipe: never on a
+    timer. It used to wait 0.2 s at a time, and that timed wait in the timing process made round trips
+    faster than a user's loop gets on a VM whose idle CPUs halt (socketpair 8 B round trip on the 2-vCPU
+    reference VM: +8-11 % in three runs of ``python tools/timer_wakeups.py``; a timed wait of 1 s, or
+    none, ~0 %): see docs/measurement.md, "Timers in the timing process".
     """
 
     def __init__(self, on_failure):
@@ -325,10 +331,22 @@ class PeerMonitor(threading.Thread):
         self._closed = threading.Event()
         self.stopping = False
         self._on_failure = on_failure
+        # watch() and close() wake the thread through this pipe; it never wakes on a timer (class doc)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def _wake(self) -> None:
+        """Wake the thread (the caller holds ``_lock``); a full pipe already holds wake-ups enough."""
+        if self._wake_w is not None:
+            try:
+                os.write(self._wake_w, b"w")
+            except BlockingIOError:
+                pass
 
     def watch(self, proc) -> None:
         with self._lock:
             self._procs.append(proc)
+            self._wake()
 
     def watched(self) -> list:
         with self._lock:
@@ -336,6 +354,8 @@ class PeerMonitor(threading.Thread):
 
     def close(self) -> None:
         self._closed.set()
+        with self._lock:
+            self._wake()
 
     def fail(self, reason: str) -> None:
         """A failure seen elsewhere (a thread peer's exception): the round's failure, as a dead peer's is."""
@@ -343,6 +363,15 @@ class PeerMonitor(threading.Thread):
             self._on_failure(reason)
 
     def run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            with self._lock:
+                for fd in (self._wake_r, self._wake_w):
+                    os.close(fd)
+                self._wake_r = self._wake_w = None
+
+    def _watch(self) -> None:
         from multiprocessing.connection import wait
 
         judged: set[int] = set()
@@ -363,10 +392,8 @@ class PeerMonitor(threading.Thread):
                     self._on_failure(f"peer process {p.name!r} exited before the round was finished")
                     return
             alive = [p.sentinel for p in procs if p.exitcode is None]
-            if alive:
-                wait(alive, timeout=0.2)
-            else:
-                self._closed.wait(0.2)
+            if self._wake_r in wait(alive + [self._wake_r]):
+                os.read(self._wake_r, 4096)
 
 
 class Round:
