@@ -402,3 +402,31 @@ def test_ctrl_c_reaps_everything_and_keeps_the_reps_measured(tmp_path, no_leftov
     doc = json.loads(out.read_text())
     assert doc["status"] == "interrupted"
     assert doc["pairs"][0]["reps"][0]["hand"]["ok"] and doc["pairs"][0]["reps"][0]["ipcbench"]["ok"]
+
+
+def test_the_selfcheck_bar_on_a_terminal_draws_at_steps_only_never_on_a_timer(monkeypatch):
+    """On a terminal the selfcheck's rich bar is drawn at each step, with no refresh thread waking the
+    machine while a hand loop or a round runs (RichProgress of ipcbench run: the same reason)."""
+    import io
+    import threading
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    pairs, _ = sc.select_pairs(["pipe_duplex"], ["roundtrip"], sc.Settings(8, 2, TOL, "spread", "fork", "quick",
+                                                                          None, 0.05, 30.0))
+    before = set(threading.enumerate())
+    prog = sc.Progress(pairs, 2)
+    prog.start()
+    try:
+        assert prog.bar is not None and set(threading.enumerate()) == before
+        drawn = tty.getvalue()
+        time.sleep(0.3)
+        assert tty.getvalue() == drawn                    # nothing drawn between steps
+        prog.step(0, 0, "hand", {"ok": True, "wall_s": 0.5, "rate": 1.0})
+        assert "pipe_duplex roundtrip rep 1/2 hand" in tty.getvalue()[len(drawn):]
+    finally:
+        prog.stop()

@@ -8,6 +8,8 @@ the parent process:
     monitor   ipcbench's ``harness.PeerMonitor`` watching the echo (needs PYTHONPATH=src)
     P         (a number of seconds) a thread looping on that wait with ``timeout=P``: what PeerMonitor
               did until 2026-12-03, with P = 0.2
+    proc:P    another process (unpinned) that sleeps P seconds at a time: what a progress display
+              refreshing P times a second in the runner is to a round
 
 The conditions rotate rep by rep; printed: the median rate of each and the geometric mean of its paired
 ratio to the first condition.
@@ -52,10 +54,24 @@ def timed(fd: int, msg: bytes, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def _tick(period: float) -> None:
+    os.sched_setaffinity(0, {0, 1})
+    while True:
+        time.sleep(period)
+
+
 def beside(condition: str, proc):
     """Start what runs beside the loop; returns its stop function."""
     if condition == "none":
         return lambda: None
+    if condition.startswith("proc:"):
+        ticker = proc.__class__(target=_tick, args=(float(condition[5:]),), daemon=True)
+        ticker.start()
+
+        def stop_ticker():
+            ticker.kill()
+            ticker.join()
+        return stop_ticker
     if condition == "monitor":
         from ipcbench.measure.harness import PeerMonitor
 
@@ -108,16 +124,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=30, help="rotations of the conditions (default 30)")
     parser.add_argument("--n", type=int, default=5000, help="round trips timed a run (default 5,000)")
     parser.add_argument("--conditions", default="none,inf,0.2,monitor",
-                        help="comma list: none, inf, monitor or a timeout in seconds (default none,inf,0.2,monitor)")
+                        help="comma list: none, inf, monitor, P (a thread's timeout in seconds) or proc:P "
+                             "(a process sleeping P s at a time) (default none,inf,0.2,monitor)")
     args = parser.parse_args()
     conds = args.conditions.split(",")
     for c in conds:
         if c not in ("none", "inf", "monitor"):
             try:
-                if float(c) <= 0:
+                if float(c.removeprefix("proc:")) <= 0:
                     raise ValueError
             except ValueError:
-                parser.error(f"unknown condition {c!r}: none, inf, monitor or a positive number of seconds")
+                parser.error(f"unknown condition {c!r}: none, inf, monitor, or P or proc:P with P a positive "
+                             "number of seconds")
     if args.reps < 1 or args.n < 1:
         parser.error("--reps and --n: at least 1")
     if len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):

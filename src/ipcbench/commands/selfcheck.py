@@ -532,9 +532,11 @@ class Progress:
             from rich.progress import Progress as Bar
 
             self.bar = Bar(TextColumn("{task.description:<48}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                           TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=Console(stderr=True))
+                           TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=Console(stderr=True),
+                           auto_refresh=False)         # drawn at each step, never on a timer (RichProgress)
             self.task = self.bar.add_task("starting", total=self.total, eta="?")
             self.bar.start()
+            self.bar.refresh()
         else:
             more = f", up to {self.max_reps} while INCONCLUSIVE" if self.max_reps > self.n_reps else ""
             print(f"ipcbench selfcheck: {len(self.pairs)} pairs x {self.n_reps} reps{more} (a hand loop and an "
@@ -584,7 +586,7 @@ class Progress:
             f"{self.pairs[i].label} rep {rep + 1} (<= {self.max_reps})"
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done, total=self.total, description=f"{label} {side}",
-                            eta=eta)
+                            eta=eta, refresh=True)
             return
         if "hand" in rec and "ipcbench" in rec:
             h, o = rec["hand"], rec["ipcbench"]

@@ -212,6 +212,12 @@ class LineProgress(_Base):
 
 
 class RichProgress(_Base):
+    """The bar is drawn when a round starts or ends, never on a timer: rich's auto-refresh (a thread
+    redrawing 10 times a second in the runner) woke the machine during every round, and a process that
+    wakes every 0.1 s made a socketpair round trip 6 % faster on the reference VM (``python
+    tools/timer_wakeups.py --conditions none,proc:0.1``; docs/measurement.md, "Timers in the timing
+    process"): a run on a terminal would have read faster than the same run piped to a file."""
+
     def __init__(self):
         from rich.console import Console
 
@@ -223,16 +229,17 @@ class RichProgress(_Base):
         super().start(cases, round_weights, min_rounds, max_rounds, run_budget_s, floor_rounds)
         self.progress = Progress(TextColumn("{task.description:<52}"), BarColumn(), TextColumn("{task.fields[count]}"),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
+                                 console=self.console, transient=False, auto_refresh=False)
         self.task = self.progress.add_task("starting", total=self.forecast.expected_weight(), count=self._count())
         self.progress.start()
+        self.progress.refresh()
 
     def _count(self) -> str:
         f = self.forecast
         return f"{self.i}/{self.n} cases, {f.rounds_done()}/~{f.rounds_expected(f.scale(self.elapsed()))} rounds"
 
     def round_started(self, i, round_index):
-        self.progress.update(self.task, description=f"{self.cases[i].label()} round {round_index + 1}")
+        self.progress.update(self.task, description=f"{self.cases[i].label()} round {round_index + 1}", refresh=True)
 
     def round_done(self, i):
         super().round_done(i)
@@ -241,7 +248,8 @@ class RichProgress(_Base):
     def _refresh(self):
         f = self.forecast
         scale = f.scale(self.elapsed())
-        self.progress.update(self.task, total=f.expected_weight(scale), completed=f.done_weight(), count=self._count())
+        self.progress.update(self.task, total=f.expected_weight(scale), completed=f.done_weight(), count=self._count(),
+                             refresh=True)
 
     def case_done(self, i, record):
         super().case_done(i, record)
