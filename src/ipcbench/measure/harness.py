@@ -320,8 +320,8 @@ class PeerMonitor(threading.Thread):
     The thread sleeps until a peer exits or ``watch()``/``close()`` write to its wake-up pipe: never on a
     timer. It used to wait 0.2 s at a time, and that timed wait in the timing process made round trips
     faster than a user's loop gets on a VM whose idle CPUs halt (socketpair 8 B round trip on the 2-vCPU
-    reference VM: +8-11 % in three runs of ``python tools/timer_wakeups.py``; a timed wait of 1 s, or
-    none, ~0 %): see docs/measurement.md, "Timers in the timing process".
+    reference VM: +6-10 % in three runs of ``python tools/timer_wakeups.py``; an untimed wait, or this
+    monitor now, +0-3 %): see docs/measurement.md, "Timers in the timing process".
     """
 
     def __init__(self, on_failure):
