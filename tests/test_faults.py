@@ -308,3 +308,36 @@ def test_the_peer_monitor_never_waits_on_a_timer_and_still_sees_exits_and_close(
     quiet.close()                               # nothing watched: close() alone ends it
     quiet.join(5)
     assert not quiet.is_alive() and len(failures) == 1
+
+
+def test_the_peer_monitor_judges_a_peer_that_exits_between_two_readings_of_its_exit_code():
+    """A peer that exits right after the monitor judged it alive must still wake it: the wait includes
+    every peer judged alive in that pass (read again, the exit code would drop it from the wait while
+    nobody had judged it: a round that then waited for ever on the peer's partner, as CI once did)."""
+    from ipcbench.measure.harness import PeerMonitor
+
+    class Flicker:                                 # alive at the first reading, killed at every later one
+        name, readings = "client-1", 0
+
+        def __init__(self):
+            self.sentinel, w = os.pipe()
+            os.close(w)                            # a dead process's sentinel: at end of file
+
+        @property
+        def exitcode(self):
+            self.readings += 1
+            return None if self.readings == 1 else -9
+
+    failures = []
+    peer = Flicker()
+    mon = PeerMonitor(failures.append)
+    try:
+        mon.start()
+        time.sleep(0.1)                            # the monitor blocks, nothing to watch yet
+        mon.watch(peer)                            # its wake-up is read before the pass that judges it
+        mon.join(5)
+        assert failures == ["peer process 'client-1' was killed by signal 9 during the round"]
+        assert not mon.is_alive()
+    finally:
+        mon.close()
+        os.close(peer.sentinel)

@@ -600,3 +600,17 @@ def test_the_callback_form_waits_for_the_kth_callback_from_another_thread_and_fa
 
     assert run() == {"got": [b"abcd"] * 5}
     assert run(fail_at=2) == {"error": "1 of 5 tasks failed: ValueError('worker raised')"}
+
+
+def test_a_clients_window_ends_past_its_soft_end_only_once_every_client_has_run():
+    """rpc and contention: past the soft end the parent stops the clients once they have min_ops together
+    and every client has finished a sample; the hard deadline and the cap end it regardless."""
+    from ipcbench.measure.patterns import clients_window_ends
+
+    soft, hard, cap, least = 5_000_000, 2_000_000_000, 300, 3
+    assert not clients_window_ends(4_999_999, soft, hard, [50, 50], cap, least)        # before the soft end
+    assert clients_window_ends(soft, soft, hard, [2, 1], cap, least)                  # both ran, 3 together
+    assert not clients_window_ends(soft, soft, hard, [2, 0], cap, least)              # too few together
+    assert not clients_window_ends(40_000_000, soft, hard, [120, 0], cap, least)      # client 2 never ran
+    assert clients_window_ends(hard, soft, hard, [120, 0], cap, least)                # ...until the deadline
+    assert clients_window_ends(1_000, soft, hard, [300, 0], cap, least)               # or the cap

@@ -378,9 +378,16 @@ class PeerMonitor(threading.Thread):
         while not self._closed.is_set():
             with self._lock:
                 procs = list(self._procs)
+            # One reading of every exit code serves both the judging and the wait below: a peer that
+            # exits after it is in ``alive`` and wakes the wait (its sentinel); read again for ``alive``,
+            # a peer that exited in between would be judged by nobody and waited on by nothing.
+            alive = []
             for p in procs:
                 code = p.exitcode              # polls without blocking
-                if code is None or id(p) in judged:
+                if code is None:
+                    alive.append(p.sentinel)
+                    continue
+                if id(p) in judged:
                     continue
                 judged.add(id(p))
                 if self._closed.is_set():
@@ -391,7 +398,6 @@ class PeerMonitor(threading.Thread):
                 if not self.stopping:
                     self._on_failure(f"peer process {p.name!r} exited before the round was finished")
                     return
-            alive = [p.sentinel for p in procs if p.exitcode is None]
             if self._wake_r in wait(alive + [self._wake_r]):
                 os.read(self._wake_r, 4096)
 

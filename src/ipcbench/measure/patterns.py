@@ -824,6 +824,17 @@ def counted_ops(client_times, t_stop: int, per_sample: int = 1) -> tuple[list[in
     return samples, len(samples) * per_sample, last
 
 
+def clients_window_ends(now: int, soft: int, hard: int, counts: list[int], cap: int, min_ops: int) -> bool:
+    """Whether the parent of ``_clients`` stops the clients at this poll: at the hard deadline; when their
+    ops together reach ``cap``; or past the soft end once they have ``min_ops`` together *and every client
+    has finished at least one sample*, so that a window of N clients always held N at work (on 2 vCPUs a
+    client could still be waiting for a CPU when a 5 ms window ended: a "2-client" round of one)."""
+    done = sum(counts)
+    if now >= hard or done >= cap:
+        return True
+    return now >= soft and done >= min_ops and all(counts)
+
+
 def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: int = 1) -> RoundResult:
     """Run one client process per target argument tuple, all started on one ``go`` and all stopped by one
     flag. ``max_messages`` samples (each ``per_sample`` ops) cap their sum, checked by the parent every
@@ -855,11 +866,11 @@ def _clients(rnd: Round, client, targets: list, bytes_per_op: int, per_sample: i
     t_go = perf_counter_ns()
     soft, hard = _deadlines(spec, t_go)
     go.set()
+    cap = spec.max_messages * per_sample
     while True:
         time.sleep(min(0.01, spec.budget_s / 10))
         now = perf_counter_ns()
-        done = sum(counts[i] for i in slots)
-        if done >= spec.max_messages * per_sample or now >= hard or (now >= soft and done >= spec.min_messages):
+        if clients_window_ends(now, soft, hard, [counts[i] for i in slots], cap, spec.min_messages):
             break
     t_stop = perf_counter_ns()
     cpu1 = rnd.cpu_snapshot()
